@@ -1,0 +1,118 @@
+package kes
+
+import (
+	"fmt"
+	"net/http"
+)
+
+// Error is an error answered by a KES server: the HTTP status code and the
+// message of the JSON error body.
+//
+// The messages of the values below are API: MinIO and scripts match on them,
+// so their text never changes.
+type Error struct {
+	Status int    // HTTP status code
+	Msg    string // message of the error body
+}
+
+// NewError returns an [*Error] with the given status code and message.
+func NewError(status int, msg string) *Error { return &Error{Status: status, Msg: msg} }
+
+// Errorf returns an [*Error] with the given status code and a formatted message.
+func Errorf(status int, format string, args ...any) *Error {
+	return &Error{Status: status, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Is reports whether target is an [*Error] with the same status and message,
+// so that an error decoded from a response matches the values below.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t != nil && e != nil && e.Status == t.Status && e.Msg == t.Msg
+}
+
+// Errors answered by KES servers (spec api.md §2).
+var (
+	// ErrKeyNotFound is returned when the named key does not exist.
+	ErrKeyNotFound = NewError(http.StatusNotFound, "key does not exist")
+	// ErrKeyExists is returned when a key with the name exists already.
+	ErrKeyExists = NewError(http.StatusBadRequest, "key already exists")
+	// ErrPolicyNotFound is returned when the named policy does not exist.
+	ErrPolicyNotFound = NewError(http.StatusNotFound, "policy does not exist")
+	// ErrIdentityNotFound is returned when the identity is neither the admin
+	// nor assigned to a policy.
+	ErrIdentityNotFound = NewError(http.StatusNotFound, "identity does not exist")
+	// ErrNotAllowed is returned when the client identity is unknown or its
+	// policy does not allow the request.
+	ErrNotAllowed = NewError(http.StatusForbidden, "not authorized: insufficient permissions")
+	// ErrDecrypt is returned when a ciphertext is malformed, was not produced
+	// by the key, or the context does not match.
+	ErrDecrypt = NewError(http.StatusBadRequest, "decryption failed: ciphertext is not authentic")
+	// ErrNoHMAC is returned by the HMAC API for keys stored in a pre-2024
+	// format, which carry no HMAC key.
+	ErrNoHMAC = NewError(http.StatusConflict, "key does not support HMAC")
+	// ErrInvalidBody is returned when a request body is not valid JSON, has
+	// the wrong shape or is larger than the route allows.
+	ErrInvalidBody = NewError(http.StatusBadRequest, "invalid request body")
+	// ErrInvalidImportBody is ErrInvalidBody of the import API.
+	ErrInvalidImportBody = NewError(http.StatusBadRequest, "invalid import key request body")
+	// ErrNoClientCert is returned when a request carries no client certificate.
+	ErrNoClientCert = NewError(http.StatusBadRequest, "tls: client certificate is required")
+	// ErrManyClientCerts is returned when a client sends more than one
+	// non-CA certificate.
+	ErrManyClientCerts = NewError(http.StatusBadRequest, "tls: received more than one client certificate")
+	// ErrInsecureConnection is returned for requests that do not use TLS.
+	ErrInsecureConnection = NewError(http.StatusBadRequest, "insecure connection: TLS is required")
+	// ErrStoreUnreachable is returned by the readiness API when the key store
+	// cannot be reached.
+	ErrStoreUnreachable = NewError(http.StatusGatewayTimeout, "key store is not reachable")
+	// ErrStoreUnavailable is returned by the readiness API when the key store
+	// answers with an error.
+	ErrStoreUnavailable = NewError(http.StatusBadGateway, "key store is unavailable")
+)
+
+// Legacy errors that servers before 2023-10 answered and clients still
+// recognise (spec api.md §5).
+var (
+	errLegacyKeyExists  = NewError(http.StatusBadRequest, "key does already exist")
+	errLegacyNotAllowed = NewError(http.StatusForbidden, "prohibited by policy")
+)
+
+// ErrInvalidKeyName returns the error for a key name that is empty, too long
+// or contains characters outside [0-9A-Za-z_-].
+func ErrInvalidKeyName(name string) *Error {
+	return Errorf(http.StatusBadRequest, "key name '%s' is empty, too long or contains invalid characters", name)
+}
+
+// ErrInvalidPolicyName returns the error for an invalid policy name.
+func ErrInvalidPolicyName(name string) *Error {
+	return Errorf(http.StatusBadRequest, "policy name '%s' is empty, too long or contains invalid characters", name)
+}
+
+// ErrInvalidIdentity returns the error for an invalid identity.
+func ErrInvalidIdentity(id string) *Error {
+	return Errorf(http.StatusBadRequest, "identity '%s' is empty, too long or contains invalid characters", id)
+}
+
+// ErrInvalidPattern returns the error for an invalid listing pattern.
+func ErrInvalidPattern(pattern string) *Error {
+	return Errorf(http.StatusBadRequest, "listing pattern '%s' is empty, too long or is invalid", pattern)
+}
+
+// ErrMethod returns the error for a request whose method the route does not accept.
+func ErrMethod(got, want string) *Error {
+	return Errorf(http.StatusMethodNotAllowed, "received method '%s' expected '%s'", got, want)
+}
+
+// canonical maps legacy error texts to the current values so that errors.Is
+// works against old servers too.
+func canonical(e *Error) *Error {
+	switch {
+	case e.Is(errLegacyKeyExists):
+		return ErrKeyExists
+	case e.Is(errLegacyNotAllowed):
+		return ErrNotAllowed
+	}
+	return e
+}

@@ -1,0 +1,74 @@
+// Package keystore defines the contract between the KES server and the
+// places master keys are kept (Vault, cloud secret managers, a directory,
+// memory).
+//
+// A store keeps an opaque byte string per key name: the stored key record of
+// spec crypto.md §2. It never parses it, so records written by upstream KES
+// are served unchanged and records we write are readable by upstream.
+//
+// Stores know nothing of HTTP. A backend (one folder below this one) imports
+// this package, the SDK's error values and its vendor SDK, nothing else.
+package keystore
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Store is a key store. Implementations are safe for concurrent use.
+//
+// Errors: Create returns an error that matches kes.ErrKeyExists (errors.Is)
+// when the name is taken; Get and Delete return one matching
+// kes.ErrKeyNotFound when it is not, except for stores that, as upstream,
+// treat deleting a missing key as success (Vault, Azure, KeySecure). Any error
+// that means the store could not be reached wraps an [*UnreachableError].
+// Names the store cannot hold safely (a path separator for a directory) are
+// rejected with an error, never mapped to another name.
+type Store interface {
+	// Status probes the store and returns its latency.
+	Status(ctx context.Context) (State, error)
+
+	// Create stores value under name if no value is stored under it yet.
+	Create(ctx context.Context, name string, value []byte) error
+
+	// Get returns the value stored under name.
+	Get(ctx context.Context, name string) ([]byte, error)
+
+	// Delete removes the value stored under name.
+	Delete(ctx context.Context, name string) error
+
+	// List returns up to n names that start with prefix, sorted, beginning
+	// at the first name that is >= continueAt (if not empty). If more names
+	// match, next is the first name not returned; else next is empty.
+	// n <= 0 means a store-chosen page size.
+	List(ctx context.Context, prefix, continueAt string, n int) (names []string, next string, err error)
+
+	io.Closer
+}
+
+// State is the result of a successful [Store.Status] probe.
+type State struct {
+	Latency time.Duration
+}
+
+// UnreachableError reports that a store could not be reached (network
+// failure, sealed Vault, missing directory). Readiness probes answer 504 for
+// it and 502 for any other error.
+type UnreachableError struct {
+	Err error
+}
+
+func (e *UnreachableError) Error() string { return "keystore: unreachable: " + e.Err.Error() }
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// IsUnreachable reports whether err wraps an [*UnreachableError].
+func IsUnreachable(err error) bool {
+	var u *UnreachableError
+	return errors.As(err, &u)
+}
+
+// ListPageSize is the page size List uses when n <= 0, as upstream.
+const ListPageSize = 1024
