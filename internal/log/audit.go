@@ -1,0 +1,168 @@
+package log
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/openkes/kes"
+)
+
+// AuditEvent describes one API call for the audit log. The server logs one
+// for every API call it answers, errors included (observability.md §2.1,
+// "one event per request" as the KES docs describe it).
+type AuditEvent struct {
+	// Time stamps the record. If zero, [AuditLog.Log] uses the current time.
+	Time time.Time
+
+	// Method and Path are the HTTP method and the URL path of the request,
+	// without query string. Only names may appear in a path, never secrets.
+	Method, Path string
+
+	// IP is the address of the TCP peer (or the forwarded client address
+	// in proxy mode). The zero value means unknown.
+	IP netip.Addr
+
+	// Identity is the identity of the caller; empty means unknown.
+	Identity kes.Identity
+
+	// Status is the HTTP status code of the response.
+	Status int
+
+	// Duration is the time the server took to answer.
+	Duration time.Duration
+}
+
+// AuditLog is the server's audit log (observability.md §2). Each event
+// passing the level becomes a slog text line at INFO on the console writer,
+// for example
+//
+//	time=2026-11-27T15:52:25.928Z level=INFO msg="secret key 'imp' created" req.method=PUT req.path=/v1/key/import/imp req.ip=127.0.0.1 req.identity=9fa7…98bf res.code=200 res.time=427.471µs
+//
+// and a JSON object on every [Subscription]:
+//
+//	{"time":"2026-11-27T15:52:25.928123456Z","request":{"ip":"127.0.0.1","path":"/v1/key/import/imp","identity":"9fa7…98bf"},"response":{"code":200,"time":427000}}
+//
+// The message is "secret key '<name>' created" for a successful (200) key
+// create or import, "secret key '<name>' deleted" for a successful key
+// delete, as upstream prints them, and "<METHOD> <path>" for every other
+// call. On the console an unknown address or identity prints as "<unknown>";
+// in JSON the field is left out.
+//
+// response.time is the duration in nanoseconds, truncated to microseconds,
+// as KES releases up to 2023-10 sent it. Later releases send milliseconds,
+// but the SDK and `kes log` decode the field as a Go duration, so only
+// nanoseconds are shown correctly by every client.
+//
+// An AuditLog must be created with [NewAuditLog]. It is safe for concurrent
+// use; OnEvent must be set before the first event is logged.
+type AuditLog struct {
+	// OnEvent, if not nil, is called once for every event that passes the
+	// level, whether or not anyone subscribes. It may be called
+	// concurrently and must be cheap.
+	OnEvent func()
+
+	level   slog.Leveler
+	console slog.Handler
+	hub     hub
+}
+
+// NewAuditLog returns an audit log that prints to w and streams to
+// subscribers when level is INFO or below. A nil level means INFO; pass a
+// *slog.LevelVar to change the level at run time.
+func NewAuditLog(w io.Writer, level slog.Leveler) *AuditLog {
+	if level == nil {
+		level = slog.LevelInfo
+	}
+	return &AuditLog{
+		level:   level,
+		console: slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}),
+	}
+}
+
+// Enabled reports whether the current level lets audit records (INFO) pass.
+func (a *AuditLog) Enabled() bool { return a.level.Level() <= slog.LevelInfo }
+
+// Subscribe returns a subscription to the events logged from now on. The
+// caller must close it.
+func (a *AuditLog) Subscribe() *Subscription { return a.hub.subscribe() }
+
+// Log records ev if the level lets INFO records pass. Console write errors
+// are ignored: an audit line that cannot be printed must not fail the
+// request that produced it.
+func (a *AuditLog) Log(ev AuditEvent) {
+	if !a.Enabled() {
+		return
+	}
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	r := slog.NewRecord(ev.Time, slog.LevelInfo, auditMessage(&ev), 0)
+	r.AddAttrs(
+		Request(ev.Method, ev.Path, ev.IP, ev.Identity),
+		slog.Group("res", slog.Int("code", ev.Status), slog.Duration("time", ev.Duration)),
+	)
+	_ = a.console.Handle(context.Background(), r)
+
+	if f := a.OnEvent; f != nil {
+		f()
+	}
+	if a.hub.active() {
+		if event := auditEvent(&ev); event != nil {
+			a.hub.publish(event)
+		}
+	}
+}
+
+// auditMessage returns the msg text of the console record of ev.
+func auditMessage(ev *AuditEvent) string {
+	if ev.Status == 200 {
+		for _, m := range [...]struct{ prefix, verb string }{
+			{"/v1/key/create/", "created"},
+			{"/v1/key/import/", "created"},
+			{"/v1/key/delete/", "deleted"},
+		} {
+			if name, ok := strings.CutPrefix(ev.Path, m.prefix); ok && name != "" {
+				return "secret key '" + name + "' " + m.verb
+			}
+		}
+	}
+	return ev.Method + " " + ev.Path
+}
+
+// auditJSON is the stream form of an audit event (observability.md §2.3).
+type auditJSON struct {
+	Time    time.Time `json:"time"` // RFC 3339 with nanoseconds
+	Request struct {
+		IP       string `json:"ip,omitempty"`
+		Path     string `json:"path"`
+		Identity string `json:"identity,omitempty"`
+	} `json:"request"`
+	Response struct {
+		Code int   `json:"code"`
+		Time int64 `json:"time"` // nanoseconds, see AuditLog
+	} `json:"response"`
+}
+
+// auditEvent returns the newline-terminated JSON stream event of ev, or nil
+// if it cannot be encoded (a time outside years 0–9999).
+func auditEvent(ev *AuditEvent) []byte {
+	var v auditJSON
+	v.Time = ev.Time
+	if ev.IP.IsValid() {
+		v.Request.IP = ev.IP.Unmap().String()
+	}
+	v.Request.Path = ev.Path
+	v.Request.Identity = ev.Identity.String()
+	v.Response.Code = ev.Status
+	v.Response.Time = int64(ev.Duration.Truncate(time.Microsecond))
+	b, err := json.Marshal(&v)
+	if err != nil {
+		return nil
+	}
+	return append(b, '\n')
+}

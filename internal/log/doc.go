@@ -1,0 +1,40 @@
+// Package log implements the two logs of the KES server (spec
+// observability.md §1–§2): the error log, a [log/slog] logger whose records
+// are printed as slog text lines, and the audit log, one typed [AuditEvent]
+// per API call. Both print to a console writer and fan every record out to
+// the live subscribers of GET /v1/log/error and GET /v1/log/audit
+// ([Subscription]).
+//
+// # Levels
+//
+// Each log has a minimum level, usually a *slog.LevelVar so that a config
+// reload can change it ([ParseLevel] reads the config values of config.md
+// §8). A record below the level is neither printed nor streamed nor counted.
+// Audit records are INFO, so an audit level of "off" or WARN and above
+// silences the audit log.
+//
+// # Streaming never blocks logging
+//
+// A subscriber buffers at most [SubscriberBuffer] events; while its buffer is
+// full, events for it are dropped and counted ([Subscription.Dropped]), so a
+// stalled HTTP client can neither slow down the server nor make it hold an
+// unbounded amount of memory. With no subscriber, no JSON is encoded at all.
+// The package starts no goroutines.
+//
+// # Metrics
+//
+// [ErrorLog.OnEvent] and [AuditLog.OnEvent] are called once for every record
+// that passes the level filter, whether or not anybody subscribes. Wired to
+// the kes_log_error_events and kes_log_audit_events counters this counts
+// every event the server produces, as KES releases up to 2024-01-11 did
+// (later releases count one per event and subscriber).
+//
+// # Secrets
+//
+// Nothing logged here may contain key material, plaintext, API keys or
+// tokens. Callers pass only names, paths, identities (public key hashes),
+// addresses and error texts that do not embed secrets; this package prints
+// what it is given.
+//
+// This package must not import internal/api or any key store.
+package log
