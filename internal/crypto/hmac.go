@@ -1,0 +1,64 @@
+package crypto
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"io"
+	"log/slog"
+)
+
+// HMACKey is the key of the HMAC API (spec crypto.md §7): 32 bytes used with
+// HMAC-SHA-256, independent of the master key.
+//
+// The zero value is a valid all-zero key and must not be used for anything
+// but tests. Methods are safe for concurrent use. String and LogValue never
+// print the key bytes.
+type HMACKey struct {
+	key [KeySize]byte
+}
+
+// NewHMACKey returns an HMAC key with a copy of key, which must be [KeySize]
+// bytes long ([ErrKeySize]).
+func NewHMACKey(key []byte) (HMACKey, error) {
+	if len(key) != KeySize {
+		return HMACKey{}, ErrKeySize
+	}
+	var h HMACKey
+	copy(h.key[:], key)
+	return h, nil
+}
+
+// GenerateHMACKey returns an HMAC key with bytes read from random, or from
+// crypto/rand if random is nil.
+func GenerateHMACKey(random io.Reader) (HMACKey, error) {
+	var h HMACKey
+	if err := readRandom(random, h.key[:]); err != nil {
+		return HMACKey{}, err
+	}
+	return h, nil
+}
+
+// Sum returns HMAC-SHA-256(key, message), 32 bytes in a new slice.
+func (h HMACKey) Sum(message []byte) []byte {
+	mac := hmac.New(sha256.New, h.key[:])
+	mac.Write(message)
+	return mac.Sum(make([]byte, 0, sha256.Size))
+}
+
+// Equal reports in constant time whether h and o hold the same key.
+func (h HMACKey) Equal(o HMACKey) bool {
+	return subtle.ConstantTimeCompare(h.key[:], o.key[:]) == 1
+}
+
+// Destroy zeroes the key bytes.
+func (h *HMACKey) Destroy() { clear(h.key[:]) }
+
+// String returns a fixed text, never the key bytes.
+func (h HMACKey) String() string { return "HMACKey(SHA256)" }
+
+// GoString is String, so that %#v does not print the key bytes.
+func (h HMACKey) GoString() string { return h.String() }
+
+// LogValue implements slog.LogValuer; it never logs the key bytes.
+func (h HMACKey) LogValue() slog.Value { return slog.StringValue(h.String()) }
