@@ -1,0 +1,305 @@
+package kes
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Retry and failover parameters (spec cli.md §2.1).
+const (
+	// MaxRetries is how often a request is repeated on one endpoint after a
+	// network error or a 503 response.
+	MaxRetries = 2
+	// ParkDuration is how long an endpoint that failed is skipped, unless
+	// every endpoint is parked.
+	ParkDuration = 30 * time.Second
+
+	retryDelay  = 200 * time.Millisecond
+	retryJitter = 800 * time.Millisecond
+
+	maxResponseSize = 8 << 20 // bytes of a JSON response the client reads
+	maxErrorSize    = 64 << 10
+)
+
+// ConnError is the error of a request that got no response from a server:
+// a refused connection, a failed TLS handshake, a timeout.
+type ConnError struct {
+	Host string // endpoint host, e.g. "127.0.0.1:7373"
+	Err  error  // the transport error
+}
+
+func (e *ConnError) Error() string { return "kes: connection error: " + e.Err.Error() }
+
+// Unwrap returns the transport error.
+func (e *ConnError) Unwrap() error { return e.Err }
+
+// request is one API call. Its body is kept as bytes so that every retry
+// sends it again from the start.
+type request struct {
+	method string
+	path   []string // path segments, escaped when the URL is built
+	body   []byte   // nil for no body
+	accept string
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// send performs req against the endpoints with retry and failover, and
+// returns a response with status 200. Any other status is decoded into an
+// [*Error]. The caller closes the response body.
+func (c *Client) send(ctx context.Context, req request) (*http.Response, error) {
+	order, parked := c.lb.order()
+	var (
+		resp *http.Response
+		err  error
+	)
+	for _, i := range order {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		resp, err = c.sendTo(ctx, c.endpoints[i], req)
+		if ctx.Err() != nil {
+			if resp != nil {
+				resp.Body.Close()
+			}
+			return nil, context.Cause(ctx)
+		}
+		if !endpointFailed(resp, err) {
+			break
+		}
+		if !parked[i] {
+			c.lb.park(i)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, parseErrorResponse(resp)
+	}
+	return resp, nil
+}
+
+// endpointFailed reports whether the endpoint itself failed: no response or
+// a 5xx status other than 501 (not implemented is an answer, not a fault).
+func endpointFailed(resp *http.Response, err error) bool {
+	if err != nil {
+		return true
+	}
+	return resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented
+}
+
+// sendTo sends req to one endpoint, retrying up to MaxRetries times on
+// network errors and 503 responses.
+func (c *Client) sendTo(ctx context.Context, endpoint *url.URL, req request) (*http.Response, error) {
+	u := endpointURL(endpoint, req.path)
+	for attempt := 0; ; attempt++ {
+		r, err := http.NewRequestWithContext(ctx, req.method, u, bodyReader(req.body))
+		if err != nil {
+			return nil, fmt.Errorf("kes: %w", err)
+		}
+		if req.body != nil {
+			body := req.body
+			r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+			r.Header.Set("Content-Type", "application/json")
+		}
+		if req.accept != "" {
+			r.Header.Set("Accept", req.accept)
+		}
+		resp, err := c.http.Do(r)
+		if err != nil {
+			err = &ConnError{Host: endpoint.Host, Err: err}
+		}
+		if attempt == MaxRetries || !retryable(resp, err) || ctx.Err() != nil {
+			return resp, err
+		}
+		if resp != nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorSize))
+			resp.Body.Close()
+		}
+		if serr := c.sleep(ctx, retryDelay+rand.N(retryJitter)); serr != nil {
+			return nil, serr
+		}
+	}
+}
+
+func bodyReader(b []byte) io.Reader {
+	if b == nil {
+		return nil
+	}
+	return bytes.NewReader(b)
+}
+
+// retryable reports whether a request should be repeated on the same
+// endpoint: the response was 503 or the error is a network error such as
+// a timeout, a reset or an unexpected EOF. Certificate errors are not
+// retried: they do not go away.
+func retryable(resp *http.Response, err error) bool {
+	if err == nil {
+		return resp.StatusCode == http.StatusServiceUnavailable
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	if _, ok := errors.AsType[*net.OpError](err); ok {
+		return true
+	}
+	ne, ok := errors.AsType[net.Error](err)
+	return ok && ne.Timeout()
+}
+
+// endpointURL joins the endpoint and the escaped path segments. As the
+// upstream SDK does, an empty last segment leaves no trailing slash.
+func endpointURL(endpoint *url.URL, segments []string) string {
+	var b strings.Builder
+	b.WriteString(endpoint.String())
+	for i, s := range segments {
+		if i == len(segments)-1 && s == "" {
+			break
+		}
+		b.WriteByte('/')
+		b.WriteString(url.PathEscape(s))
+	}
+	return b.String()
+}
+
+// parseErrorResponse turns a non-200 response into an [*Error]: the
+// "message" (or "error") field of a JSON body, otherwise the body text.
+// Legacy messages are mapped to the current error values.
+func parseErrorResponse(resp *http.Response) error {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorSize))
+	if err != nil {
+		return &ConnError{Host: resp.Request.URL.Host, Err: err}
+	}
+	msg := strings.TrimSpace(string(body))
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/json" {
+		var v struct {
+			Message string `json:"message"`
+			Error   string `json:"error"`
+		}
+		if json.Unmarshal(body, &v) == nil {
+			switch {
+			case v.Message != "":
+				msg = v.Message
+			case v.Error != "":
+				msg = v.Error
+			}
+		}
+	}
+	if msg == "" {
+		msg = http.StatusText(resp.StatusCode)
+	}
+	return canonical(NewError(resp.StatusCode, msg))
+}
+
+// balancer spreads requests over endpoints round-robin and parks those that
+// failed. It is safe for concurrent use.
+type balancer struct {
+	n    int
+	next atomic.Uint64
+	now  func() time.Time
+
+	mu     sync.Mutex
+	parked []time.Time // zero, or when the endpoint may be tried again
+}
+
+func newBalancer(n int) *balancer {
+	return &balancer{n: n, now: time.Now, parked: make([]time.Time, n)}
+}
+
+// order returns the endpoints to try, round-robin from the next start
+// index, without the parked ones; if every endpoint is parked, all of them.
+// parked marks the endpoints that were parked when order was computed.
+func (b *balancer) order() (order []int, parked []bool) {
+	start := int(b.next.Add(1)-1) % b.n
+	now := b.now()
+	parked = make([]bool, b.n)
+	b.mu.Lock()
+	for k := range b.n {
+		i := (start + k) % b.n
+		if now.Before(b.parked[i]) {
+			parked[i] = true
+			continue
+		}
+		order = append(order, i)
+	}
+	b.mu.Unlock()
+	if len(order) == 0 {
+		for k := range b.n {
+			order = append(order, (start+k)%b.n)
+		}
+	}
+	return order, parked
+}
+
+func (b *balancer) park(i int) {
+	b.mu.Lock()
+	b.parked[i] = b.now().Add(ParkDuration)
+	b.mu.Unlock()
+}
+
+// decodeJSON decodes a JSON response body of at most maxResponseSize bytes
+// into v and closes the body.
+func decodeJSON(resp *http.Response, v any) error {
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseSize+1))
+	if err != nil {
+		return &ConnError{Host: resp.Request.URL.Host, Err: err}
+	}
+	if len(body) > maxResponseSize {
+		return fmt.Errorf("kes: response of %s is larger than %d bytes", resp.Request.URL.Path, maxResponseSize)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("kes: invalid response of %s: %w", resp.Request.URL.Path, err)
+	}
+	return nil
+}
+
+// call sends req and decodes the JSON response into v, or discards the
+// body if v is nil.
+func (c *Client) call(ctx context.Context, req request, v any) error {
+	resp, err := c.send(ctx, req)
+	if err != nil {
+		return err
+	}
+	if v == nil {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorSize))
+		return resp.Body.Close()
+	}
+	return decodeJSON(resp, v)
+}
+
+// jsonBody encodes v for a request body.
+func jsonBody(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil { // the wire types always encode
+		panic("kes: encode request: " + err.Error())
+	}
+	return b
+}
