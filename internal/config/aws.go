@@ -1,0 +1,59 @@
+package config
+
+import (
+	"context"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/openkes/kes/internal/keystore"
+)
+
+// AWSConfig is the aws.secretsmanager keystore (config.md §9.6). It holds
+// secrets (SecretKey, SessionToken): never log it.
+type AWSConfig struct {
+	// Endpoint is the SecretsManager endpoint. Never empty after Parse.
+	Endpoint string
+
+	// Region is the AWS region. Never empty after Parse.
+	Region string
+
+	// KMSKey is the KMS key that encrypts new secrets. Empty means the
+	// AWS default key.
+	KMSKey string
+
+	// AccessKey, SecretKey and SessionToken are static credentials. All
+	// empty means the AWS SDK default chain.
+	AccessKey, SecretKey, SessionToken string
+}
+
+func decodeAWS(d *decoder, path string, key, val *yaml.Node) (KeyStore, error) {
+	c := new(AWSConfig)
+	err := d.mapping(val, path, map[string]field{
+		"endpoint": d.str(&c.Endpoint),
+		"region":   d.str(&c.Region),
+		"kmskey":   d.str(&c.KMSKey),
+		"credentials": d.sub(map[string]field{
+			"accesskey": d.str(&c.AccessKey),
+			"secretkey": d.str(&c.SecretKey),
+			"token":     d.str(&c.SessionToken),
+		}),
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = requireAll(d, key, "kesconf: invalid AWS keystore: ",
+		required{c.Endpoint, "no endpoint specified"},
+		required{c.Region, "no region specified"})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Connect reports that the AWS store is not part of this release yet.
+func (c *AWSConfig) Connect(context.Context) (keystore.Store, error) {
+	return notBuilt("aws.secretsmanager")
+}
+
+// Banner returns "AWS SecretsManager: <endpoint>".
+func (c *AWSConfig) Banner() string { return "AWS SecretsManager: " + c.Endpoint }

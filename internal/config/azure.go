@@ -1,0 +1,78 @@
+package config
+
+import (
+	"context"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/openkes/kes/internal/keystore"
+)
+
+// AzureConfig is the azure.keyvault keystore (config.md §9.7). At most one
+// of Credentials and ManagedIdentityClientID is set; neither means Azure's
+// DefaultAzureCredential. It holds a secret (Credentials.ClientSecret):
+// never log it.
+type AzureConfig struct {
+	// Endpoint is the vault URL, "https://<vault>.vault.azure.net". Never
+	// empty after Parse.
+	Endpoint string
+
+	// Credentials is a service principal. A zero value means none;
+	// otherwise all three fields are set.
+	Credentials AzureCredentials
+
+	// ManagedIdentityClientID selects a managed identity. Empty means none.
+	ManagedIdentityClientID string
+}
+
+// AzureCredentials is a service principal of [AzureConfig].
+type AzureCredentials struct {
+	TenantID, ClientID, ClientSecret string
+}
+
+func decodeAzure(d *decoder, path string, key, val *yaml.Node) (KeyStore, error) {
+	c := new(AzureConfig)
+	var creds, managed *yaml.Node
+	err := d.mapping(val, path, map[string]field{
+		"endpoint": d.str(&c.Endpoint),
+		"credentials": d.presence(&creds, map[string]field{
+			"tenant_id":     d.str(&c.Credentials.TenantID),
+			"client_id":     d.str(&c.Credentials.ClientID),
+			"client_secret": d.str(&c.Credentials.ClientSecret),
+		}),
+		"managed_identity": d.presence(&managed, map[string]field{
+			"client_id": d.str(&c.ManagedIdentityClientID),
+		}),
+	})
+	if err != nil {
+		return nil, err
+	}
+	const prefix = "kesconf: invalid Azure keystore: "
+	if err := requireAll(d, key, prefix, required{c.Endpoint, "no endpoint specified"}); err != nil {
+		return nil, err
+	}
+	if creds != nil && managed != nil {
+		return nil, d.failf(managed, "%sonly one of credentials and managed_identity may be specified", prefix)
+	}
+	if creds != nil {
+		err = requireAll(d, creds, prefix,
+			required{c.Credentials.TenantID, "no tenant ID specified"},
+			required{c.Credentials.ClientID, "no client ID specified"},
+			required{c.Credentials.ClientSecret, "no client secret specified"})
+	}
+	if managed != nil {
+		err = requireAll(d, managed, prefix, required{c.ManagedIdentityClientID, "no managed identity client ID specified"})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Connect reports that the Azure store is not part of this release yet.
+func (c *AzureConfig) Connect(context.Context) (keystore.Store, error) {
+	return notBuilt("azure.keyvault")
+}
+
+// Banner returns "Azure KeyVault: <endpoint>".
+func (c *AzureConfig) Banner() string { return "Azure KeyVault: " + c.Endpoint }

@@ -1,0 +1,59 @@
+package config
+
+import (
+	"context"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/openkes/kes/internal/keystore"
+)
+
+// EntrustConfig is the entrust.keycontrol keystore (config.md §9.8). It
+// holds a secret (Password): never log it.
+type EntrustConfig struct {
+	// Endpoint, VaultID and BoxID (an id or a name) locate the box. Never
+	// empty after Parse.
+	Endpoint, VaultID, BoxID string
+
+	// Username and Password are the login. Never empty after Parse.
+	Username, Password string
+
+	// CAPath is a file or directory of root certificates. Empty means the
+	// system roots.
+	CAPath string
+}
+
+func decodeEntrust(d *decoder, path string, key, val *yaml.Node) (KeyStore, error) {
+	c := new(EntrustConfig)
+	err := d.mapping(val, path, map[string]field{
+		"endpoint": d.str(&c.Endpoint),
+		"vault_id": d.str(&c.VaultID),
+		"box_id":   d.str(&c.BoxID),
+		"credentials": d.sub(map[string]field{
+			"username": d.str(&c.Username),
+			"password": d.str(&c.Password),
+		}),
+		"tls": d.sub(map[string]field{"ca": d.str(&c.CAPath)}),
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = requireAll(d, key, "kesconf: invalid Entrust keystore: ",
+		required{c.Endpoint, "no endpoint specified"},
+		required{c.VaultID, "no vault ID specified"},
+		required{c.BoxID, "no box ID specified"},
+		required{c.Username, "no username specified"},
+		required{c.Password, "no password specified"})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Connect reports that the Entrust store is not part of this release yet.
+func (c *EntrustConfig) Connect(context.Context) (keystore.Store, error) {
+	return notBuilt("entrust.keycontrol")
+}
+
+// Banner returns "Entrust KeyControl: <endpoint>".
+func (c *EntrustConfig) Banner() string { return "Entrust KeyControl: " + c.Endpoint }

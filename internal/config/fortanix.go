@@ -1,0 +1,54 @@
+package config
+
+import (
+	"context"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/openkes/kes/internal/keystore"
+)
+
+// FortanixConfig is the fortanix.sdkms keystore (config.md §9.3). It holds
+// a secret (APIKey): never log it.
+type FortanixConfig struct {
+	// Endpoint is the SDKMS URL. Never empty after Parse.
+	Endpoint string
+
+	// GroupID is the group of new keys. Empty means the app's default group.
+	GroupID string
+
+	// APIKey is the app API key. Never empty after Parse.
+	APIKey string
+
+	// CAPath is a file or directory of root certificates. Empty means the
+	// system roots.
+	CAPath string
+}
+
+func decodeFortanix(d *decoder, path string, key, val *yaml.Node) (KeyStore, error) {
+	c := new(FortanixConfig)
+	err := d.mapping(val, path, map[string]field{
+		"endpoint":    d.str(&c.Endpoint),
+		"group_id":    d.str(&c.GroupID),
+		"credentials": d.sub(map[string]field{"key": d.str(&c.APIKey)}),
+		"tls":         d.sub(map[string]field{"ca": d.str(&c.CAPath)}),
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = requireAll(d, key, "kesconf: invalid fortanix keystore: ",
+		required{c.Endpoint, "no endpoint specified"},
+		required{c.APIKey, "no API key specified"})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Connect reports that the Fortanix store is not part of this release yet.
+func (c *FortanixConfig) Connect(context.Context) (keystore.Store, error) {
+	return notBuilt("fortanix.sdkms")
+}
+
+// Banner returns "Fortanix SDKMS: <endpoint>".
+func (c *FortanixConfig) Banner() string { return "Fortanix SDKMS: " + c.Endpoint }

@@ -1,0 +1,58 @@
+package config
+
+import (
+	"context"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/openkes/kes/internal/keystore"
+)
+
+// KeySecureConfig is the gemalto.keysecure keystore: Thales CipherTrust
+// Manager / KeySecure (config.md §9.4). It holds a secret (Token): never
+// log it.
+type KeySecureConfig struct {
+	// Endpoint is the server URL. Never empty after Parse.
+	Endpoint string
+
+	// Token is the refresh token. Never empty after Parse.
+	Token string
+
+	// Domain is the login domain. Empty means the root domain.
+	Domain string
+
+	// CAPath is a file or directory of root certificates. Empty means the
+	// system roots.
+	CAPath string
+}
+
+func decodeKeySecure(d *decoder, path string, key, val *yaml.Node) (KeyStore, error) {
+	c := new(KeySecureConfig)
+	err := d.mapping(val, path, map[string]field{
+		"endpoint": d.str(&c.Endpoint),
+		"credentials": d.sub(map[string]field{
+			"token":  d.str(&c.Token),
+			"domain": d.str(&c.Domain),
+			"retry":  d.ignore(),
+		}),
+		"tls": d.sub(map[string]field{"ca": d.str(&c.CAPath)}),
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = requireAll(d, key, "kesconf: invalid gemalto keystore: ",
+		required{c.Endpoint, "no endpoint specified"},
+		required{c.Token, "no token specified"})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Connect reports that the KeySecure store is not part of this release yet.
+func (c *KeySecureConfig) Connect(context.Context) (keystore.Store, error) {
+	return notBuilt("gemalto.keysecure")
+}
+
+// Banner returns "Gemalto KeySecure: <endpoint>".
+func (c *KeySecureConfig) Banner() string { return "Gemalto KeySecure: " + c.Endpoint }

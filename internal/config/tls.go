@@ -1,0 +1,120 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/openkes/kes"
+)
+
+// TLS is the server's TLS configuration (config.md §4,
+// identity-and-auth.md §3).
+type TLS struct {
+	// KeyFile is the path of the PEM private key. Never empty after Parse.
+	KeyFile string
+
+	// CertFile is the path of the PEM certificate chain, leaf first. Never
+	// empty after Parse.
+	CertFile string
+
+	// Password decrypts a legacy encrypted PEM private key. Empty means
+	// the key is not encrypted. It is a secret: never log it.
+	Password string
+
+	// Auth is "on" (verify client certificates) or "off" (require one but
+	// do not verify its chain). Parse never leaves it empty: the file's
+	// "" means "off".
+	Auth string
+
+	// CAPath is a file or directory of extra root certificates for
+	// verifying clients. Empty means the system roots only.
+	CAPath string
+
+	// Proxy is the legacy TLS-proxy configuration: validated, but not used
+	// for request handling (identity-and-auth.md §6).
+	Proxy Proxy
+}
+
+// Proxy is the legacy TLS-proxy configuration (identity-and-auth.md §6).
+type Proxy struct {
+	// Identities are the identities of TLS-terminating proxies. Nil means
+	// none. Empty values in the file are dropped.
+	Identities []kes.Identity
+
+	// CertHeader is the header carrying the forwarded client certificate.
+	// Empty means none was configured.
+	CertHeader string
+}
+
+// TLS client-authentication modes of [TLS.Auth].
+const (
+	AuthOn  = "on"
+	AuthOff = "off"
+)
+
+func (d *decoder) tls(r *rawFile) field {
+	t := &r.TLS
+	return func(path string, k, v *yaml.Node) error {
+		r.tlsNode = k
+		var auth string
+		err := d.mapping(v, path, map[string]field{
+			"key":      d.str(&t.KeyFile),
+			"cert":     d.str(&t.CertFile),
+			"password": d.str(&t.Password),
+			"auth": func(p string, k, v *yaml.Node) error {
+				if err := d.str(&auth)(p, k, v); err != nil {
+					return err
+				}
+				switch strings.ToLower(auth) {
+				case "", AuthOff:
+					t.Auth = AuthOff
+				case AuthOn:
+					t.Auth = AuthOn
+				default:
+					return d.failf(v, "kesconf: invalid tls config: invalid auth '%s'", auth)
+				}
+				return nil
+			},
+			"ca": d.str(&t.CAPath),
+			"proxy": d.sub(map[string]field{
+				"identities": func(p string, _, v *yaml.Node) error {
+					ids, err := d.list(v, p, true)
+					if err != nil {
+						return err
+					}
+					items := resolve(v)
+					for i, id := range ids {
+						if id != "" {
+							t.Proxy.Identities = append(t.Proxy.Identities, kes.Identity(id))
+							r.proxyNodes = append(r.proxyNodes, items.Content[i])
+						}
+					}
+					return nil
+				},
+				"header": d.sub(map[string]field{"cert": d.str(&t.Proxy.CertHeader)}),
+			}),
+		})
+		return err
+	}
+}
+
+// validateTLS checks the required files and that no proxy is the admin.
+func (d *decoder) validateTLS(r *rawFile) error {
+	if r.TLS.Auth == "" {
+		r.TLS.Auth = AuthOff
+	}
+	if r.TLS.KeyFile == "" {
+		return d.fail(r.tlsNode, ErrNoPrivateKey)
+	}
+	if r.TLS.CertFile == "" {
+		return d.fail(r.tlsNode, ErrNoCertificate)
+	}
+	for i, id := range r.TLS.Proxy.Identities {
+		if id == r.Admin {
+			return d.fail(r.proxyNodes[i], fmt.Errorf("kesconf: invalid tls proxy: identity '%s' is already admin", id))
+		}
+	}
+	return nil
+}
