@@ -1,0 +1,223 @@
+package vault
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults applied by [Config] when a field is empty (spec config.md §9.2).
+const (
+	DefaultEngine           = "kv"
+	DefaultTransitEngine    = "transit"
+	DefaultAppRoleEngine    = "approle"
+	DefaultKubernetesEngine = "kubernetes"
+	DefaultStatusPing       = 15 * time.Second
+	DefaultMinTokenTTL      = 30 * time.Second
+	DefaultRetryInterval    = 3 * time.Second
+)
+
+// Engine API versions of the K/V secrets engine.
+const (
+	EngineV1 = "v1"
+	EngineV2 = "v2"
+)
+
+// Config is the configuration of a Vault (or OpenBao) K/V key store.
+//
+// The zero value of every optional field selects the documented default.
+// A Config must not be modified after it has been passed to [Connect].
+type Config struct {
+	// Endpoint is the Vault address, e.g. https://127.0.0.1:8200. Required.
+	Endpoint string
+
+	// Engine is the mount path of the K/V engine. Empty means "kv".
+	Engine string
+
+	// EngineVersion is the K/V engine API version, "v1" or "v2".
+	// Empty means "v1".
+	EngineVersion string
+
+	// Namespace is sent as X-Vault-Namespace on all K/V and transit calls,
+	// never on health checks. Empty means no header.
+	Namespace string
+
+	// Prefix is a path prefix inside the K/V engine. Empty means none.
+	Prefix string
+
+	// Transit, if not nil, wraps stored values with a Vault transit key.
+	Transit *Transit
+
+	// AppRole and Kubernetes are the authentication methods. Exactly one
+	// of them must be set.
+	AppRole    *AppRole
+	Kubernetes *Kubernetes
+
+	// TLS configures the connection to Vault.
+	TLS TLS
+
+	// StatusPing is the interval of the background seal check. Zero means
+	// 15s; negative disables the check.
+	StatusPing time.Duration
+
+	// MinTokenTTL: a token whose TTL is below it is replaced by a fresh
+	// login at its renewal point instead of being renewed. Zero means 30s
+	// (as upstream); negative means tokens are always renewed while Vault
+	// allows it.
+	MinTokenTTL time.Duration
+
+	// RetryInterval is the wait after a failed login or renewal. Zero means
+	// 3s.
+	RetryInterval time.Duration
+
+	// Logger receives token lifecycle events (never tokens or values).
+	// Nil means slog.Default().
+	Logger *slog.Logger
+
+	// Now returns the current time. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Transit configures the optional second encryption layer.
+type Transit struct {
+	Engine string // mount path; empty means "transit"
+	Key    string // transit key name; required
+}
+
+// AppRole configures AppRole authentication.
+type AppRole struct {
+	Engine    string // auth mount; empty means "approle"
+	Namespace string // login namespace; empty means the store namespace, "/" the root namespace
+	ID        string // role_id; required
+	Secret    string // secret_id; required
+}
+
+// Kubernetes configures Kubernetes authentication.
+type Kubernetes struct {
+	Engine    string // auth mount; empty means "kubernetes"
+	Namespace string // login namespace; empty means the store namespace, "/" the root namespace
+	Role      string // login role
+
+	// JWT is the service account token, or the path of a file holding it
+	// if the value contains a '/'. The file is read again on every login.
+	JWT string
+}
+
+// TLS configures the client side of the TLS connection to Vault.
+type TLS struct {
+	KeyFile  string // client private key (PEM); set with CertFile or not at all
+	CertFile string // client certificate (PEM)
+	CAPath   string // CA certificate file or directory; empty means system roots
+}
+
+// Config validation errors (spec config.md §9.2).
+var (
+	errNoEndpoint     = errors.New("vault: no endpoint specified")
+	errEngineVersion  = errors.New("vault: invalid engine API version")
+	errNoAuth         = errors.New("vault: no authentication method specified")
+	errManyAuth       = errors.New("vault: more than one authentication method specified")
+	errNoTransitKey   = errors.New("vault: no transit key specified")
+	errAppRoleMissing = errors.New("vault: approle id and secret are required")
+	errNoJWT          = errors.New("vault: no kubernetes jwt specified")
+	errTLSPair        = errors.New("vault: tls key and cert must be set together")
+)
+
+// settings is a validated Config with all defaults applied.
+type settings struct {
+	Config
+	v2         bool
+	transit    Transit
+	loginNS    string // "" = no header
+	loginPath  string
+	authMethod string
+}
+
+func (c *Config) settings() (*settings, error) {
+	if c == nil || c.Endpoint == "" {
+		return nil, errNoEndpoint
+	}
+	if _, err := url.Parse(c.Endpoint); err != nil {
+		return nil, fmt.Errorf("vault: invalid endpoint: %w", err)
+	}
+	s := &settings{Config: *c}
+	if s.Engine == "" {
+		s.Engine = DefaultEngine
+	}
+	switch s.EngineVersion {
+	case "", EngineV1:
+	case EngineV2:
+		s.v2 = true
+	default:
+		return nil, errEngineVersion
+	}
+	if s.Transit != nil {
+		s.transit = *s.Transit
+		if s.transit.Engine == "" {
+			s.transit.Engine = DefaultTransitEngine
+		}
+		if s.transit.Key == "" {
+			return nil, errNoTransitKey
+		}
+	}
+	switch {
+	case s.AppRole == nil && s.Kubernetes == nil:
+		return nil, errNoAuth
+	case s.AppRole != nil && s.Kubernetes != nil:
+		return nil, errManyAuth
+	case s.AppRole != nil:
+		if s.AppRole.ID == "" || s.AppRole.Secret == "" {
+			return nil, errAppRoleMissing
+		}
+		s.authMethod = "approle"
+		s.loginPath = loginPath(s.AppRole.Engine, DefaultAppRoleEngine)
+		s.loginNS = loginNamespace(s.AppRole.Namespace, s.Namespace)
+	default:
+		if s.Kubernetes.JWT == "" {
+			return nil, errNoJWT
+		}
+		s.authMethod = "kubernetes"
+		s.loginPath = loginPath(s.Kubernetes.Engine, DefaultKubernetesEngine)
+		s.loginNS = loginNamespace(s.Kubernetes.Namespace, s.Namespace)
+	}
+	if (s.TLS.KeyFile == "") != (s.TLS.CertFile == "") {
+		return nil, errTLSPair
+	}
+	if s.StatusPing == 0 {
+		s.StatusPing = DefaultStatusPing
+	}
+	if s.MinTokenTTL == 0 {
+		s.MinTokenTTL = DefaultMinTokenTTL
+	}
+	if s.RetryInterval <= 0 {
+		s.RetryInterval = DefaultRetryInterval
+	}
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	return s, nil
+}
+
+func loginPath(engine, def string) string {
+	if engine == "" {
+		engine = def
+	}
+	return "auth/" + strings.Trim(engine, "/") + "/login"
+}
+
+// loginNamespace returns the namespace header for logins: the method's own
+// namespace, else the store's; "/" selects the root namespace (no header).
+func loginNamespace(method, store string) string {
+	if method == "" {
+		method = store
+	}
+	if method == "/" {
+		return ""
+	}
+	return method
+}
