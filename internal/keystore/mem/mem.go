@@ -1,0 +1,118 @@
+// Package mem implements an in-memory [keystore.Store], the store of
+// `kes server --dev` (spec config.md §9.9). Its content is lost when the
+// process exits.
+//
+// It imports only the keystore contract and the SDK's error values.
+package mem
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/keystore"
+)
+
+// Latency is the latency [Store.Status] reports, as upstream's dev mode.
+const Latency = time.Millisecond
+
+// Store is an in-memory key store. The zero value is an empty store ready to
+// use. A Store is safe for concurrent use and must not be copied after first
+// use.
+//
+// Values are copied in and out: the caller keeps ownership of the slice it
+// passes to [Store.Create] and receives its own copy from [Store.Get].
+type Store struct {
+	mu   sync.RWMutex
+	keys map[string][]byte
+}
+
+var _ keystore.Store = (*Store)(nil)
+
+// Status reports a fixed latency of [Latency]. It fails only if ctx is done.
+func (s *Store) Status(ctx context.Context) (keystore.State, error) {
+	if err := ctx.Err(); err != nil {
+		return keystore.State{}, err
+	}
+	return keystore.State{Latency: Latency}, nil
+}
+
+// Create stores a copy of value under name. It returns an error matching
+// kes.ErrKeyExists if name is taken.
+func (s *Store) Create(ctx context.Context, name string, value []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.keys[name]; ok {
+		return fmt.Errorf("mem: create %q: %w", name, kes.ErrKeyExists)
+	}
+	if s.keys == nil {
+		s.keys = make(map[string][]byte)
+	}
+	s.keys[name] = append([]byte{}, value...) // non-nil even when empty
+	return nil
+}
+
+// Get returns a copy of the value stored under name, or an error matching
+// kes.ErrKeyNotFound.
+func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	v, ok := s.keys[name]
+	s.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("mem: get %q: %w", name, kes.ErrKeyNotFound)
+	}
+	return slices.Clone(v), nil
+}
+
+// Delete removes name, or returns an error matching kes.ErrKeyNotFound.
+func (s *Store) Delete(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.keys[name]; !ok {
+		return fmt.Errorf("mem: delete %q: %w", name, kes.ErrKeyNotFound)
+	}
+	delete(s.keys, name)
+	return nil
+}
+
+// List returns up to n names that start with prefix, sorted, beginning at
+// the first name >= continueAt; see [keystore.Store]. n <= 0 means
+// [keystore.ListPageSize]. The returned slice belongs to the caller.
+func (s *Store) List(ctx context.Context, prefix, continueAt string, n int) ([]string, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	var names []string
+	s.mu.RLock()
+	for name := range s.keys {
+		if strings.HasPrefix(name, prefix) && name >= continueAt {
+			names = append(names, name)
+		}
+	}
+	s.mu.RUnlock()
+	slices.Sort(names)
+
+	if n <= 0 {
+		n = keystore.ListPageSize
+	}
+	if len(names) > n {
+		return names[:n:n], names[n], nil
+	}
+	return names, "", nil
+}
+
+// Close does nothing: the store stays usable.
+func (s *Store) Close() error { return nil }
