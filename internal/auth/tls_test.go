@@ -1,0 +1,222 @@
+package auth_test
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/auth"
+)
+
+// vectorsDir is the shared upstream vector set, beside the repository.
+const vectorsDir = "../../../shared/vectors"
+
+// readJSONL decodes every line of a vector file into a new T. It fails the
+// test if the file is missing: the vectors are the spec.
+func readJSONL[T any](t *testing.T, name string) []T {
+	t.Helper()
+	f, err := os.Open(filepath.Join(vectorsDir, name))
+	if err != nil {
+		t.Fatalf("vectors missing: %v", err)
+	}
+	defer f.Close()
+	var out []T
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
+	for sc.Scan() {
+		var v T
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out = append(out, v)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s: no vectors", name)
+	}
+	return out
+}
+
+// readCerts parses every CERTIFICATE block of a PEM file of the vectors.
+func readCerts(t *testing.T, name string) []*x509.Certificate {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(vectorsDir, name))
+	if err != nil {
+		t.Fatalf("vectors missing: %v", err)
+	}
+	var certs []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		certs = append(certs, cert)
+	}
+	if len(certs) == 0 {
+		t.Fatalf("%s: no certificates", name)
+	}
+	return certs
+}
+
+type identityVector struct {
+	CertFile string       `json:"cert_file"`
+	Identity kes.Identity `json:"identity"`
+	Note     string       `json:"note"`
+}
+
+type apiKeyVector struct {
+	APIKey   string       `json:"api_key"`
+	Identity kes.Identity `json:"identity"`
+	CertFile string       `json:"cert_file"`
+}
+
+func TestIdentifyTLSVectors(t *testing.T) {
+	for _, v := range readJSONL[identityVector](t, "identities/identities.jsonl") {
+		t.Run(filepath.Base(v.CertFile), func(t *testing.T) {
+			// The client sends every certificate of the file (leaf + CA
+			// for chain-leaf-ca.crt); only the leaf counts.
+			certs := readCerts(t, v.CertFile)
+			id, err := auth.IdentifyTLS(&tls.ConnectionState{PeerCertificates: certs})
+			if err != nil {
+				t.Fatalf("IdentifyTLS: %v", err)
+			}
+			if id != v.Identity {
+				t.Errorf("got %s, want %s", id, v.Identity)
+			}
+		})
+	}
+}
+
+func TestChainLeafCA(t *testing.T) {
+	certs := readCerts(t, "identities/chain-leaf-ca.crt")
+	if len(certs) != 2 || certs[0].IsCA || !certs[1].IsCA {
+		t.Fatalf("chain-leaf-ca.crt: want leaf then CA, got %d certificates", len(certs))
+	}
+	want := kes.IdentityOf(certs[0])
+	for _, order := range [][]*x509.Certificate{{certs[0], certs[1]}, {certs[1], certs[0]}} {
+		id, err := auth.IdentifyTLS(&tls.ConnectionState{PeerCertificates: order})
+		if err != nil || id != want {
+			t.Errorf("got (%s, %v), want %s", id, err, want)
+		}
+	}
+	if _, err := auth.IdentifyTLS(&tls.ConnectionState{PeerCertificates: certs[1:]}); !errors.Is(err, kes.ErrNoClientCert) {
+		t.Errorf("CA only: got %v, want ErrNoClientCert", err)
+	}
+}
+
+func TestAPIKeyVectors(t *testing.T) {
+	for i, v := range readJSONL[apiKeyVector](t, "identities/apikeys.jsonl") {
+		t.Run(string(v.Identity[:8]), func(t *testing.T) {
+			key, err := kes.ParseAPIKey(v.APIKey)
+			if err != nil {
+				t.Fatalf("ParseAPIKey(line %d): %v", i+1, err)
+			}
+			if got := key.Identity(); got != v.Identity {
+				t.Errorf("APIKey.Identity: got %s, want %s", got, v.Identity)
+			}
+			cert, err := kes.GenerateCertificate(key, nil)
+			if err != nil {
+				t.Fatalf("GenerateCertificate: %v", err)
+			}
+			id, err := auth.IdentifyTLS(&tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert.Leaf}})
+			if err != nil || id != v.Identity {
+				t.Errorf("IdentifyTLS: got (%s, %v), want %s", id, err, v.Identity)
+			}
+			if v.CertFile != "" {
+				id, err := auth.IdentifyTLS(&tls.ConnectionState{PeerCertificates: readCerts(t, v.CertFile)})
+				if err != nil || id != v.Identity {
+					t.Errorf("IdentifyTLS(%s): got (%s, %v), want %s", v.CertFile, id, err, v.Identity)
+				}
+			}
+		})
+	}
+}
+
+func TestIdentifyTLSErrors(t *testing.T) {
+	leaf1, leaf2 := newCert(t, false), newCert(t, false)
+	ca := newCert(t, true)
+	tests := []struct {
+		name  string
+		state *tls.ConnectionState
+		want  error
+	}{
+		{"no-tls", nil, kes.ErrInsecureConnection},
+		{"no-certificate", &tls.ConnectionState{}, kes.ErrNoClientCert},
+		{"ca-only", &tls.ConnectionState{PeerCertificates: []*x509.Certificate{ca}}, kes.ErrNoClientCert},
+		{"two-leaves", &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf1, leaf2}}, kes.ErrManyClientCerts},
+		{"two-leaves-and-ca", &tls.ConnectionState{PeerCertificates: []*x509.Certificate{ca, leaf1, leaf2}}, kes.ErrManyClientCerts},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, err := auth.IdentifyTLS(tt.state)
+			if !errors.Is(err, tt.want) {
+				t.Errorf("got %v, want %v", err, tt.want)
+			}
+			if id != "" {
+				t.Errorf("got identity %q on error", id)
+			}
+		})
+	}
+}
+
+func TestIdentifyTLSAllocs(t *testing.T) {
+	state := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{newCert(t, true), newCert(t, false)}}
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := auth.IdentifyTLS(state); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 2 { // the hex string of the identity
+		t.Errorf("IdentifyTLS allocates %v times, want ≤ 2", allocs)
+	}
+}
+
+// newCert returns a self-signed ECDSA certificate, a CA if isCA.
+func newCert(t *testing.T, isCA bool) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "test"},
+		NotBefore:             now,
+		NotAfter:              now.Add(time.Hour),
+		BasicConstraintsValid: true,
+		IsCA:                  isCA,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
