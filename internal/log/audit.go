@@ -104,7 +104,7 @@ func (a *AuditLog) Log(ev AuditEvent) {
 	r := slog.NewRecord(ev.Time, slog.LevelInfo, auditMessage(&ev), 0)
 	r.AddAttrs(
 		Request(ev.Method, ev.Path, ev.IP, ev.Identity),
-		slog.Group("res", slog.Int("code", ev.Status), slog.Duration("time", ev.Duration)),
+		slog.GroupAttrs("res", slog.Int("code", ev.Status), slog.Duration("time", ev.Duration)),
 	)
 	_ = a.console.Handle(context.Background(), r)
 

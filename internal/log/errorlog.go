@@ -95,7 +95,7 @@ const unknown = "<unknown>"
 // "<unknown>". path must be the URL path only; it must
 // never carry a query string or anything secret.
 func Request(method, path string, ip netip.Addr, identity kes.Identity) slog.Attr {
-	return slog.Group("req",
+	return slog.GroupAttrs("req",
 		slog.String("method", method),
 		slog.String("path", path),
 		slog.String("ip", ipString(ip)),

@@ -1,0 +1,48 @@
+package log
+
+import (
+	"io"
+	"testing"
+)
+
+func TestHubUnsubscribeFrees(t *testing.T) {
+	l := NewErrorLog(io.Discard, nil)
+	a := NewAuditLog(io.Discard, nil)
+	subs := []*Subscription{l.Subscribe(), l.Subscribe(), a.Subscribe()}
+	if !l.hub.active() || !a.hub.active() {
+		t.Fatal("hub not active with subscribers")
+	}
+	for _, s := range subs {
+		s.Close()
+	}
+	for name, h := range map[string]*hub{"error": &l.hub, "audit": &a.hub} {
+		if h.active() || len(h.subs) != 0 {
+			t.Errorf("%s hub keeps %d subscriptions (active=%v) after Close", name, len(h.subs), h.active())
+		}
+	}
+}
+
+// TestNoSubscriberNoEncoding checks that logging with nobody subscribed
+// does no JSON work: it allocates nothing (slog pools its buffers), while
+// encoding for a subscriber allocates.
+func TestNoSubscriberNoEncoding(t *testing.T) {
+	l := NewErrorLog(io.Discard, nil)
+	logger := l.Logger()
+	without := testing.AllocsPerRun(100, func() { logger.Error("keystore failure") })
+	maxWithout := 0.0
+	if raceEnabled {
+		maxWithout = 1
+	}
+	if without > maxWithout {
+		t.Errorf("error log without subscriber: %v allocations per record, want at most %v", without, maxWithout)
+	}
+	s := l.Subscribe()
+	defer s.Close()
+	with := testing.AllocsPerRun(100, func() {
+		logger.Error("keystore failure")
+		<-s.Events()
+	})
+	if with < without+2 {
+		t.Errorf("error log with a subscriber: %v allocations per record, want at least 2 more than the %v without", with, without)
+	}
+}
