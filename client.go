@@ -152,7 +152,7 @@ func parseEndpoints(endpoints []string) ([]*url.URL, error) {
 			continue
 		}
 		u, err := url.Parse(e)
-		if err != nil || u.Host == "" || u.Scheme != "https" {
+		if err != nil || u.Host == "" || u.Scheme != "https" || strings.Contains(e[len("https://"):], "://") {
 			return nil, fmt.Errorf("kes: invalid endpoint '%s'", e)
 		}
 		urls = append(urls, u)
