@@ -52,6 +52,12 @@ type Store struct {
 	lastErr error         // last login/renewal failure
 	sealed  bool
 
+	// createMu serialises Create of the same name inside this process:
+	// K/V v1 has no check-and-set, so read-then-write alone would let
+	// concurrent creates both succeed (across processes it still can, as
+	// upstream).
+	createMu [64]sync.Mutex
+
 	kick   chan struct{} // asks the token goroutine to check the token now
 	unseal chan struct{} // tells the token goroutine that Vault is unsealed
 	stats  stats
@@ -183,12 +189,15 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	if err != nil {
 		return fmt.Errorf("vault: create key %q: %w", name, err)
 	}
+	mu := &s.createMu[nameHash(name)%uint32(len(s.createMu))]
+	mu.Lock()
+	defer mu.Unlock()
 	if _, err := s.read(ctx, c, name); err == nil {
 		return fmt.Errorf("vault: create key %q: %w", name, kes.ErrKeyExists)
 	} else if !errors.Is(err, kes.ErrKeyNotFound) {
 		return fmt.Errorf("vault: create key %q: %w", name, err)
 	}
-	stored := string(value)
+	stored := encodeValue(value)
 	if s.cfg.Transit != nil {
 		if stored, err = s.encrypt(ctx, c, value); err != nil {
 			return fmt.Errorf("vault: create key %q: %w", name, err)
@@ -232,7 +241,11 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 		}
 		return b, nil
 	}
-	return []byte(v), nil
+	b, err := decodeValue(v)
+	if err != nil {
+		return nil, fmt.Errorf("vault: read key %q: %w", name, err)
+	}
+	return b, nil
 }
 
 // read returns the stored string of name (still transit-wrapped).
