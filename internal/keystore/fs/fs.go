@@ -1,0 +1,331 @@
+// Package fs implements a [keystore.Store] that keeps one file per key in a
+// directory, in exactly upstream KES's layout (spec config.md §9.1): the file
+// name is the key name, the content is the stored value with no trailing
+// newline, the mode is 0600. A directory written by upstream KES is served
+// unchanged and vice versa. The store is meant for tests and single-node
+// setups.
+//
+// Writes are atomic and exclusive: the value is written to a temporary file
+// whose name contains a '.', fsync'ed, and hard-linked to the key name, which
+// fails if the name exists. Every operation works below an [os.Root], so no
+// name, symlink or ".." can reach outside the directory; names that a
+// directory cannot hold safely are rejected before the disk is touched.
+//
+// It imports only the keystore contract and the SDK's error values.
+package fs
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	iofs "io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/keystore"
+)
+
+// MaxValueSize is the largest value the store writes or reads (1 MiB), as
+// upstream's read limit.
+const MaxValueSize = 1 << 20
+
+// maxNameLen is the longest file name common file systems accept.
+const maxNameLen = 255
+
+// ErrInvalidName is wrapped by the error returned for a name the directory
+// cannot hold: empty, longer than 255 bytes, ".", "..", or containing '/',
+// '\', '.' or NUL.
+var ErrInvalidName = errors.New("invalid key name for a directory store")
+
+// ErrTooLarge is wrapped by the error returned for a value larger than
+// [MaxValueSize], when writing or reading.
+var ErrTooLarge = errors.New("value exceeds 1 MiB")
+
+// Store keeps keys as files in a directory. Create one with [New]. A Store
+// is safe for concurrent use, also by several processes sharing the
+// directory.
+type Store struct {
+	dir string
+}
+
+var _ keystore.Store = (*Store)(nil)
+
+// New returns a store that keeps its keys in dir. It creates dir and its
+// parents with mode 0700 if missing. It fails if dir is empty or is not a
+// directory.
+func New(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("fs: no directory path specified")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("fs: %w", err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("fs: %w", err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("fs: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("fs: %s is not a directory", abs)
+	}
+	return &Store{dir: abs}, nil
+}
+
+// Dir returns the absolute path of the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Status reports how long a stat of the directory took. If the directory is
+// missing or not a directory, the error wraps a [*keystore.UnreachableError].
+func (s *Store) Status(ctx context.Context) (keystore.State, error) {
+	if err := ctx.Err(); err != nil {
+		return keystore.State{}, err
+	}
+	start := time.Now()
+	fi, err := os.Stat(s.dir)
+	if err != nil {
+		return keystore.State{}, &keystore.UnreachableError{Err: fmt.Errorf("fs: %w", err)}
+	}
+	if !fi.IsDir() {
+		return keystore.State{}, &keystore.UnreachableError{Err: fmt.Errorf("fs: %s is not a directory", s.dir)}
+	}
+	return keystore.State{Latency: time.Since(start)}, nil
+}
+
+// Create writes value to the file name. It returns an error matching
+// kes.ErrKeyExists if the file exists, one wrapping [ErrInvalidName] for a
+// name the directory cannot hold and one wrapping [ErrTooLarge] for a value
+// larger than [MaxValueSize].
+func (s *Store) Create(ctx context.Context, name string, value []byte) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	if len(value) > MaxValueSize {
+		return fmt.Errorf("fs: create %q: %w", name, ErrTooLarge)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	root, err := s.openRoot()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+
+	if _, err := root.Lstat(name); err == nil {
+		return fmt.Errorf("fs: create %q: %w", name, kes.ErrKeyExists)
+	}
+	// A '.' never occurs in a key name, so the temporary file is never
+	// listed and never taken for a key, even if a crash leaves it behind.
+	tmp := ".tmp-" + rand.Text()
+	if err := writeSynced(root, tmp, value); err != nil {
+		root.Remove(tmp)
+		return fmt.Errorf("fs: create %q: %w", name, err)
+	}
+	err = root.Link(tmp, name)
+	root.Remove(tmp)
+	if errors.Is(err, iofs.ErrExist) {
+		return fmt.Errorf("fs: create %q: %w", name, kes.ErrKeyExists)
+	}
+	if err != nil {
+		return fmt.Errorf("fs: create %q: %w", name, err)
+	}
+	if err := syncDir(root); err != nil {
+		return fmt.Errorf("fs: create %q: %w", name, err)
+	}
+	return nil
+}
+
+// Get returns the content of the file name. It returns an error matching
+// kes.ErrKeyNotFound if there is no such file, one wrapping [ErrInvalidName]
+// for a name the directory cannot hold and one wrapping [ErrTooLarge] for a
+// file larger than [MaxValueSize]. Anything but a regular file is an error.
+func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
+	if err := validName(name); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	root, err := s.openRoot()
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+
+	// Lstat first: opening a FIFO or device could block or have effects.
+	fi, err := root.Lstat(name)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return nil, fmt.Errorf("fs: get %q: %w", name, kes.ErrKeyNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fs: get %q: %w", name, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("fs: get %q: not a regular file", name)
+	}
+	f, err := root.Open(name)
+	if errors.Is(err, iofs.ErrNotExist) { // deleted since the Lstat
+		return nil, fmt.Errorf("fs: get %q: %w", name, kes.ErrKeyNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fs: get %q: %w", name, err)
+	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("fs: get %q: not a regular file", name)
+	}
+	value, err := io.ReadAll(io.LimitReader(f, MaxValueSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("fs: get %q: %w", name, err)
+	}
+	if len(value) > MaxValueSize {
+		return nil, fmt.Errorf("fs: get %q: %w", name, ErrTooLarge)
+	}
+	return value, nil
+}
+
+// Delete removes the file name. It returns an error matching
+// kes.ErrKeyNotFound if there is no such file and one wrapping
+// [ErrInvalidName] for a name the directory cannot hold. Anything but a
+// regular file is left in place and reported as an error.
+func (s *Store) Delete(ctx context.Context, name string) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	root, err := s.openRoot()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+
+	fi, err := root.Lstat(name)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return fmt.Errorf("fs: delete %q: %w", name, kes.ErrKeyNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("fs: delete %q: %w", name, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("fs: delete %q: not a regular file", name)
+	}
+	err = root.Remove(name)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return fmt.Errorf("fs: delete %q: %w", name, kes.ErrKeyNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("fs: delete %q: %w", name, err)
+	}
+	if err := syncDir(root); err != nil {
+		return fmt.Errorf("fs: delete %q: %w", name, err)
+	}
+	return nil
+}
+
+// List returns up to n key names that start with prefix, sorted, beginning
+// at the first name >= continueAt; see [keystore.Store]. Only regular files
+// with valid key names count, so temporary files and subdirectories are
+// never listed. n <= 0 means [keystore.ListPageSize]. The returned slice
+// belongs to the caller.
+func (s *Store) List(ctx context.Context, prefix, continueAt string, n int) ([]string, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	root, err := s.openRoot()
+	if err != nil {
+		return nil, "", err
+	}
+	defer root.Close()
+	d, err := root.Open(".")
+	if err != nil {
+		return nil, "", fmt.Errorf("fs: list: %w", err)
+	}
+	defer d.Close()
+	entries, err := d.ReadDir(-1)
+	if err != nil {
+		return nil, "", fmt.Errorf("fs: list: %w", err)
+	}
+
+	var names []string
+	for _, e := range entries {
+		name := e.Name()
+		if e.Type().IsRegular() && validName(name) == nil && strings.HasPrefix(name, prefix) && name >= continueAt {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	if n <= 0 {
+		n = keystore.ListPageSize
+	}
+	if len(names) > n {
+		return names[:n:n], names[n], nil
+	}
+	return names, "", nil
+}
+
+// Close does nothing: the store holds no open files between calls.
+func (s *Store) Close() error { return nil }
+
+// openRoot opens the directory. Failing to do so means the store cannot be
+// reached, so the error wraps a [*keystore.UnreachableError].
+func (s *Store) openRoot() (*os.Root, error) {
+	root, err := os.OpenRoot(s.dir)
+	if err != nil {
+		return nil, &keystore.UnreachableError{Err: fmt.Errorf("fs: %w", err)}
+	}
+	return root, nil
+}
+
+// validName reports an error wrapping ErrInvalidName unless name is a file
+// name that stays inside the directory and cannot collide with a temporary
+// file.
+func validName(name string) error {
+	if name == "" || name == "." || name == ".." || len(name) > maxNameLen ||
+		strings.ContainsAny(name, "/\\.\x00") || !filepath.IsLocal(name) {
+		return fmt.Errorf("fs: %q: %w", name, ErrInvalidName)
+	}
+	return nil
+}
+
+// writeSynced creates the file name exclusively with mode 0600, writes value
+// and fsyncs it.
+func writeSynced(root *os.Root, name string, value []byte) error {
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(value); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// syncDir fsyncs the directory so that a new or removed name survives a
+// crash.
+func syncDir(root *os.Root) error {
+	d, err := root.Open(".")
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,400 @@
+package fs_test
+
+import (
+	"bytes"
+	"errors"
+	iofs "io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/keystore"
+	"github.com/openkes/kes/internal/keystore/fs"
+	"github.com/openkes/kes/internal/keystore/storetest"
+)
+
+// vectors is /work/shared/vectors, which lies beside the repository.
+var vectors = filepath.Join("..", "..", "..", "..", "shared", "vectors")
+
+func newStore(t *testing.T, dir string) *fs.Store {
+	t.Helper()
+	s, err := fs.New(dir)
+	if err != nil {
+		t.Fatalf("New(%s): %v", dir, err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) keystore.Store { return newStore(t, t.TempDir()) })
+}
+
+// copyDir copies the regular files of src into a new temporary directory
+// and returns it with the names copied.
+func copyDir(t *testing.T, src string) (string, []string) {
+	t.Helper()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatalf("vectors missing: %v", err)
+	}
+	dst := t.TempDir()
+	var names []string
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, e.Name())
+	}
+	if len(names) == 0 {
+		t.Fatalf("no vectors in %s", src)
+	}
+	return dst, names
+}
+
+// fileState is what a test expects to stay the same on disk.
+type fileState struct {
+	mode    iofs.FileMode
+	content string
+	modTime int64
+}
+
+// snapshot records every file and directory below dir.
+func snapshot(t *testing.T, dir string) map[string]fileState {
+	t.Helper()
+	state := make(map[string]fileState)
+	err := filepath.WalkDir(dir, func(path string, d iofs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return err
+		}
+		s := fileState{mode: fi.Mode(), modTime: fi.ModTime().UnixNano()}
+		if fi.Mode().IsRegular() {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			s.content = string(b)
+		}
+		state[path] = s
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return state
+}
+
+func assertUnchanged(t *testing.T, dir string, before map[string]fileState) {
+	t.Helper()
+	after := snapshot(t, dir)
+	if !maps.Equal(before, after) {
+		for p := range maps.Keys(after) {
+			if _, ok := before[p]; !ok {
+				t.Errorf("new file %s", p)
+			}
+		}
+		for p, s := range before {
+			if a, ok := after[p]; !ok {
+				t.Errorf("file %s removed", p)
+			} else if a != s {
+				t.Errorf("file %s changed: %v -> %v", p, s, a)
+			}
+		}
+	}
+}
+
+func TestVectors(t *testing.T) {
+	for _, set := range []string{"keystore", "keystore-edge"} {
+		t.Run(set, func(t *testing.T) {
+			src := filepath.Join(vectors, set)
+			dir, names := copyDir(t, src)
+			s := newStore(t, dir)
+			before := snapshot(t, dir)
+
+			listed, next, err := s.List(t.Context(), "", "", 0)
+			if err != nil || next != "" {
+				t.Fatalf("List: %q, %v", next, err)
+			}
+			slices.Sort(names)
+			if !slices.Equal(listed, names) {
+				t.Fatalf("List = %q, want %q", listed, names)
+			}
+			for _, name := range names {
+				want, err := os.ReadFile(filepath.Join(src, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := s.Get(t.Context(), name)
+				if err != nil {
+					t.Errorf("Get(%s): %v", name, err)
+					continue
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("Get(%s) = %q, want %q", name, got, want)
+				}
+			}
+			if _, err := s.Status(t.Context()); err != nil {
+				t.Fatalf("Status: %v", err)
+			}
+			assertUnchanged(t, dir, before)
+		})
+	}
+}
+
+func TestFileLayout(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	value := []byte("CiIKIA6KCX4M\n") // a trailing newline of the value is kept, none is added
+	if err := s.Create(t.Context(), "my-key", value); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "my-key" {
+		t.Fatalf("directory holds %v, want only my-key (no temporary file left)", entries)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "my-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode() != 0o600 {
+		t.Errorf("file mode = %v, want 0600", fi.Mode())
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "my-key")); !bytes.Equal(got, value) {
+		t.Errorf("file content = %q, want %q", got, value)
+	}
+
+	// A failed create leaves the file alone.
+	before := snapshot(t, dir)
+	if err := s.Create(t.Context(), "my-key", []byte("other")); !errors.Is(err, kes.ErrKeyExists) {
+		t.Fatalf("Create of existing: got %v, want kes.ErrKeyExists", err)
+	}
+	assertUnchanged(t, dir, before)
+
+	if err := s.Delete(t.Context(), "my-key"); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("directory holds %v after Delete", entries)
+	}
+}
+
+func TestNew(t *testing.T) {
+	t.Run("CreatesDirectory", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "a", "keys")
+		s := newStore(t, dir)
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+			t.Fatalf("created %v, want a directory with mode 0700", fi.Mode())
+		}
+		if !filepath.IsAbs(s.Dir()) || s.Dir() != dir {
+			t.Fatalf("Dir() = %q, want %q", s.Dir(), dir)
+		}
+	})
+	t.Run("RelativePath", func(t *testing.T) {
+		t.Chdir(t.TempDir())
+		s := newStore(t, "keys")
+		if !filepath.IsAbs(s.Dir()) {
+			t.Fatalf("Dir() = %q, want an absolute path", s.Dir())
+		}
+	})
+	t.Run("Empty", func(t *testing.T) {
+		if _, err := fs.New(""); err == nil {
+			t.Fatal(`New("") succeeded`)
+		}
+	})
+	t.Run("NotADirectory", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "file")
+		if err := os.WriteFile(file, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fs.New(file); err == nil {
+			t.Fatal("New(file) succeeded")
+		}
+	})
+}
+
+func TestInvalidNames(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "keys")
+	s := newStore(t, dir)
+	// Bait that a name escaping the directory, or mapped to another name,
+	// would reach.
+	for path, content := range map[string]string{
+		filepath.Join(base, "x"):     "outside",
+		filepath.Join(dir, "x"):      "inside",
+		filepath.Join(dir, "a.b"):    "dotted",
+		filepath.Join(dir, "ab"):     "ab",
+		filepath.Join(dir, "a", "b"): "nested",
+	} {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := snapshot(t, base)
+
+	bad := []string{"", ".", "..", "../x", "a/b", `a\b`, "a.b", "./x", "x/", "/x", "/etc/passwd", "a\x00b", "\x00", ".hidden", "x.", strings.Repeat("k", 256)}
+	for _, name := range bad {
+		if err := s.Create(t.Context(), name, []byte("v")); !errors.Is(err, fs.ErrInvalidName) {
+			t.Errorf("Create(%q): got %v, want ErrInvalidName", name, err)
+		}
+		v, err := s.Get(t.Context(), name)
+		if !errors.Is(err, fs.ErrInvalidName) || errors.Is(err, kes.ErrKeyNotFound) || v != nil {
+			t.Errorf("Get(%q) = %q, %v; want ErrInvalidName", name, v, err)
+		}
+		if err := s.Delete(t.Context(), name); !errors.Is(err, fs.ErrInvalidName) || errors.Is(err, kes.ErrKeyNotFound) {
+			t.Errorf("Delete(%q): got %v, want ErrInvalidName", name, err)
+		}
+	}
+	assertUnchanged(t, base, before)
+
+	// Only the valid regular files are listed.
+	names, _, err := s.List(t.Context(), "", "", 0)
+	if err != nil || !slices.Equal(names, []string{"ab", "x"}) {
+		t.Fatalf("List = %q, %v; want [ab x]", names, err)
+	}
+	if err := s.Create(t.Context(), strings.Repeat("k", 255), nil); err != nil {
+		t.Fatalf("Create of a 255-byte name: %v", err)
+	}
+}
+
+func TestNotRegularFiles(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "keys")
+	s := newStore(t, dir)
+	if err := os.WriteFile(filepath.Join(base, "secret"), []byte("outside"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "subdir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(base, "secret"), filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, base)
+	for _, name := range []string{"subdir", "link"} {
+		if v, err := s.Get(t.Context(), name); err == nil || errors.Is(err, kes.ErrKeyNotFound) {
+			t.Errorf("Get(%s) = %q, %v; want an error other than not found", name, v, err)
+		}
+		if err := s.Delete(t.Context(), name); err == nil || errors.Is(err, kes.ErrKeyNotFound) {
+			t.Errorf("Delete(%s): got %v, want an error other than not found", name, err)
+		}
+		if err := s.Create(t.Context(), name, []byte("v")); !errors.Is(err, kes.ErrKeyExists) {
+			t.Errorf("Create(%s): got %v, want kes.ErrKeyExists", name, err)
+		}
+	}
+	if names, _, err := s.List(t.Context(), "", "", 0); err != nil || len(names) != 0 {
+		t.Fatalf("List = %q, %v; want none", names, err)
+	}
+	assertUnchanged(t, base, before)
+}
+
+func TestIgnoresTemporaryFiles(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	// What a crash between write and link leaves behind.
+	if err := os.WriteFile(filepath.Join(dir, ".tmp-ABC"), []byte("v"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if names, _, err := s.List(t.Context(), "", "", 0); err != nil || len(names) != 0 {
+		t.Fatalf("List = %q, %v; want none", names, err)
+	}
+}
+
+func TestSizeLimit(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	if err := s.Create(t.Context(), "big", make([]byte, fs.MaxValueSize+1)); !errors.Is(err, fs.ErrTooLarge) {
+		t.Fatalf("Create of 1 MiB + 1: got %v, want ErrTooLarge", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("directory holds %v after a refused Create", entries)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "big"), make([]byte, fs.MaxValueSize+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Get(t.Context(), "big"); !errors.Is(err, fs.ErrTooLarge) || v != nil {
+		t.Fatalf("Get of 1 MiB + 1: got %d bytes, %v; want ErrTooLarge", len(v), err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "max"), make([]byte, fs.MaxValueSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Get(t.Context(), "max"); err != nil || len(v) != fs.MaxValueSize {
+		t.Fatalf("Get of 1 MiB: got %d bytes, %v", len(v), err)
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	s := newStore(t, dir)
+	if err := s.Create(t.Context(), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Status(t.Context()); !keystore.IsUnreachable(err) {
+		t.Errorf("Status: got %v, want unreachable", err)
+	}
+	if _, err := s.Get(t.Context(), "k"); !keystore.IsUnreachable(err) || errors.Is(err, kes.ErrKeyNotFound) {
+		t.Errorf("Get: got %v, want unreachable", err)
+	}
+	if err := s.Create(t.Context(), "k2", []byte("v")); !keystore.IsUnreachable(err) {
+		t.Errorf("Create: got %v, want unreachable", err)
+	}
+	if err := s.Delete(t.Context(), "k"); !keystore.IsUnreachable(err) {
+		t.Errorf("Delete: got %v, want unreachable", err)
+	}
+	if _, _, err := s.List(t.Context(), "", "", 0); !keystore.IsUnreachable(err) {
+		t.Errorf("List: got %v, want unreachable", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, iofs.ErrNotExist) {
+		t.Fatalf("the store re-created its directory: %v", err)
+	}
+
+	// A file in place of the directory is unreachable too.
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Status(t.Context()); !keystore.IsUnreachable(err) {
+		t.Errorf("Status with a file in place of the directory: got %v, want unreachable", err)
+	}
+}
+
+func TestUpstreamInterop(t *testing.T) {
+	// A file written by another process (upstream KES) is read as is, and
+	// one written by the store is an ordinary file.
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	if err := os.WriteFile(filepath.Join(dir, "from-upstream"), []byte(`{"bytes":"x"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Get(t.Context(), "from-upstream"); err != nil || string(v) != `{"bytes":"x"}` {
+		t.Fatalf("Get = %q, %v", v, err)
+	}
+	if err := s.Create(t.Context(), "from-openkes", []byte("CiIK")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "from-openkes")); err != nil || string(b) != "CiIK" {
+		t.Fatalf("file = %q, %v", b, err)
+	}
+}
