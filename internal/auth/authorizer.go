@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -64,16 +63,11 @@ type assignment struct {
 	createdBy kes.Identity
 }
 
-// errNoAdmin is returned by New for an empty admin identity: the empty
-// identity is what identify-only routes see for clients without a
-// certificate, so it must never be privileged.
-var errNoAdmin = errors.New("auth: admin identity is empty")
-
 // New returns an [Authorizer] for the admin identity and the configured
 // policies. startTime is reported as created_at of the admin, the configured
 // policies and their assignments; created_by of those is the admin.
 //
-// The admin may be any non-empty string; a value that is not a computable
+// The admin may be any non-empty string ([ErrNoAdmin] otherwise); a value that is not a computable
 // identity (such as "disabled") disables admin access. New validates the
 // policies in name order and returns the first error:
 //
@@ -90,7 +84,7 @@ var errNoAdmin = errors.New("auth: admin identity is empty")
 // references to the given slices.
 func New(admin kes.Identity, policies map[string]PolicyConfig, startTime time.Time) (*Authorizer, error) {
 	if admin == "" {
-		return nil, errNoAdmin
+		return nil, ErrNoAdmin
 	}
 	s := &snapshot{
 		policies:   make(map[string]*policyEntry, len(policies)),

@@ -19,6 +19,11 @@ var (
 	ErrAssignAdmin = kes.NewError(http.StatusBadRequest, "identity is root")
 )
 
+// ErrNoAdmin is returned by [New] for an empty admin identity. The empty
+// identity is what identify-only routes see for clients without a
+// certificate, so it must never be privileged.
+var ErrNoAdmin = errors.New("auth: admin identity is empty")
+
 // Causes of an [AssignError] in the configuration.
 var (
 	// ErrAdminInPolicy means a policy lists the admin identity.

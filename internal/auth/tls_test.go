@@ -220,3 +220,8 @@ func newCert(t *testing.T, isCA bool) *x509.Certificate {
 	}
 	return cert
 }
+
+// identifyCerts is IdentifyTLS for a client that sent certs.
+func identifyCerts(certs []*x509.Certificate) (kes.Identity, error) {
+	return auth.IdentifyTLS(&tls.ConnectionState{PeerCertificates: certs})
+}
