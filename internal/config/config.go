@@ -297,8 +297,8 @@ func (d *decoder) address(dst *string) field {
 		if err != nil || s == "" {
 			return err
 		}
-		host, _, err := net.SplitHostPort(s)
-		if err != nil {
+		host, port, err := net.SplitHostPort(s)
+		if _, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil {
 			return d.failf(v, "kesconf: invalid address '%s': missing or invalid port", s)
 		}
 		if host != "" && net.ParseIP(host) == nil {
