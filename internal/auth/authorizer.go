@@ -34,7 +34,8 @@ type PolicyConfig struct {
 // (copy-on-write), so a write costs O(policies + identities).
 type Authorizer struct {
 	// Now returns the current time for the created_at of runtime changes.
-	// Nil means time.Now. It must not be changed after the first write.
+	// Nil means time.Now. It is only called by writers, one at a time, and
+	// must not be changed after the first write.
 	Now func() time.Time
 
 	admin   kes.Identity

@@ -26,13 +26,9 @@ func (a *Authorizer) WritePolicy(caller kes.Identity, name string, allow, deny [
 	if !names.Valid(name) {
 		return kes.ErrInvalidPolicyName(name)
 	}
-	entry := &policyEntry{
-		name:      name,
-		policy:    NewPolicy(allow, deny),
-		createdAt: a.now(),
-		createdBy: caller,
-	}
+	policy := NewPolicy(allow, deny)
 	return a.update(func(s *snapshot) error {
+		entry := &policyEntry{name: name, policy: policy, createdAt: a.now(), createdBy: caller}
 		s.policies[name] = entry
 		for id, as := range s.identities {
 			if as.policy.name == name {
@@ -89,13 +85,12 @@ func (a *Authorizer) Assign(caller kes.Identity, policy string, id kes.Identity)
 	if id == caller {
 		return ErrSelfAssign
 	}
-	at := a.now()
 	return a.update(func(s *snapshot) error {
 		entry, ok := s.policies[policy]
 		if !ok {
 			return kes.ErrPolicyNotFound
 		}
-		s.identities[id] = &assignment{policy: entry, createdAt: at, createdBy: caller}
+		s.identities[id] = &assignment{policy: entry, createdAt: a.now(), createdBy: caller}
 		return nil
 	})
 }
