@@ -1,0 +1,202 @@
+package config_test
+
+import (
+	"errors"
+	"log/slog"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/config"
+)
+
+func TestEnvExpansion(t *testing.T) {
+	t.Setenv("KES_TEST_ADMIN", "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22")
+	t.Setenv("KES_TEST_TIMEOUT", "20s")
+	t.Setenv("KES_TEST_SKIP", "true")
+	t.Setenv("KES_TEST_APP", "df7281ca3fed4ef7d06297eb7cb9d590a4edc863b4425f4762bb2afaebfd3258")
+	t.Setenv("KES_TEST_KEY", "my-key")
+	t.Setenv("KES_TEST_PATH", "/var/lib/kes")
+	t.Setenv("KES_TEST_EMPTY", "")
+	t.Setenv("KES_TEST_LEVEL", "debug")
+	t.Setenv("KES_TEST_ROUTE", "/v1/status")
+	t.Setenv("KES_TEST_POLICY", "my-app")
+
+	f, err := config.Parse([]byte(doc(
+		"admin:",
+		"  identity: \"  ${ KES_TEST_ADMIN }  \"",
+		"tls:",
+		"  key: prefix-${KES_TEST_KEY}",
+		"  cert: ${KES_TEST_KEY}-suffix",
+		"  password: ${KES_TEST_EMPTY}",
+		"log:",
+		"  error: ${KES_TEST_LEVEL}",
+		"api:",
+		"  ${KES_TEST_ROUTE}:",
+		"    timeout: 1s",
+		"  /v1/status:",
+		"    skip_auth: ${KES_TEST_SKIP}",
+		"    timeout: ${KES_TEST_TIMEOUT}",
+		"policy:",
+		"  ${KES_TEST_POLICY}:",
+		"    allow:",
+		"    - /v1/key/${KES_TEST_KEY}",
+		"    identities:",
+		"    - ${KES_TEST_APP}",
+		"keys:",
+		"  - name: ${KES_TEST_KEY}",
+		"keystore:",
+		"  fs:",
+		"    path: ${KES_TEST_PATH}",
+	)), "kes.yml")
+	var cerr *config.Error
+	if !errors.As(err, &cerr) || cerr.Line != 16 {
+		t.Fatalf("Parse: got %v; want the invalid policy name '${KES_TEST_POLICY}' on line 16 (names are not expanded)", err)
+	}
+
+	f, err = config.Parse([]byte(doc(
+		"admin:",
+		"  identity: \"  ${ KES_TEST_ADMIN }  \"",
+		"tls:",
+		"  key: prefix-${KES_TEST_KEY}",
+		"  cert: ${KES_TEST_KEY}-suffix",
+		"  password: ${KES_TEST_EMPTY}",
+		"log:",
+		"  error: ${KES_TEST_LEVEL}",
+		"api:",
+		"  ${KES_TEST_ROUTE}:",
+		"    timeout: 1s",
+		"  /v1/status:",
+		"    skip_auth: ${KES_TEST_SKIP}",
+		"    timeout: ${KES_TEST_TIMEOUT}",
+		"policy:",
+		"  my-app:",
+		"    allow:",
+		"    - /v1/key/${KES_TEST_KEY}",
+		"    identities:",
+		"    - ${KES_TEST_APP}",
+		"keys:",
+		"  - name: ${KES_TEST_KEY}",
+		"keystore:",
+		"  fs:",
+		"    path: ${KES_TEST_PATH}",
+	)), "kes.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &config.File{
+		Address: config.DefaultAddress,
+		Admin:   "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22",
+		TLS:     config.TLS{KeyFile: "prefix-${KES_TEST_KEY}", CertFile: "${KES_TEST_KEY}-suffix", Auth: config.AuthOff},
+		Cache:   config.Cache{Any: config.DefaultCacheAny, Unused: config.DefaultCacheUnused},
+		Log:     config.Log{Error: slog.LevelDebug},
+		API:     map[string]config.RouteConfig{"/v1/status": {SkipAuth: true, Timeout: 20 * time.Second}},
+		Policies: map[string]config.PolicyConfig{"my-app": {
+			Allow:      []string{"/v1/key/${KES_TEST_KEY}"},
+			Identities: []kes.Identity{"df7281ca3fed4ef7d06297eb7cb9d590a4edc863b4425f4762bb2afaebfd3258"},
+		}},
+		Keys:     []string{"my-key"},
+		KeyStore: &config.FSConfig{Path: "/var/lib/kes"},
+		Notices:  []config.Notice{{File: "kes.yml", Line: 10, Msg: "api route '${KES_TEST_ROUTE}' does not exist and is ignored"}},
+	}
+	if !reflect.DeepEqual(f, want) {
+		t.Errorf("got\n%#v\nwant\n%#v", f, want)
+	}
+}
+
+func TestEnvErrors(t *testing.T) {
+	t.Setenv("KES_TEST_BAD_DURATION", "15")
+	t.Setenv("KES_TEST_BAD_BOOL", "yes")
+	runErrorTests(t, []errorTest{
+		{"unset", valid("log:", "  error: ${KES_TEST_UNSET}"), 10,
+			"kesconf: referenced env. variable 'KES_TEST_UNSET' in line '10' not found", nil},
+		{"unset-trimmed-name", valid("log:", "  error: \" ${ KES_TEST_UNSET } \""), 10,
+			"kesconf: referenced env. variable 'KES_TEST_UNSET' in line '10' not found", nil},
+		{"unset-list-item", valid("keys:", "  - name: a", "  - name: ${KES_TEST_UNSET}"), 11,
+			"kesconf: referenced env. variable 'KES_TEST_UNSET' in line '11' not found", nil},
+		{"duration-integer", valid("api:", "  /v1/status:", "    timeout: ${KES_TEST_BAD_DURATION}"), 11,
+			"kesconf: invalid value for 'api./v1/status.timeout': expected a duration such as 15s or 5m, found '15'", nil},
+		{"bool", valid("api:", "  /v1/status:", "    skip_auth: ${KES_TEST_BAD_BOOL}"), 11,
+			"kesconf: invalid value for 'api./v1/status.skip_auth': expected true or false, found 'yes'", nil},
+	})
+	_, err := config.Parse([]byte(valid("address: ${KES_TEST_UNSET}")), "kes.yml")
+	var envErr *config.EnvError
+	if !errors.As(err, &envErr) || envErr.Name != "KES_TEST_UNSET" || envErr.Line != 9 {
+		t.Errorf("Parse: got %v, want an EnvError for KES_TEST_UNSET on line 9", err)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	tests := []struct {
+		name  string
+		cache []string
+		want  config.Cache
+	}{
+		{"absent", nil, config.Cache{Any: 5 * time.Minute, Unused: 30 * time.Second}},
+		{"empty", []string{"cache:"}, config.Cache{Any: 5 * time.Minute, Unused: 30 * time.Second}},
+		{"zero", []string{"cache:", "  expiry:", "    any: 0s", "    unused: 0s", "    offline: 0s"},
+			config.Cache{Any: 5 * time.Minute, Unused: 30 * time.Second}},
+		{"unused-only", []string{"cache:", "  expiry:", "    unused: 10s"}, config.Cache{Any: 5 * time.Minute, Unused: 10 * time.Second}},
+		{"any-only", []string{"cache:", "  expiry:", "    any: 1m"}, config.Cache{Any: time.Minute, Unused: 30 * time.Second}},
+		{"all", []string{"cache:", "  expiry:", "    any: 1h", "    unused: 1m", "    offline: 10m"},
+			config.Cache{Any: time.Hour, Unused: time.Minute, Offline: 10 * time.Minute}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := config.Parse([]byte(valid(tt.cache...)), "kes.yml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Cache != tt.want {
+				t.Errorf("Cache: got %+v, want %+v", f.Cache, tt.want)
+			}
+			if f.Address != config.DefaultAddress || f.TLS.Auth != config.AuthOff || f.Log != (config.Log{}) {
+				t.Errorf("defaults: got address %q, auth %q, log %+v", f.Address, f.TLS.Auth, f.Log)
+			}
+		})
+	}
+}
+
+func TestLogLevels(t *testing.T) {
+	tests := []struct {
+		value string
+		want  slog.Level
+	}{
+		{`""`, slog.LevelInfo},
+		{"on", slog.LevelInfo},
+		{"ON", slog.LevelInfo},
+		{`"off"`, slog.LevelError + 1},
+		{"Off", slog.LevelError + 1},
+		{"DEBUG", slog.LevelDebug},
+		{"info", slog.LevelInfo},
+		{"Warn", slog.LevelWarn},
+		{"error", slog.LevelError},
+		{"ERROR+1", slog.LevelError + 1},
+		{"debug-2", slog.LevelDebug - 2},
+		{"12", 12},
+		{"-4", slog.LevelDebug},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			f, err := config.Parse([]byte(valid("log:", "  error: "+tt.value, "  audit: "+tt.value)), "kes.yml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Log.Error != tt.want || f.Log.Audit != tt.want {
+				t.Errorf("got %v/%v, want %v", f.Log.Error, f.Log.Audit, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadFileErrors(t *testing.T) {
+	if _, err := config.ReadFile("testdata/does-not-exist.yml"); err == nil {
+		t.Error("ReadFile of a missing file: got no error")
+	}
+	big := make([]byte, config.MaxFileSize+1)
+	_, err := config.Parse(big, "big.yml")
+	if !errors.Is(err, config.ErrFileTooLarge) {
+		t.Errorf("Parse of %d bytes: got %v, want ErrFileTooLarge", len(big), err)
+	}
+}
