@@ -1,6 +1,7 @@
 package crypto
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/fips140"
@@ -248,12 +249,8 @@ func newAEAD(t KeyType, key *[KeySize]byte, iv []byte) (cipher.AEAD, error) {
 // states per call and this runs on every encrypt and decrypt. In FIPS 140 mode
 // it uses crypto/hmac, the validated implementation.
 func hmacSHA256KDF(key *[KeySize]byte, msg []byte) [sha256.Size]byte {
-	var sum [sha256.Size]byte
 	if fips140.Enabled() || len(msg) > sha256.Size {
-		h := hmac.New(sha256.New, key[:])
-		h.Write(msg)
-		h.Sum(sum[:0])
-		return sum
+		return hmacSHA256(key, msg)
 	}
 	var buf [sha256.BlockSize + sha256.Size]byte
 	defer clear(buf[:])
@@ -271,6 +268,17 @@ func hmacSHA256KDF(key *[KeySize]byte, msg []byte) [sha256.Size]byte {
 	copy(buf[sha256.BlockSize:], inner[:])
 	clear(inner[:])
 	return sha256.Sum256(buf[:])
+}
+
+// hmacSHA256 is hmacSHA256KDF with crypto/hmac. It copies its inputs so
+// that they do not escape to the heap in the common path of its caller.
+func hmacSHA256(key *[KeySize]byte, msg []byte) (sum [sha256.Size]byte) {
+	k, m := bytes.Clone(key[:]), bytes.Clone(msg)
+	defer clear(k)
+	h := hmac.New(sha256.New, k)
+	h.Write(m)
+	copy(sum[:], h.Sum(nil))
+	return sum
 }
 
 // readRandom fills b from random, or from crypto/rand if random is nil.

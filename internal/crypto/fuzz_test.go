@@ -1,0 +1,89 @@
+package crypto_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/crypto"
+)
+
+// FuzzParseKey checks that ParseKey never panics, fails only with
+// ErrInvalidRecord, and that every record it accepts with an HMAC key
+// survives MarshalBinary and ParseKey unchanged.
+func FuzzParseKey(f *testing.F) {
+	for _, dir := range []string{"keystore", "keystore-edge"} {
+		files, err := os.ReadDir(filepath.Join(vectorsDir(f), dir))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, file := range files {
+			f.Add(readVector(f, filepath.Join(dir, file.Name())))
+		}
+	}
+	f.Fuzz(func(t *testing.T, stored []byte) {
+		k, err := crypto.ParseKey(stored)
+		if err != nil {
+			if !errors.Is(err, crypto.ErrInvalidRecord) {
+				t.Fatalf("err = %v, want ErrInvalidRecord", err)
+			}
+			return
+		}
+		if k.HMAC == nil {
+			return // legacy JSON: never re-encoded
+		}
+		out, err := k.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		k2, err := crypto.ParseKey(out)
+		if err != nil {
+			t.Fatalf("re-parse of %q: %v", out, err)
+		}
+		if !k2.Secret.Equal(k.Secret) || !k2.HMAC.Equal(*k.HMAC) || !k2.CreatedAt.Equal(k.CreatedAt) || k2.CreatedBy != k.CreatedBy {
+			t.Fatalf("round trip changed the key: %q -> %q", stored, out)
+		}
+	})
+}
+
+// FuzzDecrypt checks that Decrypt never panics and fails only with
+// kes.ErrDecrypt, for typed keys of both types and an untyped legacy key, and
+// that Encrypt output always decrypts.
+func FuzzDecrypt(f *testing.F) {
+	type vector struct {
+		CiphertextB64 string `json:"ciphertext_b64"`
+	}
+	for _, v := range readJSONL[vector](f, "ciphertexts.jsonl") {
+		ct, err := base64.StdEncoding.DecodeString(v.CiphertextB64)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(ct, []byte("ctx"))
+	}
+	f.Add([]byte(`{"aead":"ChaCha20Poly1305","iv":"8PHy8/T19vf4+fr7/P3+/w==","nonce":"oKGio6Slpqeoqaqr","bytes":""}`), []byte(nil))
+	f.Add([]byte{0x95, 0xa6, 'A', 'E', 'S', '2', '5', '6', 0xa0, 0xc4, 0x10}, []byte(nil))
+
+	keys := []crypto.SecretKey{
+		mustSecretKey(f, crypto.AES256, specK),
+		mustSecretKey(f, crypto.ChaCha20, specK),
+		mustParseKey(f, `{"bytes":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}`).Secret,
+	}
+	f.Fuzz(func(t *testing.T, data, context []byte) {
+		for _, k := range keys {
+			if pt, err := k.Decrypt(data, context); err != nil && (!errors.Is(err, kes.ErrDecrypt) || pt != nil) {
+				t.Fatalf("%v: Decrypt = %x, %v", k, pt, err)
+			}
+			ct, err := k.Encrypt(data, context)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pt, err := k.Decrypt(ct, context); err != nil || !bytes.Equal(pt, data) {
+				t.Fatalf("%v: round trip = %x, %v", k, pt, err)
+			}
+		}
+	})
+}
