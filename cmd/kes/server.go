@@ -1,20 +1,246 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/api"
+	"github.com/openkes/kes/internal/auth"
+	"github.com/openkes/kes/internal/config"
+	"github.com/openkes/kes/internal/crypto"
+	"github.com/openkes/kes/internal/keystore"
+	"github.com/openkes/kes/internal/keystore/cache"
+	"github.com/openkes/kes/internal/log"
+	"github.com/openkes/kes/internal/metrics"
 )
 
+// shutdownGrace is how long a stopping server waits for requests in flight.
+const shutdownGrace = 3 * time.Second
+
 func newServerCmd(env *Env) *cobra.Command {
+	var (
+		addr, configFile string
+		dev              bool
+		deprecated       struct{ key, cert, auth, root string }
+		legacyBool       struct{ mlock, quiet bool }
+	)
 	cmd := &cobra.Command{
 		Use:   "server [--config FILE] [--addr ADDR] [--dev]",
 		Short: "Start a KES server",
-		Args:  cobra.NoArgs,
+		Long: `Start a KES server.
+
+  --config FILE  the server configuration (YAML); required unless --dev
+  --addr ADDR    the listen address [ip]:port; overrides the config's address
+  --dev          a development server: in-memory keys, a throw-away TLS
+                 certificate and admin API key, listening on 127.0.0.1:7373`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return errors.New("too many arguments. See 'kes server --help'")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return errors.New("server: not wired yet")
+			for _, f := range []string{"key", "cert", "auth"} {
+				if cmd.Flags().Changed(f) {
+					fmt.Fprintf(env.Stderr, "WARNING: '--%s' flag is deprecated and no longer honored. Specify it in the config file\n", f)
+				}
+			}
+			if dev {
+				if configFile != "" {
+					return errors.New("'--config' flag is not supported in development mode")
+				}
+				return runDevServer(cmd.Context(), env, addr)
+			}
+			if configFile == "" {
+				return errors.New("no config file specified. Use '--config' or '--dev'")
+			}
+			return runServer(cmd.Context(), env, configFile, addr)
 		},
 	}
-	_ = env
+	f := cmd.Flags()
+	f.StringVar(&addr, "addr", "", "listen address [ip]:port")
+	f.StringVar(&configFile, "config", "", "path to the server configuration file")
+	f.BoolVar(&dev, "dev", false, "start a development server")
+	f.StringVar(&deprecated.key, "key", "", "deprecated, ignored")
+	f.StringVar(&deprecated.cert, "cert", "", "deprecated, ignored")
+	f.StringVar(&deprecated.auth, "auth", "", "deprecated, ignored")
+	f.StringVar(&deprecated.root, "root", "", "deprecated, ignored")
+	f.BoolVar(&legacyBool.mlock, "mlock", false, "deprecated, ignored")
+	f.BoolVar(&legacyBool.quiet, "quiet", false, "deprecated, ignored")
+	for _, name := range []string{"key", "cert", "auth", "root", "mlock", "quiet"} {
+		f.MarkHidden(name)
+	}
 	return cmd
+}
+
+// serverSetup is everything a server needs, built from a config file or
+// from the dev-mode defaults.
+type serverSetup struct {
+	Addr     string
+	TLS      *api.TLSConfig
+	Admin    kes.Identity
+	Policies map[string]auth.PolicyConfig
+	Routes   map[string]api.RouteConfig
+	Cache    cache.Config
+	Store    keystore.Store
+	Banner   string // the KMS line
+	Keys     []string
+	ErrorLvl slog.Level
+	APIKey   string // dev mode: the admin API key, printed in the banner
+	AuditLvl slog.Level
+}
+
+func runServer(ctx context.Context, env *Env, file, addr string) error {
+	cfg, err := config.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	for _, n := range cfg.Notices {
+		fmt.Fprintf(env.Stderr, "WARNING: %s\n", n)
+	}
+	if addr == "" {
+		addr = cfg.Address
+	}
+	store, err := cfg.KeyStore.Connect(ctx)
+	if err != nil {
+		return fmt.Errorf("failed to connect to the key store: %w", err)
+	}
+	policies := make(map[string]auth.PolicyConfig, len(cfg.Policies))
+	for name, p := range cfg.Policies {
+		policies[name] = auth.PolicyConfig{Allow: p.Allow, Deny: p.Deny, Identities: p.Identities}
+	}
+	routes := make(map[string]api.RouteConfig, len(cfg.API))
+	for path, r := range cfg.API {
+		routes[path] = api.RouteConfig{SkipAuth: r.SkipAuth, Timeout: r.Timeout}
+	}
+	return serve(ctx, env, &serverSetup{
+		Addr: addr,
+		TLS: &api.TLSConfig{
+			CertFile:      cfg.TLS.CertFile,
+			KeyFile:       cfg.TLS.KeyFile,
+			Password:      cfg.TLS.Password,
+			VerifyClients: cfg.TLS.Auth == config.AuthOn,
+			CAPath:        cfg.TLS.CAPath,
+		},
+		Admin:    cfg.Admin,
+		Policies: policies,
+		Routes:   routes,
+		Cache:    cache.Config{Any: cfg.Cache.Any, Unused: cfg.Cache.Unused, Offline: cfg.Cache.Offline},
+		Store:    store,
+		Banner:   cfg.KeyStore.Banner(),
+		Keys:     cfg.Keys,
+		ErrorLvl: cfg.Log.Error,
+		AuditLvl: cfg.Log.Audit,
+	})
+}
+
+// serve runs a server until ctx is done or SIGINT/SIGTERM arrives.
+func serve(ctx context.Context, env *Env, s *serverSetup) error {
+	start := time.Now()
+	keys := cache.New(s.Store, func(_ string, b []byte) (crypto.Key, error) { return crypto.ParseKey(b) }, s.Cache)
+	defer keys.Close()
+
+	authorizer, err := auth.New(s.Admin, s.Policies, start)
+	if err != nil {
+		return err
+	}
+	errLevel, auditLevel := new(slog.LevelVar), new(slog.LevelVar)
+	errLevel.Set(s.ErrorLvl)
+	auditLevel.Set(s.AuditLvl)
+	errLog := log.NewErrorLog(env.Stderr, errLevel)
+	auditLog := log.NewAuditLog(env.Stdout, auditLevel)
+	m := metrics.New(start)
+
+	if err := createKeys(ctx, keys, s.Keys, s.Admin); err != nil {
+		return err
+	}
+	version, commit := buildVersion()
+	srv, err := api.New(&api.Config{
+		Keys:      keys,
+		Auth:      authorizer,
+		ErrorLog:  errLog,
+		AuditLog:  auditLog,
+		Metrics:   m,
+		Routes:    s.Routes,
+		Version:   version,
+		Commit:    commit,
+		StartTime: start,
+	})
+	if err != nil {
+		return err
+	}
+	tlsConf, err := api.NewTLSConfig(s.TLS, srv.SkipAuth())
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return err
+	}
+	httpSrv := srv.HTTPServer(s.Addr, tlsConf)
+	printBanner(env.Stdout, s, ln.Addr(), errLevel.Level(), auditLevel.Level())
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.ServeTLS(ln, "", "") }()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case err := <-serveErr:
+			return err
+		case <-hup:
+			fmt.Fprintln(env.Stderr, "SIGHUP signal received: reloading the configuration is not supported by this release yet; restart the server to apply changes.")
+		case <-ctx.Done():
+			fmt.Fprintln(env.Stdout, "\n=> Stopping server... Goodbye.")
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+			defer cancel()
+			if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+				httpSrv.Close()
+			}
+			if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		}
+	}
+}
+
+// createKeys creates the config's predefined keys that do not exist yet.
+func createKeys(ctx context.Context, keys *cache.Cache[crypto.Key], names []string, admin kes.Identity) error {
+	for _, name := range names {
+		_, err := keys.Get(ctx, name)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, kes.ErrKeyNotFound) {
+			return fmt.Errorf("failed to create key '%s': %w", name, err)
+		}
+		key, err := crypto.GenerateKey(crypto.DefaultKeyType(), admin.String(), time.Now().UTC(), nil)
+		if err != nil {
+			return fmt.Errorf("failed to create key '%s': %w", name, err)
+		}
+		b, err := key.MarshalBinary()
+		key.Destroy()
+		if err != nil {
+			return fmt.Errorf("failed to create key '%s': %w", name, err)
+		}
+		if err := keys.Create(ctx, name, b); err != nil && !errors.Is(err, kes.ErrKeyExists) {
+			return fmt.Errorf("failed to create key '%s': %w", name, err)
+		}
+	}
+	return nil
 }

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"runtime/debug"
+	"strings"
+)
+
+// buildVersion returns the version and commit of the binary as upstream
+// reports them: the VCS commit time with ':' replaced by '-', and the
+// revision. Both are empty without VCS information.
+func buildVersion() (version, commit string) {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "", ""
+	}
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.time":
+			version = strings.ReplaceAll(s.Value, ":", "-")
+		case "vcs.revision":
+			commit = s.Value
+		}
+	}
+	return version, commit
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "<unknown>"
+	}
+	return s
+}
+
+// printBanner prints the startup summary, as upstream's two-column banner.
+func printBanner(w io.Writer, s *serverSetup, addr net.Addr, errLevel, auditLevel slog.Level) {
+	version, commit := buildVersion()
+	line := func(k, v string) { fmt.Fprintf(w, "%-11s%s\n", k, v) }
+	line("Version", orUnknown(version)+" commit="+orUnknown(commit))
+	line("Runtime", fmt.Sprintf("%s %s/%s compiler=%s", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.Compiler))
+	line("License", "MIT https://opensource.org/license/mit")
+	fmt.Fprintln(w)
+	line("KMS", s.Banner)
+	for _, ip := range listenIPs(addr) {
+		line("API", "· https://"+net.JoinHostPort(ip, port(addr)))
+	}
+	fmt.Fprintln(w)
+	if s.APIKey != "" {
+		line("API Key", s.APIKey)
+	}
+	admin := "<disabled>"
+	if isHexIdentity(string(s.Admin)) {
+		admin = string(s.Admin)
+	}
+	line("Admin", admin)
+	line("Logs", fmt.Sprintf("error=stderr level=%s", errLevel))
+	if auditLevel <= slog.LevelInfo {
+		line("", fmt.Sprintf("audit=stdout level=%s", auditLevel))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "=> Server is up and running...")
+}
+
+func isHexIdentity(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func port(addr net.Addr) string {
+	_, p, _ := net.SplitHostPort(addr.String())
+	return p
+}
+
+// listenIPs returns the addresses clients can reach the listener on: the
+// listen IP, or every interface address when it listens on all of them.
+func listenIPs(addr net.Addr) []string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		host, _, _ := net.SplitHostPort(addr.String())
+		return []string{host}
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return []string{"0.0.0.0"}
+	}
+	var ips []string
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+			ips = append(ips, n.IP.String())
+		}
+	}
+	return ips
+}

@@ -1,0 +1,319 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/crypto"
+	"github.com/openkes/kes/internal/keystore"
+	"github.com/openkes/kes/internal/names"
+)
+
+// Errors of the key API that are not SDK values (spec api.md §2).
+var (
+	errCreateKey   = kes.NewError(http.StatusBadGateway, "failed to create key")
+	errReadKey     = kes.NewError(http.StatusBadGateway, "failed to read key")
+	errDeleteKey   = kes.NewError(http.StatusBadGateway, "failed to delete key")
+	errListKeys    = kes.NewError(http.StatusBadGateway, "failed to list keys")
+	errGenerateKey = kes.NewError(http.StatusInternalServerError, "failed to generate encryption key")
+	errEncrypt     = kes.NewError(http.StatusInternalServerError, "failed to encrypt plaintext")
+	errNewKey      = kes.NewError(http.StatusInternalServerError, "failed to create key")
+)
+
+// keyName returns the validated key name of the request, or writes the
+// error and returns false.
+func keyName(w http.ResponseWriter, r *request) (string, bool) {
+	if !names.Valid(r.Resource) {
+		writeError(w, kes.ErrInvalidKeyName(r.Resource))
+		return "", false
+	}
+	return r.Resource, true
+}
+
+// storeError writes the answer for a key store error: not-found and exists
+// are the client's business, anything else is logged and answered with the
+// generic failure, so no store detail reaches the client.
+func (s *Server) storeError(w http.ResponseWriter, r *request, err error, failure *kes.Error) {
+	switch {
+	case errors.Is(err, kes.ErrKeyNotFound):
+		writeError(w, kes.ErrKeyNotFound)
+	case errors.Is(err, kes.ErrKeyExists):
+		writeError(w, kes.ErrKeyExists)
+	default:
+		s.errLog.Error(err.Error(), reqAttrs(r))
+		writeError(w, failure)
+	}
+}
+
+// getKey reads the named key through the cache or writes the error.
+func (s *Server) getKey(w http.ResponseWriter, r *request) (crypto.Key, bool) {
+	name, ok := keyName(w, r)
+	if !ok {
+		return crypto.Key{}, false
+	}
+	key, err := s.keys.Get(r.Context(), name)
+	if err != nil {
+		s.storeError(w, r, err, errReadKey)
+		return crypto.Key{}, false
+	}
+	return key, true
+}
+
+func (s *Server) createKey(w http.ResponseWriter, r *request) {
+	name, ok := keyName(w, r)
+	if !ok {
+		return
+	}
+	key, err := crypto.GenerateKey(s.keyType, r.Identity.String(), time.Now().UTC(), s.rand)
+	if err != nil {
+		s.errLog.Error(err.Error(), reqAttrs(r))
+		writeError(w, errNewKey)
+		return
+	}
+	s.storeKey(w, r, name, key)
+}
+
+// storeKey writes a new key record under name.
+func (s *Server) storeKey(w http.ResponseWriter, r *request, name string, key crypto.Key) {
+	b, err := key.MarshalBinary()
+	if err != nil {
+		s.errLog.Error(err.Error(), reqAttrs(r))
+		writeError(w, errNewKey)
+		return
+	}
+	if err := s.keys.Create(r.Context(), name, b); err != nil {
+		s.storeError(w, r, err, errCreateKey)
+		return
+	}
+	writeOK(w)
+}
+
+type importKeyRequest struct {
+	Key    []byte `json:"key"`
+	Cipher string `json:"cipher"`
+}
+
+func (s *Server) importKey(w http.ResponseWriter, r *request) {
+	name, ok := keyName(w, r)
+	if !ok {
+		return
+	}
+	var req importKeyRequest
+	if !readJSON(r, &req) {
+		writeError(w, kes.ErrInvalidImportBody)
+		return
+	}
+	defer clear(req.Key)
+	t, err := crypto.ParseCipher(req.Cipher)
+	if err != nil {
+		writeError(w, kes.Errorf(http.StatusNotAcceptable, "algorithm '%s' is not supported", req.Cipher))
+		return
+	}
+	secret, err := crypto.NewSecretKey(t, req.Key)
+	if err != nil {
+		writeError(w, kes.Errorf(http.StatusNotAcceptable, "invalid key size for '%s'", req.Cipher))
+		return
+	}
+	hmacKey, err := crypto.GenerateHMACKey(s.rand)
+	if err != nil {
+		s.errLog.Error(err.Error(), reqAttrs(r))
+		writeError(w, errNewKey)
+		return
+	}
+	s.storeKey(w, r, name, crypto.Key{
+		Secret:    secret,
+		HMAC:      &hmacKey,
+		CreatedAt: time.Now().UTC(),
+		CreatedBy: r.Identity.String(),
+	})
+}
+
+type describeKeyResponse struct {
+	Name      string    `json:"name"`
+	Algorithm string    `json:"algorithm"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by,omitempty"`
+}
+
+func (s *Server) describeKey(w http.ResponseWriter, r *request) {
+	key, ok := s.getKey(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, describeKeyResponse{
+		Name:      r.Resource,
+		Algorithm: key.Secret.Type().String(),
+		CreatedAt: key.CreatedAt,
+		CreatedBy: key.CreatedBy,
+	})
+}
+
+func (s *Server) deleteKey(w http.ResponseWriter, r *request) {
+	name, ok := keyName(w, r)
+	if !ok {
+		return
+	}
+	if err := s.keys.Delete(r.Context(), name); err != nil {
+		s.storeError(w, r, err, errDeleteKey)
+		return
+	}
+	writeOK(w)
+}
+
+type listKeysResponse struct {
+	Names      []string `json:"names"`
+	ContinueAt string   `json:"continue_at,omitempty"`
+}
+
+// listKeys answers every key name with the prefix in one response.
+//
+// Upstream answers at most 1024 names and a continue_at that its own SDK
+// sends back as the next *prefix*, so listing more than 1024 keys never
+// worked (api.md §4.6). Answering all names keeps every client correct. A
+// trailing '*' marks a prefix, as for policies and identities (upstream
+// keeps it and matches nothing).
+func (s *Server) listKeys(w http.ResponseWriter, r *request) {
+	prefix := r.Resource
+	if !names.ValidPattern(prefix) {
+		writeError(w, kes.ErrInvalidPattern(prefix))
+		return
+	}
+	prefix = strings.TrimSuffix(prefix, "*")
+	all := []string{}
+	next := ""
+	for {
+		page, cont, err := s.keys.List(r.Context(), prefix, next, keystore.ListPageSize)
+		if err != nil {
+			s.storeError(w, r, err, errListKeys)
+			return
+		}
+		all = append(all, page...)
+		if cont == "" || cont == next {
+			break
+		}
+		next = cont
+	}
+	writeJSON(w, listKeysResponse{Names: all})
+}
+
+type generateKeyRequest struct {
+	Context []byte `json:"context"`
+}
+
+type generateKeyResponse struct {
+	Plaintext  []byte `json:"plaintext"`
+	Ciphertext []byte `json:"ciphertext"`
+}
+
+func (s *Server) generateKey(w http.ResponseWriter, r *request) {
+	key, ok := s.getKey(w, r)
+	if !ok {
+		return
+	}
+	var req generateKeyRequest
+	// MinIO sends no body at all; a chunked body is decoded even if empty
+	// (then it is invalid), as upstream.
+	if r.ContentLength != 0 && !readJSON(r, &req) {
+		writeError(w, kes.ErrInvalidBody)
+		return
+	}
+	dek := make([]byte, 32)
+	if err := readRandom(s.rand, dek); err != nil {
+		s.errLog.Error(err.Error(), reqAttrs(r))
+		writeError(w, errGenerateKey)
+		return
+	}
+	defer clear(dek)
+	ciphertext, err := key.Secret.Encrypt(dek, req.Context)
+	if err != nil {
+		s.errLog.Error(err.Error(), reqAttrs(r))
+		writeError(w, errGenerateKey)
+		return
+	}
+	writeJSON(w, generateKeyResponse{Plaintext: dek, Ciphertext: ciphertext})
+}
+
+type encryptRequest struct {
+	Plaintext []byte `json:"plaintext"`
+	Context   []byte `json:"context"`
+}
+
+type encryptResponse struct {
+	Ciphertext []byte `json:"ciphertext"`
+}
+
+func (s *Server) encryptKey(w http.ResponseWriter, r *request) {
+	key, ok := s.getKey(w, r)
+	if !ok {
+		return
+	}
+	var req encryptRequest
+	if !readJSON(r, &req) {
+		writeError(w, kes.ErrInvalidBody)
+		return
+	}
+	defer clear(req.Plaintext)
+	ciphertext, err := key.Secret.Encrypt(req.Plaintext, req.Context)
+	if err != nil {
+		s.errLog.Error(err.Error(), reqAttrs(r))
+		writeError(w, errEncrypt)
+		return
+	}
+	writeJSON(w, encryptResponse{Ciphertext: ciphertext})
+}
+
+type decryptRequest struct {
+	Ciphertext []byte `json:"ciphertext"`
+	Context    []byte `json:"context"`
+}
+
+type decryptResponse struct {
+	Plaintext []byte `json:"plaintext"`
+}
+
+func (s *Server) decryptKey(w http.ResponseWriter, r *request) {
+	key, ok := s.getKey(w, r)
+	if !ok {
+		return
+	}
+	var req decryptRequest
+	if !readJSON(r, &req) {
+		writeError(w, kes.ErrInvalidBody)
+		return
+	}
+	plaintext, err := key.Secret.Decrypt(req.Ciphertext, req.Context)
+	if err != nil {
+		writeError(w, kes.ErrDecrypt)
+		return
+	}
+	defer clear(plaintext)
+	writeJSON(w, decryptResponse{Plaintext: plaintext})
+}
+
+type hmacRequest struct {
+	Message []byte `json:"message"`
+}
+
+type hmacResponse struct {
+	Sum []byte `json:"hmac"`
+}
+
+func (s *Server) hmacKey(w http.ResponseWriter, r *request) {
+	key, ok := s.getKey(w, r)
+	if !ok {
+		return
+	}
+	var req hmacRequest
+	if !readJSON(r, &req) {
+		writeError(w, kes.ErrInvalidBody)
+		return
+	}
+	if key.HMAC == nil {
+		writeError(w, kes.ErrNoHMAC)
+		return
+	}
+	writeJSON(w, hmacResponse{Sum: key.HMAC.Sum(req.Message)})
+}

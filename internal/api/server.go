@@ -1,0 +1,214 @@
+// Package api is the HTTP side of the OpenKES server: the route table, the
+// handlers, the error mapping and the server lifecycle.
+//
+// It depends on auth, crypto, keystore, log and metrics, never the other way
+// round. The wire format (paths, bodies, status codes and error messages)
+// is upstream KES's, spec api.md; where upstream is buggy the handlers say so.
+package api
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/auth"
+	"github.com/openkes/kes/internal/crypto"
+	"github.com/openkes/kes/internal/keystore"
+	"github.com/openkes/kes/internal/log"
+	"github.com/openkes/kes/internal/metrics"
+)
+
+// KeyStore is what the handlers need of the key cache in front of the
+// configured store (internal/keystore/cache).
+type KeyStore interface {
+	Get(ctx context.Context, name string) (crypto.Key, error)
+	Create(ctx context.Context, name string, value []byte) error
+	Delete(ctx context.Context, name string) error
+	List(ctx context.Context, prefix, continueAt string, n int) ([]string, string, error)
+	Status(ctx context.Context) (keystore.State, error)
+}
+
+// Config is the configuration of a [Server]. Keys, Auth, ErrorLog,
+// AuditLog and Metrics are required; every other zero value has a default.
+type Config struct {
+	Keys     KeyStore
+	Auth     *auth.Authorizer
+	ErrorLog *log.ErrorLog
+	AuditLog *log.AuditLog
+	Metrics  *metrics.Metrics
+
+	// Routes overrides per-route settings, keyed by the exact route path
+	// (with the trailing slash of prefix routes). Unknown paths are ignored.
+	Routes map[string]RouteConfig
+
+	// KeyType is the type of keys the create API makes. Zero means
+	// crypto.DefaultKeyType(), which depends on the CPU.
+	KeyType crypto.KeyType
+
+	// Version and Commit are reported by /version and /v1/status. Empty
+	// means "<unknown>".
+	Version, Commit string
+
+	// StartTime is when the server started: the creation time of config
+	// policies. Zero means time.Now() at New.
+	StartTime time.Time
+
+	// Rand is the source of key material; nil means crypto/rand.
+	Rand io.Reader
+}
+
+// Server is a KES HTTP handler. It is safe for concurrent use.
+type Server struct {
+	keys     KeyStore
+	auth     *auth.Authorizer
+	errLog   *slog.Logger
+	errors   *log.ErrorLog
+	audit    *log.AuditLog
+	metrics  *metrics.Metrics
+	keyType  crypto.KeyType
+	version  string
+	commit   string
+	started  time.Time
+	rand     io.Reader
+	routes   []route
+	mux      *http.ServeMux
+	skipAuth bool
+}
+
+// New returns a Server for the config.
+func New(cfg *Config) (*Server, error) {
+	if cfg.Keys == nil || cfg.Auth == nil || cfg.ErrorLog == nil || cfg.AuditLog == nil || cfg.Metrics == nil {
+		return nil, errors.New("api: incomplete server config")
+	}
+	s := &Server{
+		keys:    cfg.Keys,
+		auth:    cfg.Auth,
+		errors:  cfg.ErrorLog,
+		errLog:  cfg.ErrorLog.Logger(),
+		audit:   cfg.AuditLog,
+		metrics: cfg.Metrics,
+		keyType: cfg.KeyType,
+		version: cfg.Version,
+		commit:  cfg.Commit,
+		started: cfg.StartTime,
+		rand:    cfg.Rand,
+		routes:  routes(),
+		mux:     http.NewServeMux(),
+	}
+	if s.keyType == 0 {
+		s.keyType = crypto.DefaultKeyType()
+	}
+	if s.version == "" {
+		s.version = "<unknown>"
+	}
+	if s.commit == "" {
+		s.commit = "<unknown>"
+	}
+	if s.started.IsZero() {
+		s.started = time.Now()
+	}
+	for i := range s.routes {
+		rt := &s.routes[i]
+		if c, ok := cfg.Routes[rt.Path]; ok {
+			if c.Timeout > 0 {
+				rt.Timeout = c.Timeout
+			}
+			if c.SkipAuth && rt.Auth == authVerify {
+				rt.Auth = authIdentify
+				s.skipAuth = true
+			}
+		}
+		h := s.handler(rt)
+		s.mux.Handle(rt.Path, h)
+		if rt.prefix() && isListRoute(rt.Path) {
+			// MinIO and the SDK list with an empty prefix as
+			// /v1/key/list, without the slash: serve it instead of
+			// redirecting (upstream answers 307).
+			s.mux.Handle(rt.Path[:len(rt.Path)-1], h)
+		}
+	}
+	return s, nil
+}
+
+func isListRoute(p string) bool {
+	return p == "/v1/key/list/" || p == "/v1/policy/list/" || p == "/v1/identity/list/"
+}
+
+// SkipAuth reports whether any route is public. The TLS layer must then
+// request instead of require client certificates (identity-and-auth.md §3).
+func (s *Server) SkipAuth() bool { return s.skipAuth }
+
+// ServeHTTP routes the request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// ConnContext must be set as the http.Server's ConnContext: it gives each
+// connection the place where its identity is computed once.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, &connInfo{conn: c})
+}
+
+type connKey struct{}
+
+// connInfo holds what is the same for every request of a connection. HTTP/2
+// serves many streams on one connection concurrently, hence the Once.
+type connInfo struct {
+	conn net.Conn
+	once sync.Once
+	id   kes.Identity
+	err  *kes.Error
+	ip   netip.Addr
+}
+
+func (c *connInfo) identify(state *tls.ConnectionState) {
+	if ap, err := netip.ParseAddrPort(c.conn.RemoteAddr().String()); err == nil {
+		c.ip = ap.Addr().Unmap()
+	}
+	if state == nil {
+		c.err = kes.ErrInsecureConnection
+		return
+	}
+	id, err := auth.IdentifyTLS(state)
+	if err != nil {
+		var e *kes.Error
+		if !errors.As(err, &e) {
+			e = kes.ErrNoClientCert
+		}
+		c.err = e
+		return
+	}
+	c.id = id
+}
+
+// identity returns the identity of the request's connection, computing it
+// on the connection's first request.
+func identity(r *http.Request) (kes.Identity, netip.Addr, *kes.Error) {
+	c, ok := r.Context().Value(connKey{}).(*connInfo)
+	if !ok { // a handler used without ConnContext (tests): compute per request
+		c = &connInfo{conn: fakeConn{addr: r.RemoteAddr}}
+		c.identify(r.TLS)
+		return c.id, c.ip, c.err
+	}
+	c.once.Do(func() { c.identify(r.TLS) })
+	return c.id, c.ip, c.err
+}
+
+// fakeConn only answers RemoteAddr.
+type fakeConn struct {
+	net.Conn
+	addr string
+}
+
+func (f fakeConn) RemoteAddr() net.Addr { return addrString(f.addr) }
+
+type addrString string
+
+func (a addrString) Network() string { return "tcp" }
+func (a addrString) String() string  { return string(a) }
