@@ -25,6 +25,12 @@ func FuzzParseKey(f *testing.F) {
 			f.Add(readVector(f, filepath.Join(dir, file.Name())))
 		}
 	}
+	// Extreme timestamps: time.Unix normalises nanos out of range.
+	for _, ts := range [][2]uint64{{1 << 63, 1<<64 - 1}, {1<<63 - 1, 1e9}, {1<<64 - 1, 1<<32 - 1}, {0, 1 << 31}} {
+		rec := protoRecord(nil).bytes(1, subKey(specK, 1)).bytes(2, subKey(specH, 1)).
+			bytes(3, protoRecord(nil).varint(1, ts[0]).varint(2, ts[1]))
+		f.Add(rec.stored())
+	}
 	f.Fuzz(func(t *testing.T, stored []byte) {
 		k, err := crypto.ParseKey(stored)
 		if err != nil {

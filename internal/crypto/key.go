@@ -97,7 +97,8 @@ func parseLegacyKey(stored []byte) (Key, error) {
 	err := json.Unmarshal(stored, &r)
 	defer clear(r.Bytes)
 	if err != nil {
-		return Key{}, fmt.Errorf("%w: legacy JSON: %T", ErrInvalidRecord, err) // the error text may quote key bytes
+		// Not err's text: a type error quotes the offending JSON number.
+		return Key{}, fmt.Errorf("%w: legacy JSON: malformed field", ErrInvalidRecord)
 	}
 	if len(r.Bytes) != KeySize {
 		return Key{}, fmt.Errorf("%w: legacy JSON: key has %d bytes", ErrInvalidRecord, len(r.Bytes))
@@ -137,18 +138,16 @@ type protoKey struct {
 
 func parseProtoKey(b []byte) (Key, error) {
 	var (
-		secret, mac  protoKey
-		hasMAC       bool
-		seconds      int64
-		nanos        int32
-		createdBy    string
-		perr         error
-		errMalformed = fmt.Errorf("%w: malformed protobuf", ErrInvalidRecord)
+		secret, mac protoKey
+		hasMAC      bool
+		seconds     int64
+		nanos       int32
+		createdBy   string
 	)
 	// Like proto.Unmarshal: fields in any order, unknown fields and fields of
 	// an unexpected wire type skipped, a repeated message merged, the last
 	// scalar wins.
-	perr = walkFields(b, func(num protowire.Number, v []byte) bool {
+	err := walkFields(b, func(num protowire.Number, v []byte) bool {
 		switch num {
 		case fieldVersionKey:
 			return parseProtoSubKey(v, &secret)
@@ -163,8 +162,8 @@ func parseProtoKey(b []byte) (Key, error) {
 		}
 		return true
 	}, nil)
-	if perr != nil {
-		return Key{}, errMalformed
+	if err != nil {
+		return Key{}, fmt.Errorf("%w: malformed protobuf", ErrInvalidRecord)
 	}
 
 	switch {

@@ -44,7 +44,9 @@ func (t KeyType) valid() bool { return t == AES256 || t == ChaCha20 }
 // ParseCipher returns the key type of an import cipher name: "AES256" and
 // "AES256-GCM_SHA256" are AES256, "ChaCha20" and "XCHACHA20-POLY1305" are
 // ChaCha20. Names are case-sensitive. Any other name returns an error
-// matching [ErrUnsupportedCipher].
+// matching [ErrUnsupportedCipher]. In FIPS 140 mode the caller must refuse
+// ChaCha20 itself (the import API answers 406), since keys of that type
+// cannot encrypt there ([ErrFIPS]).
 func ParseCipher(s string) (KeyType, error) {
 	switch s {
 	case "AES256", "AES256-GCM_SHA256":
