@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net/netip"
 
@@ -46,6 +47,13 @@ func NewErrorLog(w io.Writer, level slog.Leveler) *ErrorLog {
 // Logger returns the logger whose records go to l. Handlers derived from it
 // (With, WithGroup) go to l as well.
 func (l *ErrorLog) Logger() *slog.Logger { return l.logger }
+
+// ServerLog returns a standard library logger that logs each line as an INFO
+// record of l, for http.Server.ErrorLog: the Go HTTP server's messages
+// ("http: TLS handshake error from …") then appear as upstream prints them.
+func (l *ErrorLog) ServerLog() *stdlog.Logger {
+	return slog.NewLogLogger(l.logger.Handler(), slog.LevelInfo)
+}
 
 // Subscribe returns a subscription to the events of every record logged
 // from now on. The caller must close it.

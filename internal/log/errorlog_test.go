@@ -210,3 +210,19 @@ func TestErrorLogWith(t *testing.T) {
 		t.Errorf("derived logger streamed %d events, want 1", len(sub.Events()))
 	}
 }
+
+func TestErrorLogServerLog(t *testing.T) {
+	var buf bytes.Buffer
+	var level slog.LevelVar
+	l := log.NewErrorLog(&buf, &level)
+
+	l.ServerLog().Printf("http: TLS handshake error from %s: %s", "127.0.0.1:36900", "tls: client didn't provide a certificate")
+	level.Set(slog.LevelWarn)
+	l.ServerLog().Print("http: suppressed")
+
+	_, rest, ok := strings.Cut(buf.String(), " ") // drop the time of the real clock
+	const want = `level=INFO msg="http: TLS handshake error from 127.0.0.1:36900: tls: client didn't provide a certificate"` + "\n"
+	if !ok || rest != want {
+		t.Errorf("got %q, want time=… %q", buf.String(), want)
+	}
+}
