@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openkes/kes"
+)
+
+// startCmd runs `kes args...` in-process until the test ends, and returns
+// the lines it prints on stdout as they come.
+func startCmd(t *testing.T, args ...string) (lines <-chan string, stderr *strings.Builder) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	outR, outW := io.Pipe()
+	stderr = new(strings.Builder)
+	env := &Env{
+		Stdin: strings.NewReader(""), Stdout: outW, Stderr: &lockedWriter{w: stderr},
+		Getenv: func(string) string { return "" }, LookupEnv: func(string) (string, bool) { return "", false },
+	}
+	done := make(chan int, 1)
+	go func() {
+		code := run(ctx, env, args)
+		outW.Close()
+		done <- code
+	}()
+	ch := make(chan string, 100)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(outR)
+		for sc.Scan() {
+			ch <- sc.Text()
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		for range ch { // drain so the server can finish writing
+		}
+		if code := <-done; code != 0 {
+			t.Errorf("kes %s exited with %d: %s", strings.Join(args, " "), code, stderr)
+		}
+	})
+	return ch, stderr
+}
+
+// lockedWriter serialises writes of the server's goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// waitFor reads lines until one matches re and returns its submatches.
+func waitFor(t *testing.T, lines <-chan string, re *regexp.Regexp) []string {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("output ended before %s", re)
+			}
+			if m := re.FindStringSubmatch(l); m != nil {
+				return m
+			}
+		case <-timeout:
+			t.Fatalf("no line matching %s", re)
+		}
+	}
+}
+
+var apiLine = regexp.MustCompile(`^API\s+· (https://\S+)$`)
+
+// TestDevServer: `kes server --dev` starts at once, prints where the
+// admin's client certificate is, and that certificate creates a key and
+// generates a data key, as the printed curl commands do.
+func TestDevServer(t *testing.T) {
+	lines, _ := startCmd(t, "server", "--dev", "--addr", "127.0.0.1:0")
+	dir := waitFor(t, lines, regexp.MustCompile(`certificate are in (\S+)$`))[1]
+	url := waitFor(t, lines, apiLine)[1]
+	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
+
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, "server.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
+	defer c.CloseIdleConnections()
+
+	resp, err := c.Post(url+"/v1/key/create/my-key", "", nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("create: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	resp, err = c.Post(url+"/v1/key/generate/my-key", "", nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("generate: %v %v", resp, err)
+	}
+	var dek struct{ Plaintext, Ciphertext []byte }
+	json.NewDecoder(resp.Body).Decode(&dek)
+	resp.Body.Close()
+	if len(dek.Plaintext) != 32 || len(dek.Ciphertext) != 76 {
+		t.Fatalf("generate: %d/%d bytes", len(dek.Plaintext), len(dek.Ciphertext))
+	}
+}
+
+// TestConfigServer starts a server from a config file with an fs keystore
+// and a predefined key, and checks the key exists and is served.
+func TestConfigServer(t *testing.T) {
+	dir := t.TempDir()
+	apiKey, _ := kes.GenerateAPIKey(nil)
+	if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	config := `
+address: 127.0.0.1:0
+admin:
+  identity: ` + apiKey.Identity().String() + `
+tls:
+  key: ` + filepath.Join(dir, "server.key") + `
+  cert: ` + filepath.Join(dir, "server.crt") + `
+keys:
+  - name: predefined
+log:
+  audit: off
+keystore:
+  fs:
+    path: ` + filepath.Join(dir, "keys") + `
+`
+	file := filepath.Join(dir, "config.yml")
+	os.WriteFile(file, []byte(config), 0o600)
+	lines, _ := startCmd(t, "server", "--config", file)
+	url := waitFor(t, lines, apiLine)[1]
+	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
+
+	if _, err := os.Stat(filepath.Join(dir, "keys", "predefined")); err != nil {
+		t.Fatalf("predefined key not created: %v", err)
+	}
+	cert, _ := kes.GenerateCertificate(apiKey, nil)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}}}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get(url + "/v1/key/describe/predefined")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		CreatedBy string `json:"created_by"`
+	}
+	json.NewDecoder(resp.Body).Decode(&d)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || d.CreatedBy != apiKey.Identity().String() {
+		t.Fatalf("describe predefined: %d %+v", resp.StatusCode, d)
+	}
+}
+
+// TestServerErrors: the usage errors of spec cli.md §3.
+func TestServerErrors(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"server", "--dev", "--config", "x.yml"}, "Error: '--config' flag is not supported in development mode\n"},
+		{[]string{"server", "extra"}, "Error: too many arguments. See 'kes server --help'\n"},
+		{[]string{"server", "--config", "/nonexistent/kes.yml"}, "Error: "},
+	} {
+		var stderr strings.Builder
+		env := &Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &stderr, Getenv: os.Getenv, LookupEnv: os.LookupEnv}
+		if code := run(context.Background(), env, tt.args); code != 1 || !strings.HasPrefix(stderr.String(), tt.msg) {
+			t.Errorf("kes %v: exit %d, stderr %q, want prefix %q", tt.args, code, stderr.String(), tt.msg)
+		}
+	}
+}
