@@ -128,20 +128,7 @@ func (s *Server) serve(w *statusWriter, r *request) {
 
 // reqAttrs are the attributes of error-log records about a request.
 func reqAttrs(r *request) slog.Attr {
-	id := r.Identity.String()
-	if id == "" {
-		id = "<unknown>"
-	}
-	ip := ""
-	if r.IP.IsValid() {
-		ip = r.IP.String()
-	}
-	return slog.Group("req",
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
-		slog.String("ip", ip),
-		slog.String("identity", id),
-	)
+	return log.Request(r.Method, r.URL.Path, r.IP, r.Identity)
 }
 
 // readJSON decodes the request body into v, reading at most the route's

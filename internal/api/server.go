@@ -103,6 +103,8 @@ func New(cfg *Config) (*Server, error) {
 		routes:  routes(),
 		mux:     http.NewServeMux(),
 	}
+	s.errors.OnEvent = s.metrics.ErrorEvent
+	s.audit.OnEvent = s.metrics.AuditEvent
 	if s.keyType == 0 {
 		s.keyType = crypto.DefaultKeyType()
 	}

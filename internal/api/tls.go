@@ -6,7 +6,6 @@ import (
 	"encoding/pem"
 
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -181,6 +180,6 @@ func (s *Server) HTTPServer(addr string, conf *tls.Config) *http.Server {
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       90 * time.Second,
 		ConnContext:       ConnContext,
-		ErrorLog:          slog.NewLogLogger(s.errLog.Handler(), slog.LevelInfo),
+		ErrorLog:          s.errors.ServerLog(),
 	}
 }
