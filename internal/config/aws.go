@@ -57,3 +57,7 @@ func (c *AWSConfig) Connect(context.Context) (keystore.Store, error) {
 
 // Banner returns "AWS SecretsManager: <endpoint>".
 func (c *AWSConfig) Banner() string { return "AWS SecretsManager: " + c.Endpoint }
+
+// String returns the banner line, so that printing the configuration never
+// prints a credential.
+func (c *AWSConfig) String() string { return c.Banner() }

@@ -76,3 +76,7 @@ func (c *AzureConfig) Connect(context.Context) (keystore.Store, error) {
 
 // Banner returns "Azure KeyVault: <endpoint>".
 func (c *AzureConfig) Banner() string { return "Azure KeyVault: " + c.Endpoint }
+
+// String returns the banner line, so that printing the configuration never
+// prints a credential.
+func (c *AzureConfig) String() string { return c.Banner() }

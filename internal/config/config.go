@@ -153,7 +153,8 @@ func Parse(data []byte, filename string) (*File, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, yamlError(filename, err)
 	}
-	d := &decoder{file: filename, lookup: os.LookupEnv}
+	// Without aliases a document cannot hold more values than bytes.
+	d := &decoder{file: filename, lookup: os.LookupEnv, budget: 2*len(data) + 1024}
 	root := &doc
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
 		root = doc.Content[0]

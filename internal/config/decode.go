@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,19 @@ type decoder struct {
 	file    string
 	lookup  func(string) (string, bool) // environment; os.LookupEnv
 	notices []Notice
+	budget  int // values left to visit; bounds alias amplification
+}
+
+// errTooComplex is returned when aliases make the document expand to far
+// more values than its size allows.
+var errTooComplex = errors.New("kesconf: invalid YAML: too many values (aliases expand too much)")
+
+// visit charges n values against the budget.
+func (d *decoder) visit(at *yaml.Node, n int) error {
+	if d.budget -= n; d.budget < 0 {
+		return d.fail(at, errTooComplex)
+	}
+	return nil
 }
 
 // field decodes the value of one mapping key. path is the dotted key path
@@ -91,6 +105,9 @@ func (d *decoder) mapping(n *yaml.Node, path string, fields map[string]field) er
 // entries calls fn for every key/value pair of the mapping n, rejecting
 // non-scalar and duplicate keys.
 func (d *decoder) entries(n *yaml.Node, path string, fn field) error {
+	if err := d.visit(n, len(n.Content)/2); err != nil {
+		return err
+	}
 	seen := make(map[string]int, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := resolve(n.Content[i]), n.Content[i+1]
@@ -197,6 +214,9 @@ func (d *decoder) list(n *yaml.Node, path string, expand bool) ([]string, error)
 	}
 	if n.Kind != yaml.SequenceNode {
 		return nil, d.fail(n, &TypeError{Key: path, Want: "a sequence", Got: kindName(n)})
+	}
+	if err := d.visit(n, len(n.Content)); err != nil {
+		return nil, err
 	}
 	out := make([]string, 0, len(n.Content))
 	for _, item := range n.Content {

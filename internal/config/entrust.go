@@ -57,3 +57,7 @@ func (c *EntrustConfig) Connect(context.Context) (keystore.Store, error) {
 
 // Banner returns "Entrust KeyControl: <endpoint>".
 func (c *EntrustConfig) Banner() string { return "Entrust KeyControl: " + c.Endpoint }
+
+// String returns the banner line, so that printing the configuration never
+// prints a credential.
+func (c *EntrustConfig) String() string { return c.Banner() }

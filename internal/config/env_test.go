@@ -23,7 +23,7 @@ func TestEnvExpansion(t *testing.T) {
 	t.Setenv("KES_TEST_ROUTE", "/v1/status")
 	t.Setenv("KES_TEST_POLICY", "my-app")
 
-	f, err := config.Parse([]byte(doc(
+	_, err := config.Parse([]byte(doc(
 		"admin:",
 		"  identity: \"  ${ KES_TEST_ADMIN }  \"",
 		"tls:",
@@ -55,7 +55,7 @@ func TestEnvExpansion(t *testing.T) {
 		t.Fatalf("Parse: got %v; want the invalid policy name '${KES_TEST_POLICY}' on line 16 (names are not expanded)", err)
 	}
 
-	f, err = config.Parse([]byte(doc(
+	f, err := config.Parse([]byte(doc(
 		"admin:",
 		"  identity: \"  ${ KES_TEST_ADMIN }  \"",
 		"tls:",

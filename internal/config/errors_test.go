@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -155,4 +156,38 @@ func TestPolicyErrors(t *testing.T) {
 		{"key-unknown-field", valid("keys:", "  - name: k", "    size: 256"), 11, "kesconf: unknown key 'keys[].size'", nil},
 		{"keys-scalar", valid("keys: k1"), 9, "kesconf: invalid value for 'keys': expected a sequence, found a scalar", nil},
 	})
+}
+
+func TestAliasAmplification(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(valid("policy:", "  base:", "    allow: &a"))
+	for range 1000 {
+		b.WriteString("    - /v1/status\n")
+	}
+	for i := range 5000 {
+		fmt.Fprintf(&b, "  p%d: {allow: *a}\n", i)
+	}
+	_, err := config.Parse([]byte(b.String()), "kes.yml")
+	var cerr *config.Error
+	if !errors.As(err, &cerr) || cerr.Err.Error() != "kesconf: invalid YAML: too many values (aliases expand too much)" {
+		t.Fatalf("Parse: got %v, want the too-many-values error", err)
+	}
+}
+
+func TestSecretsNotPrinted(t *testing.T) {
+	for _, file := range []string{"full.yml", "vault.yml", "fortanix.yml", "keysecure.yml", "gcp.yml", "aws.yml", "azure.yml", "entrust.yml"} {
+		t.Run(file, func(t *testing.T) {
+			f, err := config.ReadFile("testdata/" + file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.TLS.Password = "tls-pass"
+			out := fmt.Sprintf("%v %+v %s", f, f, f.KeyStore)
+			for _, secret := range []string{"tls-pass", "1ba4b8aa", "NjE1ZmQ4MTYtMjEzOS00", "ehTdmWGS7fBq", "PRIVATE KEY", "wJalrXUtnFEMI", "s3cr3t", "p4ssw0rd"} {
+				if strings.Contains(out, secret) {
+					t.Errorf("printed config contains %q: %s", secret, out)
+				}
+			}
+		})
+	}
 }

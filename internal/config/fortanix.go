@@ -52,3 +52,7 @@ func (c *FortanixConfig) Connect(context.Context) (keystore.Store, error) {
 
 // Banner returns "Fortanix SDKMS: <endpoint>".
 func (c *FortanixConfig) Banner() string { return "Fortanix SDKMS: " + c.Endpoint }
+
+// String returns the banner line, so that printing the configuration never
+// prints a credential.
+func (c *FortanixConfig) String() string { return c.Banner() }

@@ -38,3 +38,7 @@ func (c *FSConfig) Connect(context.Context) (keystore.Store, error) {
 
 // Banner returns "Filesystem: <path>".
 func (c *FSConfig) Banner() string { return "Filesystem: " + c.Path }
+
+// String returns the banner line, so that printing the configuration never
+// prints a credential.
+func (c *FSConfig) String() string { return c.Banner() }

@@ -79,3 +79,7 @@ func (c *GCPConfig) Connect(context.Context) (keystore.Store, error) {
 
 // Banner returns "GCP SecretManager: Project=<id>".
 func (c *GCPConfig) Banner() string { return "GCP SecretManager: Project=" + c.ProjectID }
+
+// String returns the banner line, so that printing the configuration never
+// prints a credential.
+func (c *GCPConfig) String() string { return c.Banner() }

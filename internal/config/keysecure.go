@@ -56,3 +56,7 @@ func (c *KeySecureConfig) Connect(context.Context) (keystore.Store, error) {
 
 // Banner returns "Gemalto KeySecure: <endpoint>".
 func (c *KeySecureConfig) Banner() string { return "Gemalto KeySecure: " + c.Endpoint }
+
+// String returns the banner line, so that printing the configuration never
+// prints a credential.
+func (c *KeySecureConfig) String() string { return c.Banner() }

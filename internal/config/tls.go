@@ -118,3 +118,13 @@ func (d *decoder) validateTLS(r *rawFile) error {
 	}
 	return nil
 }
+
+// String describes t without its password.
+func (t TLS) String() string {
+	pw := ""
+	if t.Password != "" {
+		pw = "<redacted>"
+	}
+	return fmt.Sprintf("{KeyFile:%s CertFile:%s Password:%s Auth:%s CAPath:%s Proxy:%v}",
+		t.KeyFile, t.CertFile, pw, t.Auth, t.CAPath, t.Proxy)
+}

@@ -215,3 +215,7 @@ func (c *VaultConfig) Connect(context.Context) (keystore.Store, error) { return 
 
 // Banner returns "Hashicorp Vault: <endpoint>".
 func (c *VaultConfig) Banner() string { return "Hashicorp Vault: " + c.Endpoint }
+
+// String returns the banner line, so that printing the configuration never
+// prints a credential.
+func (c *VaultConfig) String() string { return c.Banner() }
