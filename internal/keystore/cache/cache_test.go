@@ -1,3 +1,6 @@
+// Tests of time-dependent behaviour run either with an injected clock
+// (Config.Now) or inside a testing/synctest bubble, where time.Sleep advances
+// a fake clock instantly once every goroutine of the bubble is blocked.
 package cache_test
 
 import (
