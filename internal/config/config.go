@@ -131,8 +131,10 @@ type RouteConfig struct {
 	Timeout time.Duration
 }
 
-// ReadFile reads and parses the configuration file filename. Errors are
-// as for [Parse]; a file larger than MaxFileSize is refused.
+// ReadFile reads and parses the configuration file filename. A file that
+// cannot be read yields the *fs.PathError of os.Open; a file larger than
+// MaxFileSize an [*Error] matching ErrFileTooLarge; otherwise errors are as
+// for [Parse].
 func ReadFile(filename string) (*File, error) {
 	data, err := readFile(filename)
 	if err != nil {
@@ -279,13 +281,13 @@ func (d *decoder) validate(r *rawFile) (*File, error) {
 	return &r.File, nil
 }
 
-// version accepts only "v1" (never env-expanded).
+// version accepts only "v1" or an empty value (never env-expanded).
 func (d *decoder) version(path string, _, v *yaml.Node) error {
 	s, err := d.scalar(v, path, false)
 	if err != nil {
 		return err
 	}
-	if s != "v1" {
+	if s != "" && s != "v1" {
 		return d.failf(v, "edge: invalid server config version '%s'", s)
 	}
 	return nil

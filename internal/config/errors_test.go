@@ -70,6 +70,7 @@ func runErrorTests(t *testing.T, tests []errorTest) {
 func TestGeneralErrors(t *testing.T) {
 	runErrorTests(t, []errorTest{
 		{"version", valid("version: v2"), 9, "edge: invalid server config version 'v2'", nil},
+		{"version-number", valid("version: 1"), 9, "edge: invalid server config version '1'", nil},
 		{"version-not-expanded", valid("version: ${V}"), 9, "edge: invalid server config version '${V}'", nil},
 		{"address-hostname", valid("address: localhost:7373"), 9, "'localhost' is not a valid IP address", nil},
 		{"address-no-port", valid("address: 127.0.0.1"), 9, "kesconf: invalid address '127.0.0.1': missing or invalid port", nil},
