@@ -14,6 +14,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -72,3 +74,27 @@ func IsUnreachable(err error) bool {
 
 // ListPageSize is the page size List uses when n <= 0, as upstream.
 const ListPageSize = 1024
+
+// Page answers a List call from all names a store holds: it keeps those
+// that start with prefix and are >= continueAt, sorts them and returns at
+// most n (ListPageSize if n <= 0), with the first name not returned as next.
+// It returns nil when nothing matches. It reorders and reuses names.
+func Page(names []string, prefix, continueAt string, n int) (page []string, next string) {
+	page = names[:0]
+	for _, name := range names {
+		if strings.HasPrefix(name, prefix) && name >= continueAt {
+			page = append(page, name)
+		}
+	}
+	if len(page) == 0 {
+		return nil, ""
+	}
+	slices.Sort(page)
+	if n <= 0 {
+		n = ListPageSize
+	}
+	if len(page) > n {
+		return page[:n:n], page[n]
+	}
+	return page, ""
+}

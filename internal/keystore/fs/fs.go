@@ -23,7 +23,6 @@ import (
 	iofs "io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -257,21 +256,14 @@ func (s *Store) List(ctx context.Context, prefix, continueAt string, n int) ([]s
 		return nil, "", fmt.Errorf("fs: list: %w", err)
 	}
 
-	var names []string
+	names := make([]string, 0, len(entries))
 	for _, e := range entries {
-		name := e.Name()
-		if e.Type().IsRegular() && validName(name) == nil && strings.HasPrefix(name, prefix) && name >= continueAt {
+		if name := e.Name(); e.Type().IsRegular() && validName(name) == nil {
 			names = append(names, name)
 		}
 	}
-	slices.Sort(names)
-	if n <= 0 {
-		n = keystore.ListPageSize
-	}
-	if len(names) > n {
-		return names[:n:n], names[n], nil
-	}
-	return names, "", nil
+	page, next := keystore.Page(names, prefix, continueAt, n)
+	return page, next, nil
 }
 
 // Close does nothing: the store holds no open files between calls.

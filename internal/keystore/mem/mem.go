@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -95,23 +94,14 @@ func (s *Store) List(ctx context.Context, prefix, continueAt string, n int) ([]s
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
 	}
-	var names []string
 	s.mu.RLock()
+	names := make([]string, 0, len(s.keys))
 	for name := range s.keys {
-		if strings.HasPrefix(name, prefix) && name >= continueAt {
-			names = append(names, name)
-		}
+		names = append(names, name)
 	}
 	s.mu.RUnlock()
-	slices.Sort(names)
-
-	if n <= 0 {
-		n = keystore.ListPageSize
-	}
-	if len(names) > n {
-		return names[:n:n], names[n], nil
-	}
-	return names, "", nil
+	page, next := keystore.Page(names, prefix, continueAt, n)
+	return page, next, nil
 }
 
 // Close does nothing: the store stays usable.
