@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -230,4 +231,45 @@ func equalJSON(a, b any) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
 	return string(x) == string(y)
+}
+
+type identityVector struct {
+	CertFile       string `json:"cert_file"`
+	Identity       string `json:"identity"`
+	ServerIdentity string `json:"server_identity"`
+}
+
+// TestIdentityVectors: the server attributes every vector certificate and
+// API key to the identity upstream computed, over mTLS. Self-describe
+// answers the caller's identity (the unassigned one is not known: 404).
+func TestIdentityVectors(t *testing.T) {
+	ts := vectorServer(t)
+	self := func(t *testing.T, c *http.Client, want string) {
+		t.Helper()
+		r := do(t, c, http.MethodGet, ts.URL+"/v1/identity/self/describe", nil)
+		if want == "" {
+			if r.Status != http.StatusNotFound {
+				t.Fatalf("unassigned identity: %d %s", r.Status, r.Body)
+			}
+			return
+		}
+		var resp struct{ Identity string }
+		if r.Status != http.StatusOK || json.Unmarshal(r.Body, &resp) != nil || resp.Identity != want {
+			t.Fatalf("self-describe: %d %s, want identity %s", r.Status, r.Body, want)
+		}
+	}
+	for _, v := range readJSONL[identityVector](t, "identities/identities.jsonl") {
+		name := strings.TrimSuffix(filepath.Base(v.CertFile), ".crt")
+		t.Run(name, func(t *testing.T) {
+			if v.ServerIdentity != "" && v.ServerIdentity != v.Identity {
+				t.Fatalf("vector: server identity %s != identity %s", v.ServerIdentity, v.Identity)
+			}
+			self(t, ts.client(t, fileCert(t, name), false), v.ServerIdentity)
+		})
+	}
+	for i, v := range readJSONL[apiKeyVector](t, "identities/apikeys.jsonl") {
+		t.Run("apikey-"+strconv.Itoa(i+1), func(t *testing.T) {
+			self(t, ts.client(t, apiKeyCert(t, v.APIKey), true), v.Identity)
+		})
+	}
 }
