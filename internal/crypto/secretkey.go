@@ -90,7 +90,7 @@ func GenerateSecretKey(t KeyType, random io.Reader) (SecretKey, error) {
 func (k SecretKey) Type() KeyType { return k.typ }
 
 // Equal reports in constant time whether k and o hold the same key bytes and
-// type.
+// type, and both or neither come from a legacy record without algorithm.
 func (k SecretKey) Equal(o SecretKey) bool {
 	return subtle.ConstantTimeCompare(k.key[:], o.key[:]) == 1 && k.typ == o.typ && k.untyped == o.untyped
 }
