@@ -113,16 +113,16 @@ type TLS struct {
 	CAPath   string // CA certificate file or directory; empty means system roots
 }
 
-// Config validation errors (spec config.md §9.2).
+// Errors of [Connect] for an invalid [Config] (spec config.md §9.2).
 var (
-	errNoEndpoint     = errors.New("vault: no endpoint specified")
-	errEngineVersion  = errors.New("vault: invalid engine API version")
-	errNoAuth         = errors.New("vault: no authentication method specified")
-	errManyAuth       = errors.New("vault: more than one authentication method specified")
-	errNoTransitKey   = errors.New("vault: no transit key specified")
-	errAppRoleMissing = errors.New("vault: approle id and secret are required")
-	errNoJWT          = errors.New("vault: no kubernetes jwt specified")
-	errTLSPair        = errors.New("vault: tls key and cert must be set together")
+	ErrNoEndpoint     = errors.New("vault: no endpoint specified")
+	ErrEngineVersion  = errors.New("vault: invalid engine API version")
+	ErrNoAuth         = errors.New("vault: no authentication method specified")
+	ErrManyAuth       = errors.New("vault: more than one authentication method specified")
+	ErrNoTransitKey   = errors.New("vault: no transit key specified")
+	ErrAppRoleMissing = errors.New("vault: approle id and secret are required")
+	ErrNoJWT          = errors.New("vault: no kubernetes jwt specified")
+	ErrTLSPair        = errors.New("vault: tls key and cert must be set together")
 )
 
 // settings is a validated Config with all defaults applied.
@@ -137,7 +137,7 @@ type settings struct {
 
 func (c *Config) settings() (*settings, error) {
 	if c == nil || c.Endpoint == "" {
-		return nil, errNoEndpoint
+		return nil, ErrNoEndpoint
 	}
 	if _, err := url.Parse(c.Endpoint); err != nil {
 		return nil, fmt.Errorf("vault: invalid endpoint: %w", err)
@@ -151,7 +151,7 @@ func (c *Config) settings() (*settings, error) {
 	case EngineV2:
 		s.v2 = true
 	default:
-		return nil, errEngineVersion
+		return nil, ErrEngineVersion
 	}
 	if s.Transit != nil {
 		s.transit = *s.Transit
@@ -159,31 +159,31 @@ func (c *Config) settings() (*settings, error) {
 			s.transit.Engine = DefaultTransitEngine
 		}
 		if s.transit.Key == "" {
-			return nil, errNoTransitKey
+			return nil, ErrNoTransitKey
 		}
 	}
 	switch {
 	case s.AppRole == nil && s.Kubernetes == nil:
-		return nil, errNoAuth
+		return nil, ErrNoAuth
 	case s.AppRole != nil && s.Kubernetes != nil:
-		return nil, errManyAuth
+		return nil, ErrManyAuth
 	case s.AppRole != nil:
 		if s.AppRole.ID == "" || s.AppRole.Secret == "" {
-			return nil, errAppRoleMissing
+			return nil, ErrAppRoleMissing
 		}
 		s.authMethod = "approle"
 		s.loginPath = loginPath(s.AppRole.Engine, DefaultAppRoleEngine)
 		s.loginNS = loginNamespace(s.AppRole.Namespace, s.Namespace)
 	default:
 		if s.Kubernetes.JWT == "" {
-			return nil, errNoJWT
+			return nil, ErrNoJWT
 		}
 		s.authMethod = "kubernetes"
 		s.loginPath = loginPath(s.Kubernetes.Engine, DefaultKubernetesEngine)
 		s.loginNS = loginNamespace(s.Kubernetes.Namespace, s.Namespace)
 	}
 	if (s.TLS.KeyFile == "") != (s.TLS.CertFile == "") {
-		return nil, errTLSPair
+		return nil, ErrTLSPair
 	}
 	if s.StatusPing == 0 {
 		s.StatusPing = DefaultStatusPing

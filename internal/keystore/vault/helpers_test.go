@@ -49,37 +49,66 @@ func trimSlash(prefix string) string {
 	return prefix + "/"
 }
 
-// setup mounts a fresh K/V engine (and transit engine if transit), writes
-// its policy and an AppRole for it, and returns a store config.
-func setup(t *testing.T, srv *vaulttest.Server, version, prefix string, transit bool, roleParams map[string]any) *vault.Config {
+// fixture is a K/V engine (and transit engine) with its policy and an
+// AppRole for it. apply creates it, also again on a restarted server.
+type fixture struct {
+	n               int64
+	version, prefix string
+	transit         bool
+	params          map[string]any
+}
+
+func (f *fixture) engine() string { return fmt.Sprintf("kv-%d", f.n) }
+func (f *fixture) transitEngine() string {
+	return fmt.Sprintf("transit-%d", f.n)
+}
+func (f *fixture) policy() string   { return fmt.Sprintf("kes-%d", f.n) }
+func (f *fixture) roleID() string   { return fmt.Sprintf("role-id-%d", f.n) }
+func (f *fixture) secretID() string { return fmt.Sprintf("secret-id-%d-do-not-log", f.n) }
+func (f *fixture) mount() string    { return fmt.Sprintf("approle-%d", f.n) }
+
+func (f *fixture) apply(t *testing.T, srv *vaulttest.Server) {
 	t.Helper()
-	n := mountSeq.Add(1)
-	engine := fmt.Sprintf("kv-%d", n)
-	srv.EnableKV(t, engine, version)
-	cfg := &vault.Config{
-		Endpoint:      srv.URL(),
-		Engine:        engine,
-		EngineVersion: version,
-		Prefix:        prefix,
-		Logger:        testLogger(t, nil),
-	}
+	srv.EnableKV(t, f.engine(), f.version)
 	var te, tk string
-	if transit {
-		te, tk = fmt.Sprintf("transit-%d", n), "kes-key"
+	if f.transit {
+		te, tk = f.transitEngine(), "kes-key"
 		srv.EnableTransit(t, te, tk)
-		cfg.Transit = &vault.Transit{Engine: te, Key: tk}
 	}
-	policy := fmt.Sprintf("kes-%d", n)
-	srv.WritePolicy(t, policy, kvPolicy(engine, version, prefix, te, tk))
-	params := map[string]any{"token_policies": policy, "token_ttl": "1h"}
-	for k, v := range roleParams {
+	srv.WritePolicy(t, f.policy(), kvPolicy(f.engine(), f.version, f.prefix, te, tk))
+	params := map[string]any{"token_policies": f.policy(), "token_ttl": "1h"}
+	for k, v := range f.params {
 		params[k] = v
 	}
-	mount := fmt.Sprintf("approle-%d", n)
-	roleID, secretID := fmt.Sprintf("role-id-%d", n), fmt.Sprintf("secret-id-%d-do-not-log", n)
-	srv.AppRole(t, mount, "kes", roleID, secretID, params)
-	cfg.AppRole = &vault.AppRole{Engine: mount, ID: roleID, Secret: secretID}
+	srv.AppRole(t, f.mount(), "kes", f.roleID(), f.secretID(), params)
+}
+
+func (f *fixture) config(t *testing.T, endpoint string) *vault.Config {
+	cfg := &vault.Config{
+		Endpoint:      endpoint,
+		Engine:        f.engine(),
+		EngineVersion: f.version,
+		Prefix:        f.prefix,
+		AppRole:       &vault.AppRole{Engine: f.mount(), ID: f.roleID(), Secret: f.secretID()},
+		Logger:        testLogger(t, nil),
+	}
+	if f.transit {
+		cfg.Transit = &vault.Transit{Engine: f.transitEngine(), Key: "kes-key"}
+	}
 	return cfg
+}
+
+func newFixture(t *testing.T, srv *vaulttest.Server, version, prefix string, transit bool, roleParams map[string]any) *fixture {
+	t.Helper()
+	f := &fixture{n: mountSeq.Add(1), version: version, prefix: prefix, transit: transit, params: roleParams}
+	f.apply(t, srv)
+	return f
+}
+
+// setup creates a fixture and returns a store config for it.
+func setup(t *testing.T, srv *vaulttest.Server, version, prefix string, transit bool, roleParams map[string]any) *vault.Config {
+	t.Helper()
+	return newFixture(t, srv, version, prefix, transit, roleParams).config(t, srv.URL())
 }
 
 func connect(t *testing.T, cfg *vault.Config) *vault.Store {

@@ -106,6 +106,16 @@ func (s *Store) relogin(ctx context.Context, old *token) {
 	}
 	if err := s.setToken(tok); err != nil {
 		s.fail(err)
+		return
+	}
+	s.drainKicks()
+}
+
+// drainKicks drops kicks that predate the token just put into use.
+func (s *Store) drainKicks() {
+	select {
+	case <-s.kick:
+	default:
 	}
 }
 
@@ -130,10 +140,14 @@ func (s *Store) renew(ctx context.Context, tok *token) (renewed, gone bool) {
 				s.cfg.Logger.Info("vault: token reached its max ttl")
 				return false, false
 			}
-			next := &token{id: tok.id, ttl: ttl, loginTTL: tok.loginTTL, renewable: sec.Auth.Renewable, issued: issued}
+			// A TTL shorter than asked for means the token reached its max
+			// TTL: it is replaced by a fresh login at its next renewal point.
+			renewable := sec.Auth.Renewable && ttl >= tok.loginTTL
+			next := &token{id: tok.id, ttl: ttl, loginTTL: tok.loginTTL, renewable: renewable, issued: issued}
 			if err := s.setToken(next); err != nil {
 				return false, false
 			}
+			s.drainKicks()
 			s.stats.renewals.Add(1)
 			s.cfg.Logger.Info("vault: token renewed", "ttl", ttl)
 			return true, false

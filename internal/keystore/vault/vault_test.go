@@ -142,20 +142,22 @@ func TestConnectErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		cfg  vault.Config
-		want string
+		want error
 	}{
-		{"no endpoint", vault.Config{AppRole: approle}, "vault: no endpoint specified"},
-		{"bad version", vault.Config{Endpoint: "http://127.0.0.1:1", EngineVersion: "v3", AppRole: approle}, "vault: invalid engine API version"},
-		{"no auth", vault.Config{Endpoint: "http://127.0.0.1:1"}, "vault: no authentication method specified"},
-		{"two auth", vault.Config{Endpoint: "http://127.0.0.1:1", AppRole: approle, Kubernetes: &vault.Kubernetes{JWT: "x"}}, "vault: more than one authentication method specified"},
-		{"transit without key", vault.Config{Endpoint: "http://127.0.0.1:1", AppRole: approle, Transit: &vault.Transit{}}, "vault: no transit key specified"},
-		{"tls half", vault.Config{Endpoint: "http://127.0.0.1:1", AppRole: approle, TLS: vault.TLS{KeyFile: "k"}}, "vault: tls key and cert must be set together"},
+		{"no endpoint", vault.Config{AppRole: approle}, vault.ErrNoEndpoint},
+		{"bad version", vault.Config{Endpoint: "http://127.0.0.1:1", EngineVersion: "v3", AppRole: approle}, vault.ErrEngineVersion},
+		{"no auth", vault.Config{Endpoint: "http://127.0.0.1:1"}, vault.ErrNoAuth},
+		{"two auth", vault.Config{Endpoint: "http://127.0.0.1:1", AppRole: approle, Kubernetes: &vault.Kubernetes{JWT: "x"}}, vault.ErrManyAuth},
+		{"transit without key", vault.Config{Endpoint: "http://127.0.0.1:1", AppRole: approle, Transit: &vault.Transit{}}, vault.ErrNoTransitKey},
+		{"approle without secret", vault.Config{Endpoint: "http://127.0.0.1:1", AppRole: &vault.AppRole{ID: "id"}}, vault.ErrAppRoleMissing},
+		{"kubernetes without jwt", vault.Config{Endpoint: "http://127.0.0.1:1", Kubernetes: &vault.Kubernetes{}}, vault.ErrNoJWT},
+		{"tls half", vault.Config{Endpoint: "http://127.0.0.1:1", AppRole: approle, TLS: vault.TLS{KeyFile: "k"}}, vault.ErrTLSPair},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := vault.Connect(t.Context(), &tt.cfg)
-			if err == nil || err.Error() != tt.want {
-				t.Fatalf("Connect: %v, want %q", err, tt.want)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Connect: %v, want %v", err, tt.want)
 			}
 		})
 	}
