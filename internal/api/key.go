@@ -21,6 +21,7 @@ var (
 	errGenerateKey = kes.NewError(http.StatusInternalServerError, "failed to generate encryption key")
 	errEncrypt     = kes.NewError(http.StatusInternalServerError, "failed to encrypt plaintext")
 	errNewKey      = kes.NewError(http.StatusInternalServerError, "failed to create key")
+	errDecrypt     = kes.NewError(http.StatusInternalServerError, "failed to decrypt ciphertext")
 )
 
 // keyName returns the validated key name of the request, or writes the
@@ -285,8 +286,13 @@ func (s *Server) decryptKey(w http.ResponseWriter, r *request) {
 		return
 	}
 	plaintext, err := key.Secret.Decrypt(req.Ciphertext, req.Context)
-	if err != nil {
+	if errors.Is(err, kes.ErrDecrypt) {
 		writeError(w, kes.ErrDecrypt)
+		return
+	}
+	if err != nil { // a key this build cannot use (FIPS mode and ChaCha20)
+		s.errLog.Error(err.Error(), reqAttrs(r))
+		writeError(w, errDecrypt)
 		return
 	}
 	defer clear(plaintext)
