@@ -387,3 +387,31 @@ func Eventually(t testing.TB, timeout time.Duration, what string, fn func() erro
 		}
 	}
 }
+
+// Seal seals the server.
+func (s *Server) Seal(t testing.TB) {
+	t.Helper()
+	s.Do(t, func(c *api.Client) error { return c.Sys().Seal() })
+}
+
+// Unseal unseals the server with the dev unseal key from its log.
+func (s *Server) Unseal(t testing.TB) {
+	t.Helper()
+	b, err := os.ReadFile(s.logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var key string
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, ok := strings.CutPrefix(strings.TrimSpace(line), "Unseal Key: "); ok {
+			key = k // the last one belongs to the running server
+		}
+	}
+	if key == "" {
+		t.Fatalf("vaulttest: no unseal key in the log:\n%s", s.Log())
+	}
+	s.Do(t, func(c *api.Client) error {
+		_, err := c.Sys().Unseal(key)
+		return err
+	})
+}

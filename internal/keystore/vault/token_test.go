@@ -128,10 +128,10 @@ func serviceAccountJWT(t *testing.T, key *ecdsa.PrivateKey, id string) string {
 	enc := base64.RawURLEncoding
 	header := enc.EncodeToString([]byte(`{"alg":"ES256","typ":"JWT"}`))
 	claims, _ := json.Marshal(map[string]any{
-		"iss": "kubernetes/serviceaccount",
-		"sub": "system:serviceaccount:kes:kes-sa",
-		"jti": id,
-		"kubernetes.io/serviceaccount/namespace":            "kes",
+		"iss":                                    "kubernetes/serviceaccount",
+		"sub":                                    "system:serviceaccount:kes:kes-sa",
+		"jti":                                    id,
+		"kubernetes.io/serviceaccount/namespace": "kes",
 		"kubernetes.io/serviceaccount/service-account.name": "kes-sa",
 		"kubernetes.io/serviceaccount/service-account.uid":  "sa-uid-1",
 	})
