@@ -83,7 +83,6 @@ func TestKeyStoreErrors(t *testing.T) {
 
 func TestConnectNotBuilt(t *testing.T) {
 	tests := []struct{ file, name string }{
-		{"vault.yml", "vault"},
 		{"fortanix.yml", "fortanix.sdkms"},
 		{"keysecure.yml", "gemalto.keysecure"},
 		{"gcp.yml", "gcp.secretmanager"},

@@ -7,6 +7,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/openkes/kes/internal/keystore"
+	"github.com/openkes/kes/internal/keystore/vault"
 )
 
 // Defaults of the vault keystore applied by Parse (config.md §9.2).
@@ -210,8 +211,34 @@ func (c *VaultConfig) setDefaults(transit, approle, kube bool) {
 	}
 }
 
-// Connect reports that the Vault store is not part of this release yet.
-func (c *VaultConfig) Connect(context.Context) (keystore.Store, error) { return notBuilt("vault") }
+// Connect connects to Vault and logs in (internal/keystore/vault).
+func (c *VaultConfig) Connect(ctx context.Context) (keystore.Store, error) {
+	cfg := &vault.Config{
+		Endpoint:      c.Endpoint,
+		Engine:        c.Engine,
+		EngineVersion: c.EngineVersion,
+		Namespace:     c.Namespace,
+		Prefix:        c.Prefix,
+		TLS:           vault.TLS{KeyFile: c.TLS.KeyFile, CertFile: c.TLS.CertFile, CAPath: c.TLS.CAPath},
+		StatusPing:    c.StatusPing,
+	}
+	if c.Transit.Key != "" {
+		cfg.Transit = &vault.Transit{Engine: c.Transit.Engine, Key: c.Transit.Key}
+	}
+	if c.AppRole.ID != "" {
+		a := c.AppRole
+		cfg.AppRole = &vault.AppRole{Engine: a.Engine, Namespace: a.Namespace, ID: a.ID, Secret: a.Secret}
+	}
+	if c.Kubernetes.JWT != "" {
+		k := c.Kubernetes
+		cfg.Kubernetes = &vault.Kubernetes{Engine: k.Engine, Namespace: k.Namespace, Role: k.Role, JWT: k.JWT}
+	}
+	s, err := vault.Connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
 // Banner returns "Hashicorp Vault: <endpoint>".
 func (c *VaultConfig) Banner() string { return "Hashicorp Vault: " + c.Endpoint }
