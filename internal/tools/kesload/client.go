@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Proto is an HTTP protocol and connection layout of the load.
+type Proto int
+
+const (
+	// HTTP1 is HTTP/1.1 with one keep-alive connection per client.
+	HTTP1 Proto = iota
+	// HTTP2 is HTTP/2 with all clients multiplexed on one connection.
+	HTTP2
+	numProtos
+)
+
+func (p Proto) String() string {
+	if p == HTTP1 {
+		return "HTTP/1.1"
+	}
+	return "HTTP/2"
+}
+
+// Target is the largest kes/bare CPU ratio issue 2 accepts for p.
+func (p Proto) Target() float64 {
+	if p == HTTP1 {
+		return 1.1
+	}
+	return 1.2
+}
+
+// Op is a measured API operation on the key "bench".
+type Op int
+
+const (
+	// Generate is POST /v1/key/generate/bench.
+	Generate Op = iota
+	// Decrypt is POST /v1/key/decrypt/bench.
+	Decrypt
+	numOps
+)
+
+func (op Op) String() string {
+	if op == Generate {
+		return "generate"
+	}
+	return "decrypt"
+}
+
+// Path returns the request path of op.
+func (op Op) Path() string { return "/v1/key/" + op.String() + "/" + keyName }
+
+// keyName is the key the load uses.
+const keyName = "bench"
+
+// maxReply bounds the reply bodies the clients read.
+const maxReply = 1 << 16
+
+// loadClient is a set of HTTP clients of one protocol for one server.
+type loadClient struct {
+	proto   Proto
+	workers []*http.Client // one per concurrent client
+	dials   atomic.Int64   // TCP connections opened so far
+	live    atomic.Int64   // TCP connections open now
+}
+
+// newLoadClient returns n clients: for HTTP1 each with its own transport
+// and at most one connection, for HTTP2 all on one transport with one
+// connection.
+func newLoadClient(p Proto, n int, conf *tls.Config) *loadClient {
+	c := &loadClient{proto: p, workers: make([]*http.Client, n)}
+	var shared *http.Transport
+	for i := range c.workers {
+		t := shared
+		if t == nil {
+			t = c.transport(conf)
+		}
+		if p == HTTP2 {
+			shared = t
+		}
+		c.workers[i] = &http.Client{Transport: t, Timeout: time.Minute}
+	}
+	return c
+}
+
+func (c *loadClient) transport(conf *tls.Config) *http.Transport {
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	t := &http.Transport{
+		TLSClientConfig: conf.Clone(),
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			c.dials.Add(1)
+			c.live.Add(1)
+			return &countedConn{Conn: conn, live: &c.live}, nil
+		},
+		MaxConnsPerHost:     1,
+		MaxIdleConnsPerHost: 1,
+		IdleConnTimeout:     5 * time.Minute,
+		Protocols:           new(http.Protocols),
+	}
+	if c.proto == HTTP1 {
+		t.Protocols.SetHTTP1(true)
+	} else {
+		t.Protocols.SetHTTP2(true)
+	}
+	return t
+}
+
+// Close closes the idle connections of every worker.
+func (c *loadClient) Close() {
+	for _, w := range c.workers {
+		w.CloseIdleConnections()
+	}
+}
+
+// countedConn decrements live when it is closed.
+type countedConn struct {
+	net.Conn
+	once sync.Once
+	live *atomic.Int64
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.live.Add(-1) })
+	return c.Conn.Close()
+}
+
+// wantConns is the number of connections the clients must hold.
+func (c *loadClient) wantConns() int64 {
+	if c.proto == HTTP2 {
+		return 1
+	}
+	return int64(len(c.workers))
+}
+
+// target is where and what the clients send, and the reply they expect.
+type target struct {
+	url       string // https://127.0.0.1:port/v1/key/<op>/bench
+	body      []byte
+	replySize int
+}
+
+// do sends one request and checks that the answer is 200 with a body of
+// the expected size over the expected protocol.
+func (c *loadClient) do(ctx context.Context, hc *http.Client, t *target) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(t.body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
+	resp.Body.Close()
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s: read reply: %w", t.url, err)
+	case resp.StatusCode != http.StatusOK:
+		return fmt.Errorf("%s: status %d: %.200s", t.url, resp.StatusCode, body)
+	case resp.ProtoMajor != int(c.proto)+1:
+		return fmt.Errorf("%s: answered over %s, want %v", t.url, resp.Proto, c.proto)
+	case len(body) != t.replySize:
+		return fmt.Errorf("%s: reply of %d bytes, want %d", t.url, len(body), t.replySize)
+	}
+	return nil
+}
+
+// each sends perWorker requests from every worker, concurrently.
+func (c *loadClient) each(ctx context.Context, t *target, perWorker int) error {
+	_, err := c.run(ctx, t, func(i int) bool { return i < perWorker })
+	return err
+}
+
+// load sends n requests from all workers concurrently; each worker takes
+// the next request from a shared counter. It returns the number of
+// requests answered with 200 and the expected body.
+func (c *loadClient) load(ctx context.Context, t *target, n int) (int, error) {
+	var next atomic.Int64
+	return c.run(ctx, t, func(int) bool { return next.Add(1) <= int64(n) })
+}
+
+// run runs every worker until more returns false for it (more is called
+// with the number of requests that worker has sent); the first error stops
+// all. It returns the number of requests answered correctly.
+func (c *loadClient) run(ctx context.Context, t *target, more func(i int) bool) (int, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	for _, hc := range c.workers {
+		wg.Go(func() {
+			for i := 0; more(i); i++ {
+				if err := c.do(ctx, hc, t); err != nil {
+					cancel(err)
+					return
+				}
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return int(ok.Load()), context.Cause(ctx)
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const usage = `usage:
+  kesload run [flags]    measure kes against a bare TLS server (see -h)
+  kesload bare [flags]   serve the bare server (started by run)`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kesload:", err)
+		os.Exit(1)
+	}
+}
+
+// run dispatches the sub-commands.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	switch args[0] {
+	case "run":
+		return runLoad(ctx, args[1:], stdout, stderr)
+	case "bare":
+		return runBare(ctx, args[1:], stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+}
+
+// runLoad is "kesload run".
+func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kesload run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o Options
+	fs.StringVar(&o.KES, "kes", "", "the kes binary; empty builds ./cmd/kes into the work directory")
+	fs.IntVar(&o.Requests, "n", 20000, "requests per run (one server, protocol and operation)")
+	fs.IntVar(&o.Clients, "clients", 32, "concurrent clients")
+	fs.IntVar(&o.Rounds, "rounds", 3, "rounds; the table shows medians")
+	fs.IntVar(&o.Warmup, "warmup", 100, "warm-up requests per client, server, protocol and operation")
+	audit := fs.String("audit", "both", "kes stdout (its audit log): file, null or both")
+	fs.DurationVar(&o.RunTimeout, "run-timeout", 2*time.Minute, "deadline of one run")
+	fs.DurationVar(&o.Settle, "settle", 2*time.Second, "wait before reading the RSS")
+	timeout := fs.Duration("timeout", 30*time.Minute, "deadline of the whole measurement")
+	dir := fs.String("dir", "", "work directory (certificates, configs, key stores, logs); empty means a temp dir that is removed")
+	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	var err error
+	if o.Audit, err = parseAudit(*audit); err != nil {
+		return err
+	}
+	if !*quiet {
+		o.Log = stderr
+	}
+	if o.Dir = *dir; o.Dir == "" {
+		if o.Dir, err = os.MkdirTemp("", "kesload-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(o.Dir)
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	if o.KES == "" {
+		if o.KES, err = BuildKES(ctx, o.Dir); err != nil {
+			return err
+		}
+	}
+	rep, err := Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	return rep.Print(stdout)
+}
