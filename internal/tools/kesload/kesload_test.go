@@ -1,0 +1,378 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain runs main instead of the tests when kesload re-executes the test
+// binary as its bare server.
+func TestMain(m *testing.M) {
+	if os.Getenv(envRunMain) == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// buildKES builds ./cmd/kes into a temporary directory.
+func buildKES(tb testing.TB) string {
+	tb.Helper()
+	bin, err := BuildKES(tb.Context(), tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return bin
+}
+
+// TestLoadSmoke runs the whole driver with a few requests and checks that
+// every request was answered and every figure is positive.
+func TestLoadSmoke(t *testing.T) {
+	dir := t.TempDir()
+	const requests = 200
+	rep, err := Run(t.Context(), Options{
+		KES:      buildKES(t),
+		Dir:      dir,
+		Requests: requests,
+		Rounds:   1,
+		Warmup:   2,
+		Audit:    AuditBoth,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(rep.Rows), int(numProtos)*int(numOps)*2; got != want {
+		t.Fatalf("%d rows, want %d", got, want)
+	}
+	for _, row := range rep.Rows {
+		for _, smp := range append(row.KES, row.Bare...) {
+			if smp.Requests != requests || smp.OK != requests {
+				t.Errorf("%v %v %s: %d of %d requests answered 200, want %d", row.Proto, row.Op, row.Server, smp.OK, smp.Requests, requests)
+			}
+		}
+		if len(row.KES) != 1 || len(row.Bare) != 1 {
+			t.Errorf("%v %v %s: %d kes and %d bare samples, want 1 each", row.Proto, row.Op, row.Server, len(row.KES), len(row.Bare))
+		}
+		if !(row.KESMicros > 0 && row.BareMicros > 0 && row.Ratio > 0 && row.KESReqPerSec > 0 && row.BareReqPerSec > 0) {
+			t.Errorf("%v %v %s: non-positive figures %+v", row.Proto, row.Op, row.Server, row)
+		}
+	}
+	for _, m := range rep.Memory {
+		if m.Idle <= 0 || m.AfterLoad <= 0 {
+			t.Errorf("%s: RSS idle %d, after load %d", m.Server, m.Idle, m.AfterLoad)
+		}
+	}
+	// The audit log was on: every measured request of the file server is in it.
+	audit, err := os.ReadFile(filepath.Join(dir, "kes.stdout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []Op{Generate, Decrypt} {
+		if n := bytes.Count(audit, []byte(op.Path())); n < requests*int(numProtos) {
+			t.Errorf("audit log has %d %s events, want at least %d", n, op, requests*int(numProtos))
+		}
+	}
+	var out bytes.Buffer
+	if err := rep.Print(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"HTTP/1.1  generate  file", "HTTP/2    decrypt   null", "kes-null VmRSS idle"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// BenchmarkServerCPU reports the server CPU time per request of kes and of
+// the bare server, and their ratio, per protocol and operation. Each
+// sub-benchmark sends b.N requests to each server; ns/op is meaningless.
+func BenchmarkServerCPU(b *testing.B) {
+	s, err := Start(b.Context(), Options{KES: buildKES(b), Dir: b.TempDir(), Warmup: 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Warmup(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	kes, bare := s.Server("kes"), s.Bare()
+	for p := range numProtos {
+		for op := range numOps {
+			b.Run(p.String()+"/"+op.String(), func(b *testing.B) {
+				k, err := s.Measure(b.Context(), kes, p, op, b.N)
+				if err != nil {
+					b.Fatal(err)
+				}
+				bb, err := s.Measure(b.Context(), bare, p, op, b.N)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(k.MicrosPerReq(), "kes-cpu-µs/op")
+				b.ReportMetric(bb.MicrosPerReq(), "bare-cpu-µs/op")
+				b.ReportMetric(k.MicrosPerReq()/bb.MicrosPerReq(), "ratio")
+			})
+		}
+	}
+}
+
+func TestBareReplies(t *testing.T) {
+	tests := []struct {
+		name             string
+		genSize, decSize int
+		wantErr          bool
+	}{
+		{"defaults", defaultGenerateSize, defaultDecryptSize, false},
+		{"minimal", generateOverhead + 44, decryptOverhead, false},
+		{"large", 4096, 4096, false},
+		{"generate too small", generateOverhead + 43, defaultDecryptSize, true},
+		{"decrypt too small", defaultGenerateSize, decryptOverhead - 1, true},
+		{"too large", 1<<16 + 1, defaultDecryptSize, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gen, dec, err := bareReplies(tt.genSize, tt.decSize)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("no error for sizes %d, %d", tt.genSize, tt.decSize)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(gen) != tt.genSize || len(dec) != tt.decSize {
+				t.Errorf("sizes %d, %d; want %d, %d", len(gen), len(dec), tt.genSize, tt.decSize)
+			}
+			if !bytes.HasPrefix(gen, []byte(`{"plaintext":"`)) || !bytes.HasSuffix(dec, []byte("\"}\n")) {
+				t.Errorf("replies not shaped like KES's: %s %s", gen, dec)
+			}
+		})
+	}
+	if defaultGenerateSize != 181 || defaultDecryptSize != 61 {
+		t.Errorf("default sizes %d, %d; want 181, 61", defaultGenerateSize, defaultDecryptSize)
+	}
+}
+
+func TestBareHandler(t *testing.T) {
+	h := bareHandler([]byte("gen\n"), []byte("dec\n"))
+	tests := []struct {
+		method, path, body string
+		status             int
+		reply              string
+	}{
+		{http.MethodPost, "/v1/key/generate/bench", `{"context":"AAAA"}`, http.StatusOK, "gen\n"},
+		{http.MethodPost, "/v1/key/decrypt/other", `{"ciphertext":"AAAA"}`, http.StatusOK, "dec\n"},
+		{http.MethodPost, "/v1/key/decrypt/bench", strings.Repeat("x", maxBareBody+1), http.StatusBadRequest, "bad request body\n"},
+		{http.MethodGet, "/v1/key/generate/bench", "", http.StatusMethodNotAllowed, ""},
+		{http.MethodPost, "/v1/key/encrypt/bench", "", http.StatusNotFound, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body)))
+			if rec.Code != tt.status {
+				t.Fatalf("status %d, want %d", rec.Code, tt.status)
+			}
+			if tt.status != http.StatusOK && tt.reply == "" {
+				return
+			}
+			if got := rec.Body.String(); got != tt.reply {
+				t.Errorf("reply %q, want %q", got, tt.reply)
+			}
+			if tt.status == http.StatusOK && rec.Header().Get("Content-Type") != "application/json" {
+				t.Errorf("Content-Type %q", rec.Header().Get("Content-Type"))
+			}
+		})
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	tests := []struct {
+		name    string
+		line    string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"plain", "42 (kes) S 1 42 42 0 -1 4194560 100 0 0 0 250 130 0 0 20 0 9 0 1000 2000000 3000", 3800 * time.Millisecond, false},
+		{"name with spaces and parens", "42 (a) b (c) R 1 42 42 0 -1 0 0 0 0 0 7 3 0 0", 100 * time.Millisecond, false},
+		{"no name", "42 kes S 1", 0, true},
+		{"short", "42 (kes) S 1 2 3", 0, true},
+		{"not a number", "42 (kes) S 1 42 42 0 -1 0 0 0 0 0 x 3 0 0", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseStat([]byte(tt.line))
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("parseStat = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseSchedstat(t *testing.T) {
+	tests := []struct {
+		line    string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"726881 648204 9\n", 726881, false},
+		{"", 0, true},
+		{"-5 1 1", 0, true},
+		{"x 1 1", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseSchedstat([]byte(tt.line))
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("parseSchedstat(%q) = %v, %v; want %v, error %v", tt.line, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestParseRSS(t *testing.T) {
+	tests := []struct {
+		status  string
+		want    int64
+		wantErr bool
+	}{
+		{"Name:\tkes\nVmPeak:\t 9 kB\nVmRSS:\t   14640 kB\nThreads:\t8\n", 14640 << 10, false},
+		{"Name:\tkes\n", 0, true},
+		{"VmRSS:\t14640 MB\n", 0, true},
+		{"VmRSS:\tx kB\n", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseRSS([]byte(tt.status))
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("parseRSS(%q) = %v, %v; want %v, error %v", tt.status, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+// TestReadProc reads this process's own figures.
+func TestReadProc(t *testing.T) {
+	u, err := readCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Best() <= 0 {
+		t.Errorf("CPU time %+v, want > 0", u)
+	}
+	if rss, err := readRSS(os.Getpid()); err != nil || rss <= 0 {
+		t.Errorf("readRSS = %d, %v", rss, err)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		in   []float64
+		want float64
+	}{
+		{nil, 0},
+		{[]float64{3}, 3},
+		{[]float64{3, 1, 2}, 2},
+		{[]float64{4, 1, 3, 2}, 2.5},
+	}
+	for _, tt := range tests {
+		if got := median(tt.in); got != tt.want {
+			t.Errorf("median(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestSampleFigures(t *testing.T) {
+	s := Sample{Requests: 1000, CPU: 50 * time.Millisecond, StatCPU: 50 * time.Millisecond, Precise: true, Wall: 2 * time.Second}
+	if got := s.MicrosPerReq(); got != 50 {
+		t.Errorf("MicrosPerReq = %v, want 50", got)
+	}
+	if got := s.ReqPerSec(); got != 500 {
+		t.Errorf("ReqPerSec = %v, want 500", got)
+	}
+	if s.Suspect() {
+		t.Error("agreeing readings are suspect")
+	}
+	s.StatCPU = 100 * time.Millisecond
+	if !s.Suspect() {
+		t.Error("readings 50 ms apart are not suspect")
+	}
+}
+
+func TestOptions(t *testing.T) {
+	base := Options{KES: "kes", Dir: "dir"}
+	o, err := base.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Requests != 20000 || o.Clients != 32 || o.Rounds != 3 || o.Audit != AuditFile || o.RunTimeout != 2*time.Minute {
+		t.Errorf("defaults %+v", o)
+	}
+	bad := map[string]func(*Options){
+		"no binary":     func(o *Options) { o.KES = "" },
+		"no dir":        func(o *Options) { o.Dir = "" },
+		"requests":      func(o *Options) { o.Requests = maxRequests + 1 },
+		"clients":       func(o *Options) { o.Clients = -1 },
+		"rounds":        func(o *Options) { o.Rounds = maxRounds + 1 },
+		"warm-up":       func(o *Options) { o.Warmup = maxWarmup + 1 },
+		"audit mode":    func(o *Options) { o.Audit = 8 },
+		"negative rnds": func(o *Options) { o.Rounds = -2 },
+	}
+	for name, mutate := range bad {
+		t.Run(name, func(t *testing.T) {
+			o := base
+			mutate(&o)
+			if _, err := o.withDefaults(); err == nil {
+				t.Errorf("no error for %+v", o)
+			}
+		})
+	}
+}
+
+func TestCommands(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr bool
+	}{
+		{"no command", nil, true},
+		{"unknown", []string{"walk"}, true},
+		{"help", []string{"help"}, false},
+		{"run help", []string{"run", "-h"}, true},
+		{"run bad audit", []string{"run", "-audit", "disk"}, true},
+		{"run extra args", []string{"run", "x"}, true},
+		{"bare not loopback", []string{"bare", "-addr", "0.0.0.0:7373"}, true},
+		{"bare no cert", []string{"bare", "-addr", "127.0.0.1:0"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := run(context.Background(), tt.args, io.Discard, io.Discard)
+			if (err != nil) != tt.wantErr {
+				t.Errorf("run(%q) = %v, want error %v", tt.args, err, tt.wantErr)
+			}
+		})
+	}
+	if err := run(context.Background(), []string{"run", "-h"}, io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("run -h = %v, want flag.ErrHelp", err)
+	}
+}
+
+func TestCheckLoopback(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"127.0.0.1:7373": true,
+		"[::1]:7373":     true,
+		"10.0.0.1:7373":  false,
+		"localhost:7373": false,
+		"127.0.0.1":      false,
+	} {
+		if err := checkLoopback(addr); (err == nil) != ok {
+			t.Errorf("checkLoopback(%q) = %v", addr, err)
+		}
+	}
+}
