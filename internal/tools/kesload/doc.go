@@ -59,9 +59,11 @@
 // protocol and operation; its ns/op is the wall time of both servers' runs
 // and means nothing. TestLoadSmoke runs the whole driver with 200 requests.
 //
-// Setting KESLOAD_PERF=FILE makes "kesload run" record the first kes server
-// with "perf record -g" from the end of the warm-up to the end of the last
-// round, into FILE.
+// Setting KESLOAD_PERF=PREFIX makes "kesload run" record every server with
+// "perf record -g" from the end of the warm-up to the end of the last round,
+// into PREFIX.kes, PREFIX.bare and so on; -proto h1 or -proto h2 limits the
+// run to one protocol. Perf sampling adds server CPU time, so take the
+// table of such a run with a grain of salt.
 //
 // kesload is Linux only (/proc), talks to 127.0.0.1 only, bounds every loop
 // by a count and a deadline, and kills its children when it returns; they

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -347,6 +348,7 @@ func TestCommands(t *testing.T) {
 		{"run help", []string{"run", "-h"}, true},
 		{"run bad audit", []string{"run", "-audit", "disk"}, true},
 		{"run extra args", []string{"run", "x"}, true},
+		{"run bad protocol", []string{"run", "-proto", "h3"}, true},
 		{"bare not loopback", []string{"bare", "-addr", "0.0.0.0:7373"}, true},
 		{"bare no cert", []string{"bare", "-addr", "127.0.0.1:0"}, true},
 	}
@@ -360,6 +362,25 @@ func TestCommands(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"run", "-h"}, io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("run -h = %v, want flag.ErrHelp", err)
+	}
+}
+
+func TestParseProtos(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []Proto
+	}{
+		{"h1", []Proto{HTTP1}},
+		{"h2", []Proto{HTTP2}},
+		{"h1,h2", []Proto{HTTP1, HTTP2}},
+		{"h3", nil},
+		{"", nil},
+	}
+	for _, tt := range tests {
+		got, err := parseProtos(tt.in)
+		if (err != nil) != (tt.want == nil) || !slices.Equal(got, tt.want) {
+			t.Errorf("parseProtos(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
 	}
 }
 

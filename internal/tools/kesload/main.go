@@ -63,6 +63,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	timeout := fs.Duration("timeout", 30*time.Minute, "deadline of the whole measurement")
 	dir := fs.String("dir", "", "work directory (certificates, configs, key stores, logs); empty means a temp dir that is removed")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	protos := fs.String("proto", "h1,h2", "protocols to measure: h1 (HTTP/1.1), h2 (HTTP/2) or both")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -71,6 +72,9 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var err error
 	if o.Audit, err = parseAudit(*audit); err != nil {
+		return err
+	}
+	if o.Protos, err = parseProtos(*protos); err != nil {
 		return err
 	}
 	if !*quiet {
@@ -94,4 +98,20 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	return rep.Print(stdout)
+}
+
+// parseProtos parses the -proto flag.
+func parseProtos(s string) ([]Proto, error) {
+	var protos []Proto
+	for name := range strings.SplitSeq(s, ",") {
+		switch name {
+		case "h1":
+			protos = append(protos, HTTP1)
+		case "h2":
+			protos = append(protos, HTTP2)
+		default:
+			return nil, fmt.Errorf("-proto %q: want h1, h2 or h1,h2", s)
+		}
+	}
+	return protos, nil
 }

@@ -124,14 +124,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := s.Warmup(ctx); err != nil {
 		return nil, err
 	}
-	stopPerf, err := startPerf(s.Servers[0], o.Dir)
+	stopPerf, err := startPerfs(s.Servers, o.Dir)
 	if err != nil {
 		return nil, err
 	}
 	defer stopPerf()
 	samples := make(map[cell][]Sample)
 	for round := range o.Rounds {
-		for p := range numProtos {
+		for _, p := range o.Protos {
 			for op := range numOps {
 				for _, srv := range s.order(round) {
 					smp, err := s.Measure(ctx, srv, p, op, o.Requests)

@@ -9,18 +9,39 @@ import (
 	"time"
 )
 
-// envPerf names the file "kesload run" records the first kes server's
-// profile into with "perf record -g"; empty means no profile.
+// envPerf is the path prefix of the files "kesload run" records every
+// server's profile into with "perf record -g" (PREFIX.kes, PREFIX.bare, …);
+// empty means no profiles.
 const envPerf = "KESLOAD_PERF"
 
-// startPerf starts perf on srv if KESLOAD_PERF is set. The returned stop
-// function ends the recording and may be called more than once.
-func startPerf(srv *Server, dir string) (stop func(), err error) {
-	out := os.Getenv(envPerf)
-	if out == "" {
-		return func() {}, nil
+// startPerfs starts perf on every server if KESLOAD_PERF is set. The
+// returned stop function ends the recordings and may be called more than
+// once.
+func startPerfs(servers []*Server, dir string) (stop func(), err error) {
+	prefix := os.Getenv(envPerf)
+	var stops []func()
+	stop = func() {
+		for _, f := range stops {
+			f()
+		}
 	}
-	log, err := os.Create(filepath.Join(dir, "perf.log"))
+	if prefix == "" {
+		return stop, nil
+	}
+	for _, srv := range servers {
+		f, err := startPerf(srv, prefix+"."+srv.Name, dir)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		stops = append(stops, f)
+	}
+	return stop, nil
+}
+
+// startPerf records srv into out.
+func startPerf(srv *Server, out, dir string) (stop func(), err error) {
+	log, err := os.Create(filepath.Join(dir, "perf-"+srv.Name+".log"))
 	if err != nil {
 		return nil, err
 	}

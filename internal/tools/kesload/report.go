@@ -47,7 +47,7 @@ func newReport(s *Session, samples map[cell][]Sample, afterRSS map[string]int64)
 	o := s.opts
 	rep := &Report{Requests: o.Requests, Clients: o.Clients, Rounds: o.Rounds, Precise: true}
 	bare := s.Bare()
-	for p := range numProtos {
+	for _, p := range o.Protos {
 		for op := range numOps {
 			for _, srv := range s.Servers[:len(s.Servers)-1] {
 				rep.Rows = append(rep.Rows, newRow(p, op, srv, samples[cell{srv.Name, p, op}], samples[cell{bare.Name, p, op}]))

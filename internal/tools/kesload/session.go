@@ -53,6 +53,7 @@ type Options struct {
 	Audit      Audit         // zero means AuditFile
 	RunTimeout time.Duration // deadline of one run; zero means 2 minutes
 	Settle     time.Duration // wait before reading RSS; zero means none
+	Protos     []Proto       // protocols to measure; empty means all
 	Log        io.Writer     // progress lines; nil means none
 }
 
@@ -80,6 +81,14 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.RunTimeout == 0 {
 		o.RunTimeout = 2 * time.Minute
+	}
+	if len(o.Protos) == 0 {
+		o.Protos = []Proto{HTTP1, HTTP2}
+	}
+	for _, p := range o.Protos {
+		if p < 0 || p >= numProtos {
+			return o, fmt.Errorf("kesload: invalid protocol %d", p)
+		}
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
