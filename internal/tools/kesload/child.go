@@ -29,9 +29,15 @@ type child struct {
 	err    error         // the result of Wait; valid after done
 }
 
-// startChild starts path with args. The child's stdout goes to stdout, or
-// to /dev/null if it is nil; its stderr to dir/<name>.stderr.
-func startChild(name, path string, args []string, stdout *os.File, dir string) (*child, error) {
+// envKESEnv holds extra environment variables for the kes servers only,
+// space-separated NAME=VALUE pairs (e.g. "GOGC=200 GODEBUG=..."), to try
+// runtime settings without rebuilding kes.
+const envKESEnv = "KESLOAD_KES_ENV"
+
+// startChild starts path with args and extra environment variables. The
+// child's stdout goes to stdout, or to /dev/null if it is nil; its stderr
+// to dir/<name>.stderr.
+func startChild(name, path string, args, env []string, stdout *os.File, dir string) (*child, error) {
 	errPath := filepath.Join(dir, name+".stderr")
 	errFile, err := os.Create(errPath)
 	if err != nil {
@@ -42,7 +48,7 @@ func startChild(name, path string, args []string, stdout *os.File, dir string) (
 		cmd.Stdout = stdout
 	}
 	cmd.Stderr = errFile
-	cmd.Env = append(os.Environ(), envRunMain+"=1")
+	cmd.Env = append(append(os.Environ(), envRunMain+"=1"), env...)
 	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		errFile.Close()

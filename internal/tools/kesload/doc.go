@@ -63,7 +63,8 @@
 // "perf record -g" from the end of the warm-up to the end of the last round,
 // into PREFIX.kes, PREFIX.bare and so on; -proto h1 or -proto h2 limits the
 // run to one protocol. Perf sampling adds server CPU time, so take the
-// table of such a run with a grain of salt.
+// table of such a run with a grain of salt. KESLOAD_KES_ENV="NAME=VALUE …"
+// adds environment variables to the kes servers only (GOGC, GODEBUG).
 //
 // kesload is Linux only (/proc), talks to 127.0.0.1 only, bounds every loop
 // by a count and a deadline, and kills its children when it returns; they

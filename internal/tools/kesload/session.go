@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -249,7 +250,8 @@ func (s *Session) spawnKES(name, addr string, mode Audit) (*child, error) {
 		defer f.Close() // the child has its own descriptor
 		stdout = f
 	}
-	return startChild(name, s.opts.KES, []string{"server", "--config", config}, stdout, s.opts.Dir)
+	env := strings.Fields(os.Getenv(envKESEnv))
+	return startChild(name, s.opts.KES, []string{"server", "--config", config}, env, stdout, s.opts.Dir)
 }
 
 // prepareKES creates the key, generates a data key and decrypts it, checks
@@ -311,7 +313,7 @@ func (s *Session) startBare(ctx context.Context) error {
 		"-generate-size", strconv.Itoa(ref.targets[Generate].replySize),
 		"-decrypt-size", strconv.Itoa(ref.targets[Decrypt].replySize)}
 	srv := &Server{Name: "bare", Stdout: "null"}
-	if srv.proc, err = startChild(srv.Name, exe, args, nil, s.opts.Dir); err != nil {
+	if srv.proc, err = startChild(srv.Name, exe, args, nil, nil, s.opts.Dir); err != nil {
 		return err
 	}
 	s.Servers = append(s.Servers, srv) // Close stops it from here on
