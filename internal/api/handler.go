@@ -1,11 +1,14 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/openkes/kes"
@@ -13,13 +16,16 @@ import (
 )
 
 // request is what a handler sees of a request that passed the checks of its
-// route.
+// route. It carries the response's status writer, so that a request costs
+// one allocation.
 type request struct {
 	*http.Request
 	route    *route
 	Resource string       // the path after the route prefix, e.g. the key name
 	Identity kes.Identity // empty on unauthenticated routes
 	IP       netip.Addr
+	w        statusWriter
+	counted  bool // counted in the HTTP metrics: RequestDone is due
 }
 
 // statusWriter records the status code for metrics and the audit log.
@@ -57,13 +63,16 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *Server) handler(rt *route) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		w := &statusWriter{ResponseWriter: rw}
-		req := request{Request: r, route: rt}
-		s.serve(w, &req)
+		req := &request{Request: r, route: rt, w: statusWriter{ResponseWriter: rw}}
+		w := &req.w
+		s.serve(w, req, start)
+		if w.status == 0 {
+			w.status = http.StatusOK
+		}
+		if rt.Counted && req.counted {
+			s.metrics.RequestDone(w.status, time.Since(start))
+		}
 		if rt.Audited {
-			if w.status == 0 {
-				w.status = http.StatusOK
-			}
 			s.audit.Log(log.AuditEvent{
 				Time:     start,
 				Method:   r.Method,
@@ -77,7 +86,7 @@ func (s *Server) handler(rt *route) http.Handler {
 	})
 }
 
-func (s *Server) serve(w *statusWriter, r *request) {
+func (s *Server) serve(w *statusWriter, r *request, start time.Time) {
 	rt := r.route
 	if r.Method != rt.Method && (rt.Method != http.MethodPut || r.Method != http.MethodPost) {
 		w.Header()["Accept"] = []string{rt.Method}
@@ -90,7 +99,7 @@ func (s *Server) serve(w *statusWriter, r *request) {
 	if rt.Timeout > 0 {
 		// Like upstream, a timeout is a write deadline: past it, the
 		// response cannot be written and the connection is dropped.
-		http.NewResponseController(w.ResponseWriter).SetWriteDeadline(time.Now().Add(rt.Timeout))
+		http.NewResponseController(w.ResponseWriter).SetWriteDeadline(start.Add(rt.Timeout))
 	}
 	if rt.Auth != authNone {
 		id, ip, err := identity(r.Request)
@@ -100,30 +109,39 @@ func (s *Server) serve(w *statusWriter, r *request) {
 		}
 		if rt.Auth == authVerify {
 			if err != nil {
-				s.errLog.Debug(err.Msg, reqAttrs(r))
+				s.debug(r, err.Msg)
 				writeError(w, err)
 				return
 			}
-			if err := s.auth.Authorize(id, r.URL.Path); err != nil {
-				s.errLog.Debug("access denied: "+err.Error(), reqAttrs(r))
+			if policy, err := s.auth.Check(id, r.URL.Path); err != nil {
+				if policy == "" {
+					s.debug(r, "access denied: identity not found")
+				} else {
+					s.debug(r, "access denied: rejected by policy '"+policy+"'")
+				}
 				writeError(w, kes.ErrNotAllowed)
 				return
 			}
 		}
 	}
-	if rt.prefix() {
-		if len(r.URL.Path) > len(rt.Path) {
-			r.Resource = r.URL.Path[len(rt.Path):]
-		}
+	if rt.prefix() && len(r.URL.Path) > len(rt.Path) {
+		r.Resource = r.URL.Path[len(rt.Path):]
 	}
-	if !rt.Counted {
-		rt.Handle(s, w, r)
-		return
+	if rt.Counted {
+		// Only requests that reach their handler are counted (upstream:
+		// method and authorization failures are not).
+		r.counted = true
+		s.metrics.RequestStarted()
 	}
-	start := time.Now()
-	s.metrics.RequestStarted()
 	rt.Handle(s, w, r)
-	s.metrics.RequestDone(w.status, time.Since(start))
+}
+
+// debug logs a DEBUG record about r, building its attributes only when
+// DEBUG is enabled.
+func (s *Server) debug(r *request, msg string) {
+	if s.errLog.Enabled(r.Context(), slog.LevelDebug) {
+		s.errLog.Debug(msg, reqAttrs(r))
+	}
 }
 
 // reqAttrs are the attributes of error-log records about a request.
@@ -132,9 +150,36 @@ func reqAttrs(r *request) slog.Attr {
 }
 
 // readJSON decodes the request body into v, reading at most the route's
-// MaxBody bytes. A longer body is cut, so the decoder fails: like upstream,
-// that is a 400, not a 413.
+// MaxBody bytes. A longer body is cut, so decoding fails: like upstream,
+// that is a 400, not a 413. As upstream, one JSON value is decoded and
+// whatever follows it is ignored.
 func readJSON(r *request, v any) bool {
-	err := json.NewDecoder(io.LimitReader(r.Body, r.route.MaxBody)).Decode(v)
-	return err == nil
+	buf := bodyPool.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledBody {
+			buf.Reset()
+			bodyPool.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, r.route.MaxBody)); err != nil {
+		return false
+	}
+	// Unmarshal is the fast path; it refuses data after the value, which
+	// the decoder (upstream's behaviour) accepts.
+	if err := json.Unmarshal(buf.Bytes(), v); err != nil {
+		var syntax *json.SyntaxError
+		if !errors.As(err, &syntax) {
+			return false
+		}
+		return json.NewDecoder(bytes.NewReader(buf.Bytes())).Decode(v) == nil
+	}
+	return true
 }
+
+// bodyPool holds request body buffers. json.Unmarshal copies what it keeps,
+// so a buffer is reused as soon as the body is decoded.
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBody bounds the buffers kept in bodyPool: a rare 1 MB body must
+// not pin a megabyte per pooled buffer.
+const maxPooledBody = 64 << 10

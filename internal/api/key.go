@@ -204,11 +204,6 @@ type generateKeyRequest struct {
 	Context []byte `json:"context"`
 }
 
-type generateKeyResponse struct {
-	Plaintext  []byte `json:"plaintext"`
-	Ciphertext []byte `json:"ciphertext"`
-}
-
 func (s *Server) generateKey(w http.ResponseWriter, r *request) {
 	key, ok := s.getKey(w, r)
 	if !ok {
@@ -234,16 +229,12 @@ func (s *Server) generateKey(w http.ResponseWriter, r *request) {
 		writeError(w, errGenerateKey)
 		return
 	}
-	writeJSON(w, generateKeyResponse{Plaintext: dek, Ciphertext: ciphertext})
+	writeBytesJSON(w, bytesField{"plaintext", dek}, bytesField{"ciphertext", ciphertext})
 }
 
 type encryptRequest struct {
 	Plaintext []byte `json:"plaintext"`
 	Context   []byte `json:"context"`
-}
-
-type encryptResponse struct {
-	Ciphertext []byte `json:"ciphertext"`
 }
 
 func (s *Server) encryptKey(w http.ResponseWriter, r *request) {
@@ -263,16 +254,12 @@ func (s *Server) encryptKey(w http.ResponseWriter, r *request) {
 		writeError(w, errEncrypt)
 		return
 	}
-	writeJSON(w, encryptResponse{Ciphertext: ciphertext})
+	writeBytesJSON(w, bytesField{"ciphertext", ciphertext})
 }
 
 type decryptRequest struct {
 	Ciphertext []byte `json:"ciphertext"`
 	Context    []byte `json:"context"`
-}
-
-type decryptResponse struct {
-	Plaintext []byte `json:"plaintext"`
 }
 
 func (s *Server) decryptKey(w http.ResponseWriter, r *request) {
@@ -296,15 +283,11 @@ func (s *Server) decryptKey(w http.ResponseWriter, r *request) {
 		return
 	}
 	defer clear(plaintext)
-	writeJSON(w, decryptResponse{Plaintext: plaintext})
+	writeBytesJSON(w, bytesField{"plaintext", plaintext})
 }
 
 type hmacRequest struct {
 	Message []byte `json:"message"`
-}
-
-type hmacResponse struct {
-	Sum []byte `json:"hmac"`
 }
 
 func (s *Server) hmacKey(w http.ResponseWriter, r *request) {
@@ -321,5 +304,5 @@ func (s *Server) hmacKey(w http.ResponseWriter, r *request) {
 		writeError(w, kes.ErrNoHMAC)
 		return
 	}
-	writeJSON(w, hmacResponse{Sum: key.HMAC.Sum(req.Message)})
+	writeBytesJSON(w, bytesField{"hmac", key.HMAC.Sum(req.Message)})
 }
