@@ -3,7 +3,9 @@ package log_test
 import (
 	"io"
 	"net/netip"
+	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,4 +56,38 @@ func BenchmarkAuditLog(b *testing.B) {
 	}
 	b.Run("no-subscriber", func(b *testing.B) { run(b, 0) })
 	b.Run("one-subscriber", func(b *testing.B) { run(b, 1) })
+	b.Run("parallel-devnull", func(b *testing.B) {
+		// Concurrent requests logging to a real file, so that every write
+		// call costs a real write(2), as on a server's stdout.
+		f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { f.Close() })
+		w := &countingWriter{w: f}
+		a := log.NewAuditLog(w, nil)
+		ev := log.AuditEvent{
+			Time: time.Now(), Method: "POST", Path: "/v1/key/generate/my-key", IP: netip.MustParseAddr("10.0.0.5"),
+			Identity: testIdentity, Status: 200, Duration: 427 * time.Microsecond,
+		}
+		b.ReportAllocs()
+		b.SetParallelism(16) // 32 goroutines on 2 cores, like 32 clients
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				a.Log(ev)
+			}
+		})
+		b.ReportMetric(float64(w.writes.Load())/float64(b.N), "writes/op")
+	})
+}
+
+// countingWriter counts the Write calls that reach w.
+type countingWriter struct {
+	w      io.Writer
+	writes atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.w.Write(p)
 }
