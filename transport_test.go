@@ -2,6 +2,7 @@ package kes_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net/http"
 	"sync"
@@ -293,4 +294,34 @@ func TestCancel(t *testing.T) {
 			t.Fatalf("got %v, want context.Canceled", err)
 		}
 	})
+}
+
+// TestCertificateError checks that an untrusted server certificate fails at
+// once with a ConnError: retrying cannot fix it.
+func TestCertificateError(t *testing.T) {
+	srv := newTLSServer(t, &recorder{})
+	c, err := kes.NewClient([]string{srv.URL}, kes.WithAPIKey(testKey)) // system roots only
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sleeps{}
+	kes.SetSleep(c, s.sleep)
+	err = c.IsReady(t.Context())
+	if _, ok := errors.AsType[*kes.ConnError](err); !ok {
+		t.Fatalf("got %v, want *kes.ConnError", err)
+	}
+	if _, ok := errors.AsType[*tls.CertificateVerificationError](err); !ok {
+		t.Fatalf("got %v, want a certificate verification error inside", err)
+	}
+	if n := len(s.all()); n != 0 {
+		t.Fatalf("client retried %d times", n)
+	}
+
+	insecure, err := kes.NewClient([]string{srv.URL}, kes.WithAPIKey(testKey), kes.WithInsecureSkipVerify())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := insecure.IsReady(t.Context()); err != nil {
+		t.Fatalf("WithInsecureSkipVerify: %v", err)
+	}
 }
