@@ -15,7 +15,7 @@ import (
 
 // Client is a client of one or more KES servers. Each request goes to one
 // endpoint; when an endpoint fails, the request moves on to the next one
-// and the failed endpoint is parked for [ParkDuration] (see [Client.Endpoints]).
+// and the failed endpoint is parked for [ParkDuration].
 //
 // A Client is safe for concurrent use. Create it with [NewClient].
 type Client struct {
