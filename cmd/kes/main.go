@@ -5,15 +5,19 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 // Env is what a command sees of the outside world. Tests build their own.
@@ -25,6 +29,13 @@ type Env struct {
 	// LookupEnv reports whether a variable is set (even if empty), as the
 	// environment fallbacks of spec cli.md §2 need.
 	LookupEnv func(string) (string, bool)
+
+	// IsTerminal reports whether the command runs in "terminal mode":
+	// stdout or stderr is a terminal (spec cli.md §1). Nil means no.
+	IsTerminal func() bool
+	// ReadPassword reads a password after a prompt was printed on Stderr,
+	// without echo on a terminal. Nil means reading one line from Stdin.
+	ReadPassword func() ([]byte, error)
 }
 
 // exitError carries an exit code out of a command without printing.
@@ -37,6 +48,17 @@ func main() {
 	env := &Env{
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		Getenv: os.Getenv, LookupEnv: os.LookupEnv,
+		IsTerminal: func() bool {
+			return term.IsTerminal(int(os.Stdout.Fd())) || term.IsTerminal(int(os.Stderr.Fd()))
+		},
+		ReadPassword: func() ([]byte, error) {
+			if fd := int(os.Stdin.Fd()); term.IsTerminal(fd) {
+				pw, err := term.ReadPassword(fd)
+				fmt.Fprintln(os.Stderr)
+				return pw, err
+			}
+			return readLine(os.Stdin)
+		},
 	}
 	code := run(ctx, env, os.Args[1:])
 	stop()
@@ -45,13 +67,24 @@ func main() {
 
 // run executes the command line args and returns the process exit code.
 func run(ctx context.Context, env *Env, args []string) int {
-	root := newRootCmd(env)
+	if line, ok := env.completionLine(); ok {
+		if err := completeLine(env.Stdout, newRootCmd(env, new(bool)), line); err != nil {
+			fmt.Fprintf(env.Stderr, "Error: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	var helped bool
+	root := newRootCmd(env, &helped)
 	root.SetArgs(args)
 	root.SetIn(env.Stdin)
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
+		if helped {
+			return 2
+		}
 		return 0
 	}
 	if e, ok := errors.AsType[*exitError](err); ok {
@@ -60,19 +93,102 @@ func run(ctx context.Context, env *Env, args []string) int {
 	if errors.Is(err, context.Canceled) {
 		return 1
 	}
-	fmt.Fprintf(env.Stderr, "Error: %v\n", err)
+	prefix := "Error:"
+	if env.terminal() {
+		prefix = ansiRed + prefix + ansiReset
+	}
+	fmt.Fprintf(env.Stderr, "%s %v\n", prefix, err)
 	return 1
 }
 
-func newRootCmd(env *Env) *cobra.Command {
+// newRootCmd returns the kes command tree. *helped is set when usage was
+// printed for -h/--help or a command group without a sub-command, which
+// exits with status 2 (spec cli.md §1).
+func newRootCmd(env *Env, helped *bool) *cobra.Command {
+	var version, autoCompletion bool
 	root := &cobra.Command{
 		Use:           "kes",
 		Short:         "OpenKES: a KES-compatible key server and its client",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("%q is not a kes command. See 'kes --help'", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case version:
+				printVersion(env.Stdout)
+				return nil
+			case autoCompletion:
+				return installAutoCompletion(env)
+			}
+			cmd.HelpFunc()(cmd, args)
+			return nil
+		},
 	}
+	root.Flags().BoolVarP(&version, "version", "v", false, "print version information")
+	root.Flags().BoolVar(&autoCompletion, "auto-completion", false, "install shell auto-completion")
+	root.SetHelpFunc(func(cmd *cobra.Command, _ []string) {
+		*helped = true
+		cmd.SetOut(env.Stderr)
+		cmd.Usage()
+		cmd.SetOut(env.Stdout)
+	})
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return fmt.Errorf("%v. See '%s --help'", err, cmd.CommandPath())
+	})
 	root.AddCommand(
 		newServerCmd(env),
+		newLsCmd(env),
+		newKeyCmd(env),
+		newPolicyCmd(env),
+		newIdentityCmd(env),
+		newLogCmd(env),
+		newStatusCmd(env),
+		newMetricCmd(env),
+		newUpdateCmd(env),
+		newToolCmd(env),
 	)
 	return root
+}
+
+// groupCmd returns a command that only holds sub-commands: without one it
+// prints its usage, with an unknown one it fails.
+func groupCmd(use, short string, aliases ...string) *cobra.Command {
+	return &cobra.Command{
+		Use:     use,
+		Short:   short,
+		Aliases: aliases,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("%q is not a %s command. See '%s --help'", args[0], cmd.CommandPath(), cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cmd.HelpFunc()(cmd, args)
+			return nil
+		},
+	}
+}
+
+// printVersion prints the output of `kes --version`.
+func printVersion(w io.Writer) {
+	version, commit := buildVersion()
+	fmt.Fprintf(w, "%-11s%s commit=%s\n", "Version", orUnknown(version), orUnknown(commit))
+	fmt.Fprintf(w, "%-11s%s %s/%s compiler=%s\n", "Runtime", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.Compiler)
+	fmt.Fprintf(w, "%-11s%s\n", "License", "MIT https://opensource.org/license/mit")
+	fmt.Fprintf(w, "%-11s%s\n", "Copyright", "2026 The OpenKES Authors")
+}
+
+// readLine reads one line of at most 4 KiB, without its line ending.
+func readLine(r io.Reader) ([]byte, error) {
+	line, err := bufio.NewReaderSize(io.LimitReader(r, 4096), 4096).ReadString('\n')
+	if err != nil && (err != io.EOF || line == "") {
+		return nil, err
+	}
+	return []byte(strings.TrimRight(line, "\r\n")), nil
 }
