@@ -149,6 +149,7 @@ func newRootCmd(env *Env, helped *bool) *cobra.Command {
 		newLogCmd(env),
 		newStatusCmd(env),
 		newMetricCmd(env),
+		newMigrateCmd(env),
 		newUpdateCmd(env),
 		newToolCmd(env),
 	)
