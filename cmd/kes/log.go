@@ -16,8 +16,8 @@ const auditHeader = "Time        Status    Identity                IP           
 
 func newLogCmd(env *Env) *cobra.Command {
 	var (
-		conn         connFlags
-		out          outFlags
+		conn          connFlags
+		out           outFlags
 		audit, errLog bool
 	)
 	cmd := &cobra.Command{
