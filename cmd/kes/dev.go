@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/api"
+	"github.com/openkes/kes/internal/keystore"
 	"github.com/openkes/kes/internal/keystore/cache"
 	"github.com/openkes/kes/internal/keystore/mem"
 )
@@ -66,7 +68,9 @@ func runDevServer(ctx context.Context, env *Env, addr string) error {
 		Admin:  apiKey.Identity(),
 		APIKey: apiKey.Secret(),
 		Cache:  cache.Config{Any: 5 * time.Minute, Unused: 30 * time.Second},
-		Store:  &mem.Store{},
+		Connect: func(context.Context, *slog.Logger) (keystore.Store, error) {
+			return &mem.Store{}, nil
+		},
 		Banner: "In Memory",
 	})
 }

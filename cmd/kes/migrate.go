@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path"
 	"path/filepath"
 	"strings"
@@ -219,12 +220,12 @@ func (m *migrator) run(ctx context.Context, o *migrateOptions) error {
 	if a, b := absPath(o.from), absPath(o.to); a == b {
 		return errors.New("source and target are the same config file")
 	}
-	src, err := connectStore(ctx, "source", o.from)
+	src, err := connectStore(ctx, m.errOut, "source", o.from)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	dst, err := connectStore(ctx, "target", o.to)
+	dst, err := connectStore(ctx, m.errOut, "target", o.to)
 	if err != nil {
 		return err
 	}
@@ -299,12 +300,12 @@ func absPath(p string) string {
 }
 
 // connectStore reads a KES config file and connects its keystore.
-func connectStore(ctx context.Context, role, file string) (keystore.Store, error) {
+func connectStore(ctx context.Context, logTo io.Writer, role, file string) (keystore.Store, error) {
 	f, err := config.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s config: %w", role, err)
 	}
-	s, err := f.KeyStore.Connect(ctx)
+	s, err := f.KeyStore.Connect(ctx, quietLogger(logTo))
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s keystore (%s): %w", role, f.KeyStore.Banner(), err)
 	}
@@ -643,4 +644,14 @@ func (p *progress) stop() {
 		fmt.Fprintln(p.m.live)
 	}
 	p.tick = nil
+}
+
+// quietLogger is the logger of the key stores migrate connects to: only
+// warnings and errors reach the terminal, not routine messages such as a
+// Vault login.
+func quietLogger(w io.Writer) *slog.Logger {
+	if w == nil {
+		w = io.Discard
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

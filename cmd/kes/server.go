@@ -94,7 +94,7 @@ type serverSetup struct {
 	Policies map[string]auth.PolicyConfig
 	Routes   map[string]api.RouteConfig
 	Cache    cache.Config
-	Store    keystore.Store
+	Connect  func(context.Context, *slog.Logger) (keystore.Store, error)
 	Banner   string // the KMS line
 	Keys     []string
 	ErrorLvl slog.Level
@@ -112,10 +112,6 @@ func runServer(ctx context.Context, env *Env, file, addr string) error {
 	}
 	if addr == "" {
 		addr = cfg.Address
-	}
-	store, err := cfg.KeyStore.Connect(ctx)
-	if err != nil {
-		return fmt.Errorf("failed to connect to the key store: %w", err)
 	}
 	policies := make(map[string]auth.PolicyConfig, len(cfg.Policies))
 	for name, p := range cfg.Policies {
@@ -138,7 +134,7 @@ func runServer(ctx context.Context, env *Env, file, addr string) error {
 		Policies: policies,
 		Routes:   routes,
 		Cache:    cache.Config{Any: cfg.Cache.Any, Unused: cfg.Cache.Unused, Offline: cfg.Cache.Offline},
-		Store:    store,
+		Connect:  cfg.KeyStore.Connect,
 		Banner:   cfg.KeyStore.Banner(),
 		Keys:     cfg.Keys,
 		ErrorLvl: cfg.Log.Error,
@@ -149,9 +145,6 @@ func runServer(ctx context.Context, env *Env, file, addr string) error {
 // serve runs a server until ctx is done or SIGINT/SIGTERM arrives.
 func serve(ctx context.Context, env *Env, s *serverSetup) error {
 	start := time.Now()
-	keys := cache.New(s.Store, func(_ string, b []byte) (crypto.Key, error) { return crypto.ParseKey(b) }, s.Cache)
-	defer keys.Close()
-
 	authorizer, err := auth.New(s.Admin, s.Policies, start)
 	if err != nil {
 		return err
@@ -162,6 +155,13 @@ func serve(ctx context.Context, env *Env, s *serverSetup) error {
 	errLog := log.NewErrorLog(env.Stderr, errLevel)
 	auditLog := log.NewAuditLog(env.Stdout, auditLevel)
 	m := metrics.New(start)
+
+	store, err := s.Connect(ctx, errLog.Logger())
+	if err != nil {
+		return fmt.Errorf("failed to connect to the key store: %w", err)
+	}
+	keys := cache.New(store, func(_ string, b []byte) (crypto.Key, error) { return crypto.ParseKey(b) }, s.Cache)
+	defer keys.Close()
 
 	if err := createKeys(ctx, keys, s.Keys, s.Admin); err != nil {
 		return err

@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"log/slog"
 
 	"go.yaml.in/yaml/v3"
 
@@ -51,7 +52,7 @@ func decodeAWS(d *decoder, path string, key, val *yaml.Node) (KeyStore, error) {
 }
 
 // Connect reports that the AWS store is not part of this release yet.
-func (c *AWSConfig) Connect(context.Context) (keystore.Store, error) {
+func (c *AWSConfig) Connect(context.Context, *slog.Logger) (keystore.Store, error) {
 	return notBuilt("aws.secretsmanager")
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"log/slog"
 
 	"go.yaml.in/yaml/v3"
 
@@ -70,7 +71,7 @@ func decodeAzure(d *decoder, path string, key, val *yaml.Node) (KeyStore, error)
 }
 
 // Connect reports that the Azure store is not part of this release yet.
-func (c *AzureConfig) Connect(context.Context) (keystore.Store, error) {
+func (c *AzureConfig) Connect(context.Context, *slog.Logger) (keystore.Store, error) {
 	return notBuilt("azure.keyvault")
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"log/slog"
 
 	"go.yaml.in/yaml/v3"
 
@@ -51,7 +52,7 @@ func decodeEntrust(d *decoder, path string, key, val *yaml.Node) (KeyStore, erro
 }
 
 // Connect reports that the Entrust store is not part of this release yet.
-func (c *EntrustConfig) Connect(context.Context) (keystore.Store, error) {
+func (c *EntrustConfig) Connect(context.Context, *slog.Logger) (keystore.Store, error) {
 	return notBuilt("entrust.keycontrol")
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"log/slog"
 
 	"go.yaml.in/yaml/v3"
 
@@ -46,7 +47,7 @@ func decodeFortanix(d *decoder, path string, key, val *yaml.Node) (KeyStore, err
 }
 
 // Connect reports that the Fortanix store is not part of this release yet.
-func (c *FortanixConfig) Connect(context.Context) (keystore.Store, error) {
+func (c *FortanixConfig) Connect(context.Context, *slog.Logger) (keystore.Store, error) {
 	return notBuilt("fortanix.sdkms")
 }
 

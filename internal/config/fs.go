@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"log/slog"
 
 	"go.yaml.in/yaml/v3"
 
@@ -28,7 +29,7 @@ func decodeFS(d *decoder, path string, key, val *yaml.Node) (KeyStore, error) {
 }
 
 // Connect opens (creating if needed) the directory.
-func (c *FSConfig) Connect(context.Context) (keystore.Store, error) {
+func (c *FSConfig) Connect(context.Context, *slog.Logger) (keystore.Store, error) {
 	s, err := fs.New(c.Path)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -73,7 +74,7 @@ func decodeGCP(d *decoder, path string, key, val *yaml.Node) (KeyStore, error) {
 }
 
 // Connect reports that the GCP store is not part of this release yet.
-func (c *GCPConfig) Connect(context.Context) (keystore.Store, error) {
+func (c *GCPConfig) Connect(context.Context, *slog.Logger) (keystore.Store, error) {
 	return notBuilt("gcp.secretmanager")
 }
 

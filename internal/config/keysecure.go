@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"log/slog"
 
 	"go.yaml.in/yaml/v3"
 
@@ -50,7 +51,7 @@ func decodeKeySecure(d *decoder, path string, key, val *yaml.Node) (KeyStore, er
 }
 
 // Connect reports that the KeySecure store is not part of this release yet.
-func (c *KeySecureConfig) Connect(context.Context) (keystore.Store, error) {
+func (c *KeySecureConfig) Connect(context.Context, *slog.Logger) (keystore.Store, error) {
 	return notBuilt("gemalto.keysecure")
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -13,8 +14,9 @@ import (
 type KeyStore interface {
 	// Connect opens the store. The caller owns the returned store and
 	// closes it. Backends whose store is not part of this release return a
-	// [*NotBuiltError].
-	Connect(ctx context.Context) (keystore.Store, error)
+	// [*NotBuiltError]. Stores that log (token renewals, reconnects) log
+	// to logger; nil means slog.Default().
+	Connect(ctx context.Context, logger *slog.Logger) (keystore.Store, error)
 
 	// Banner returns the KMS line of the startup banner, e.g.
 	// "Filesystem: /var/lib/kes". It never contains a secret.

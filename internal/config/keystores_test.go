@@ -96,7 +96,7 @@ func TestConnectNotBuilt(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := f.KeyStore.Connect(t.Context())
+			s, err := f.KeyStore.Connect(t.Context(), nil)
 			var nb *config.NotBuiltError
 			if !errors.As(err, &nb) || nb.Name != tt.name || s != nil {
 				t.Fatalf("Connect: got %v, %v; want a NotBuiltError for %q", s, err, tt.name)
@@ -115,7 +115,7 @@ func TestConnectFS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := f.KeyStore.Connect(t.Context())
+	s, err := f.KeyStore.Connect(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -212,7 +213,7 @@ func (c *VaultConfig) setDefaults(transit, approle, kube bool) {
 }
 
 // Connect connects to Vault and logs in (internal/keystore/vault).
-func (c *VaultConfig) Connect(ctx context.Context) (keystore.Store, error) {
+func (c *VaultConfig) Connect(ctx context.Context, logger *slog.Logger) (keystore.Store, error) {
 	cfg := &vault.Config{
 		Endpoint:      c.Endpoint,
 		Engine:        c.Engine,
@@ -221,6 +222,7 @@ func (c *VaultConfig) Connect(ctx context.Context) (keystore.Store, error) {
 		Prefix:        c.Prefix,
 		TLS:           vault.TLS{KeyFile: c.TLS.KeyFile, CertFile: c.TLS.CertFile, CAPath: c.TLS.CAPath},
 		StatusPing:    c.StatusPing,
+		Logger:        logger,
 	}
 	if c.Transit.Key != "" {
 		cfg.Transit = &vault.Transit{Engine: c.Transit.Engine, Key: c.Transit.Key}

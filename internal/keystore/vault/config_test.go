@@ -46,7 +46,7 @@ keystore:
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := file.KeyStore.Connect(t.Context())
+	s, err := file.KeyStore.Connect(t.Context(), nil)
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
