@@ -2,17 +2,9 @@ package api
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/openkes/kes"
 )
-
-type describeIdentityResponse struct {
-	IsAdmin   bool      `json:"admin,omitempty"`
-	Policy    string    `json:"policy,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	CreatedBy string    `json:"created_by,omitempty"`
-}
 
 func (s *Server) describeIdentity(w http.ResponseWriter, r *request) {
 	info, err := s.auth.DescribeIdentity(kes.Identity(r.Resource))
@@ -20,25 +12,12 @@ func (s *Server) describeIdentity(w http.ResponseWriter, r *request) {
 		s.authError(w, r, err)
 		return
 	}
-	writeJSON(w, describeIdentityResponse{
+	writeJSON(w, kes.DescribeIdentityResponse{
 		IsAdmin:   info.IsAdmin,
 		Policy:    info.Policy,
 		CreatedAt: info.CreatedAt,
-		CreatedBy: info.CreatedBy.String(),
+		CreatedBy: info.CreatedBy,
 	})
-}
-
-// selfDescribeResponse is the flat shape that the kms-go SDK (MinIO, the
-// upstream CLI) decodes, as release 2023-10-03 sent it. Upstream HEAD nests
-// the policy instead, which that SDK cannot decode (api.md §4.7).
-type selfDescribeResponse struct {
-	Identity  kes.Identity `json:"identity"`
-	IsAdmin   bool         `json:"admin,omitempty"`
-	CreatedAt time.Time    `json:"created_at"`
-	CreatedBy string       `json:"created_by,omitempty"`
-	Policy    string       `json:"policy,omitempty"`
-	Allow     patternSet   `json:"allow,omitempty"`
-	Deny      patternSet   `json:"deny,omitempty"`
 }
 
 // describeSelf describes the caller. Upstream HEAD looks up the empty path
@@ -54,12 +33,14 @@ func (s *Server) describeSelf(w http.ResponseWriter, r *request) {
 		s.authError(w, r, err)
 		return
 	}
-	resp := selfDescribeResponse{
-		Identity:  r.Identity,
-		IsAdmin:   info.IsAdmin,
-		CreatedAt: info.CreatedAt,
-		CreatedBy: info.CreatedBy.String(),
-		Policy:    info.Policy,
+	// The flat shape that the kms-go SDK (MinIO, the upstream CLI) decodes,
+	// as release 2023-10-03 sent it; HEAD nests the policy (api.md §4.7).
+	resp := kes.DescribeSelfResponse{
+		Identity:   r.Identity,
+		IsAdmin:    info.IsAdmin,
+		CreatedAt:  info.CreatedAt,
+		CreatedBy:  info.CreatedBy,
+		PolicyName: info.Policy,
 	}
 	if !info.IsAdmin {
 		p, err := s.auth.PolicyOf(r.Identity)
@@ -72,16 +53,11 @@ func (s *Server) describeSelf(w http.ResponseWriter, r *request) {
 	writeJSON(w, resp)
 }
 
-type listIdentitiesResponse struct {
-	Identities []kes.Identity `json:"identities"`
-	ContinueAt string         `json:"continue_at"`
-}
-
 func (s *Server) listIdentities(w http.ResponseWriter, r *request) {
 	ids, err := s.auth.ListIdentities(r.Resource)
 	if err != nil {
 		s.authError(w, r, err)
 		return
 	}
-	writeJSON(w, listIdentitiesResponse{Identities: ids})
+	writeJSON(w, kes.ListIdentitiesResponse{Identities: ids})
 }

@@ -92,17 +92,12 @@ func (s *Server) storeKey(w http.ResponseWriter, r *request, name string, key cr
 	writeOK(w)
 }
 
-type importKeyRequest struct {
-	Key    []byte `json:"key"`
-	Cipher string `json:"cipher"`
-}
-
 func (s *Server) importKey(w http.ResponseWriter, r *request) {
 	name, ok := keyName(w, r)
 	if !ok {
 		return
 	}
-	var req importKeyRequest
+	var req kes.ImportKeyRequest
 	if !readJSON(r, &req) {
 		writeError(w, kes.ErrInvalidImportBody)
 		return
@@ -132,23 +127,16 @@ func (s *Server) importKey(w http.ResponseWriter, r *request) {
 	})
 }
 
-type describeKeyResponse struct {
-	Name      string    `json:"name"`
-	Algorithm string    `json:"algorithm"`
-	CreatedAt time.Time `json:"created_at"`
-	CreatedBy string    `json:"created_by,omitempty"`
-}
-
 func (s *Server) describeKey(w http.ResponseWriter, r *request) {
 	key, ok := s.getKey(w, r)
 	if !ok {
 		return
 	}
-	writeJSON(w, describeKeyResponse{
+	writeJSON(w, kes.DescribeKeyResponse{
 		Name:      r.Resource,
 		Algorithm: key.Secret.Type().String(),
 		CreatedAt: key.CreatedAt,
-		CreatedBy: key.CreatedBy,
+		CreatedBy: kes.Identity(key.CreatedBy),
 	})
 }
 
@@ -162,11 +150,6 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *request) {
 		return
 	}
 	writeOK(w)
-}
-
-type listKeysResponse struct {
-	Names      []string `json:"names"`
-	ContinueAt string   `json:"continue_at,omitempty"`
 }
 
 // listKeys answers every key name with the prefix in one response.
@@ -197,11 +180,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *request) {
 		}
 		next = cont
 	}
-	writeJSON(w, listKeysResponse{Names: all})
-}
-
-type generateKeyRequest struct {
-	Context []byte `json:"context"`
+	writeJSON(w, kes.ListKeysResponse{Names: all})
 }
 
 func (s *Server) generateKey(w http.ResponseWriter, r *request) {
@@ -209,7 +188,7 @@ func (s *Server) generateKey(w http.ResponseWriter, r *request) {
 	if !ok {
 		return
 	}
-	var req generateKeyRequest
+	var req kes.GenerateKeyRequest
 	// MinIO sends no body at all; a chunked body is decoded even if empty
 	// (then it is invalid), as upstream.
 	if r.ContentLength != 0 && !readJSON(r, &req) {
@@ -232,17 +211,12 @@ func (s *Server) generateKey(w http.ResponseWriter, r *request) {
 	writeBytesJSON(w, bytesField{"plaintext", dek}, bytesField{"ciphertext", ciphertext})
 }
 
-type encryptRequest struct {
-	Plaintext []byte `json:"plaintext"`
-	Context   []byte `json:"context"`
-}
-
 func (s *Server) encryptKey(w http.ResponseWriter, r *request) {
 	key, ok := s.getKey(w, r)
 	if !ok {
 		return
 	}
-	var req encryptRequest
+	var req kes.EncryptKeyRequest
 	if !readJSON(r, &req) {
 		writeError(w, kes.ErrInvalidBody)
 		return
@@ -257,17 +231,12 @@ func (s *Server) encryptKey(w http.ResponseWriter, r *request) {
 	writeBytesJSON(w, bytesField{"ciphertext", ciphertext})
 }
 
-type decryptRequest struct {
-	Ciphertext []byte `json:"ciphertext"`
-	Context    []byte `json:"context"`
-}
-
 func (s *Server) decryptKey(w http.ResponseWriter, r *request) {
 	key, ok := s.getKey(w, r)
 	if !ok {
 		return
 	}
-	var req decryptRequest
+	var req kes.DecryptKeyRequest
 	if !readJSON(r, &req) {
 		writeError(w, kes.ErrInvalidBody)
 		return
@@ -286,16 +255,12 @@ func (s *Server) decryptKey(w http.ResponseWriter, r *request) {
 	writeBytesJSON(w, bytesField{"plaintext", plaintext})
 }
 
-type hmacRequest struct {
-	Message []byte `json:"message"`
-}
-
 func (s *Server) hmacKey(w http.ResponseWriter, r *request) {
 	key, ok := s.getKey(w, r)
 	if !ok {
 		return
 	}
-	var req hmacRequest
+	var req kes.HMACRequest
 	if !readJSON(r, &req) {
 		writeError(w, kes.ErrInvalidBody)
 		return

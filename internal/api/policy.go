@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/auth"
@@ -24,42 +23,26 @@ func (s *Server) authError(w http.ResponseWriter, r *request, err error) {
 	writeError(w, errInternal)
 }
 
-type describePolicyResponse struct {
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
-	CreatedBy string    `json:"created_by"`
-}
-
 func (s *Server) describePolicy(w http.ResponseWriter, r *request) {
 	p, err := s.auth.DescribePolicy(r.Resource)
 	if err != nil {
 		s.authError(w, r, err)
 		return
 	}
-	writeJSON(w, describePolicyResponse{Name: p.Name, CreatedAt: p.CreatedAt, CreatedBy: p.CreatedBy.String()})
+	writeJSON(w, kes.DescribePolicyResponse{Name: p.Name, CreatedAt: p.CreatedAt, CreatedBy: p.CreatedBy})
 }
 
-// patternSet is how upstream encodes a policy's patterns: object keys with
-// empty objects as values.
-type patternSet map[string]struct{}
-
-func newPatternSet(patterns []string) patternSet {
+// newPatternSet returns patterns as upstream encodes them: object keys
+// with empty objects as values.
+func newPatternSet(patterns []string) kes.PatternSet {
 	if len(patterns) == 0 {
 		return nil
 	}
-	set := make(patternSet, len(patterns))
+	set := make(kes.PatternSet, len(patterns))
 	for _, p := range patterns {
 		set[p] = struct{}{}
 	}
 	return set
-}
-
-type readPolicyResponse struct {
-	Name      string     `json:"name"`
-	Allow     patternSet `json:"allow,omitempty"`
-	Deny      patternSet `json:"deny,omitempty"`
-	CreatedAt time.Time  `json:"created_at"`
-	CreatedBy string     `json:"created_by"`
 }
 
 func (s *Server) readPolicy(w http.ResponseWriter, r *request) {
@@ -68,18 +51,13 @@ func (s *Server) readPolicy(w http.ResponseWriter, r *request) {
 		s.authError(w, r, err)
 		return
 	}
-	writeJSON(w, readPolicyResponse{
+	writeJSON(w, kes.GetPolicyResponse{
 		Name:      p.Name,
 		Allow:     newPatternSet(p.Allow),
 		Deny:      newPatternSet(p.Deny),
 		CreatedAt: p.CreatedAt,
-		CreatedBy: p.CreatedBy.String(),
+		CreatedBy: p.CreatedBy,
 	})
-}
-
-type listPoliciesResponse struct {
-	Names      []string `json:"names"`
-	ContinueAt string   `json:"continue_at"`
 }
 
 func (s *Server) listPolicies(w http.ResponseWriter, r *request) {
@@ -88,7 +66,7 @@ func (s *Server) listPolicies(w http.ResponseWriter, r *request) {
 		s.authError(w, r, err)
 		return
 	}
-	writeJSON(w, listPoliciesResponse{Names: policies})
+	writeJSON(w, kes.ListPoliciesResponse{Names: policies})
 }
 
 // writePolicyRequest accepts both policy bodies of the legacy write route:
@@ -121,13 +99,9 @@ func (s *Server) deletePolicy(w http.ResponseWriter, r *request) {
 	writeOK(w)
 }
 
-type assignPolicyRequest struct {
-	Identity kes.Identity `json:"identity"`
-}
-
 // assignPolicy serves POST /v1/policy/assign/<policy> {"identity": ...}.
 func (s *Server) assignPolicy(w http.ResponseWriter, r *request) {
-	var req assignPolicyRequest
+	var req kes.AssignPolicyRequest
 	if !readJSON(r, &req) {
 		writeError(w, kes.ErrInvalidBody)
 		return

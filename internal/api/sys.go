@@ -20,13 +20,8 @@ func readRandom(random io.Reader, b []byte) error {
 	return err
 }
 
-type versionResponse struct {
-	Version string `json:"version"`
-	Commit  string `json:"commit"`
-}
-
 func (s *Server) getVersion(w http.ResponseWriter, _ *request) {
-	writeJSON(w, versionResponse{Version: s.version, Commit: s.commit})
+	writeJSON(w, kes.VersionResponse{Version: s.version, Commit: s.commit})
 }
 
 func (s *Server) getReady(w http.ResponseWriter, r *request) {
@@ -43,25 +38,8 @@ func (s *Server) getReady(w http.ResponseWriter, r *request) {
 	writeOK(w)
 }
 
-type statusResponse struct {
-	Version    string `json:"version"`
-	OS         string `json:"os"`
-	Arch       string `json:"arch"`
-	UpTime     int64  `json:"uptime"`
-	CPUs       int    `json:"num_cpu"`
-	UsableCPUs int    `json:"num_cpu_used"`
-	HeapAlloc  uint64 `json:"mem_heap_used"`
-	StackAlloc uint64 `json:"mem_stack_used"`
-
-	StoreLatency int64 `json:"keystore_latency,omitempty"` // milliseconds
-	// Upstream sends only keystore_unreachable; the kms-go SDK rejects a
-	// status with it but without keystore_unavailable, so both are sent.
-	StoreUnreachable bool `json:"keystore_unreachable,omitempty"`
-	StoreUnavailable bool `json:"keystore_unavailable,omitempty"`
-}
-
 func (s *Server) getStatus(w http.ResponseWriter, r *request) {
-	resp := statusResponse{
+	resp := kes.StatusResponse{
 		Version:    s.version,
 		OS:         runtime.GOOS,
 		Arch:       runtime.GOARCH,
@@ -72,9 +50,11 @@ func (s *Server) getStatus(w http.ResponseWriter, r *request) {
 	resp.HeapAlloc, resp.StackAlloc = memStats()
 	state, err := s.keys.Status(r.Context())
 	if err != nil {
-		resp.StoreUnreachable, resp.StoreUnavailable = true, true
+		// Upstream sends only keystore_unreachable; the kms-go SDK rejects a
+		// status with it but without keystore_unavailable, so both are sent.
+		resp.KeyStoreUnreachable, resp.KeyStoreUnavailable = true, true
 	} else {
-		resp.StoreLatency = max(1, state.Latency.Round(time.Millisecond).Milliseconds())
+		resp.KeyStoreLatency = max(1, state.Latency.Round(time.Millisecond).Milliseconds())
 	}
 	writeJSON(w, resp)
 }
@@ -100,18 +80,11 @@ func (s *Server) getMetrics(w http.ResponseWriter, r *request) {
 	s.metrics.Handler().ServeHTTP(w, r.Request)
 }
 
-type apiResponse struct {
-	Method  string `json:"method"`
-	Path    string `json:"path"`
-	MaxBody int64  `json:"max_body"`
-	Timeout int64  `json:"timeout"` // seconds
-}
-
 func (s *Server) getAPIs(w http.ResponseWriter, _ *request) {
-	resp := make([]apiResponse, 0, len(s.routes))
+	resp := make([]kes.API, 0, len(s.routes))
 	for i := range s.routes {
 		rt := &s.routes[i]
-		resp = append(resp, apiResponse{
+		resp = append(resp, kes.API{
 			Method:  rt.Method,
 			Path:    rt.Path,
 			MaxBody: rt.MaxBody,
