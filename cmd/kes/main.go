@@ -5,7 +5,7 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -185,11 +184,26 @@ func printVersion(w io.Writer) {
 	fmt.Fprintf(w, "%-11s%s\n", "Copyright", "2026 The OpenKES Authors")
 }
 
-// readLine reads one line of at most 4 KiB, without its line ending.
+// readLine reads one line of at most 4 KiB, without its line ending. It
+// reads byte by byte so that the next call gets the next line.
 func readLine(r io.Reader) ([]byte, error) {
-	line, err := bufio.NewReaderSize(io.LimitReader(r, 4096), 4096).ReadString('\n')
-	if err != nil && (err != io.EOF || line == "") {
-		return nil, err
+	var line []byte
+	b := make([]byte, 1)
+	for len(line) < 4096 {
+		n, err := r.Read(b)
+		if n == 1 {
+			if b[0] == '\n' {
+				break
+			}
+			line = append(line, b[0])
+			continue
+		}
+		if err == io.EOF && len(line) > 0 {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	return []byte(strings.TrimRight(line, "\r\n")), nil
+	return bytes.TrimSuffix(line, []byte("\r")), nil
 }
