@@ -130,16 +130,27 @@ func cmdKesServer(ts *testscript.TestScript, neg bool, args []string) {
 // writeConfig writes a server certificate, a config with an fs keystore
 // and a fresh admin API key, and sets KES_API_KEY and ADMIN.
 func (s *scriptServer) writeConfig(ts *testscript.TestScript) error {
-	dir := ts.MkAbs(".kesserver")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	key, err := s.configure(ts.MkAbs(".kesserver"))
+	if err != nil {
 		return err
 	}
+	ts.Setenv("KES_API_KEY", key.Secret())
+	ts.Setenv("ADMIN", key.Identity().String())
+	return nil
+}
+
+// configure writes a server certificate and a config with an fs keystore
+// to dir and returns the admin API key.
+func (s *scriptServer) configure(dir string) (kes.APIKey, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return kes.APIKey{}, err
+	}
 	if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
-		return err
+		return kes.APIKey{}, err
 	}
 	key, err := kes.GenerateAPIKey(nil)
 	if err != nil {
-		return err
+		return kes.APIKey{}, err
 	}
 	config := fmt.Sprintf(`
 address: 127.0.0.1:0
@@ -153,9 +164,23 @@ keystore:
     path: %s
 `, key.Identity(), filepath.Join(dir, "server.key"), filepath.Join(dir, "server.crt"), filepath.Join(dir, "keys"))
 	s.config = filepath.Join(dir, "config.yml")
-	ts.Setenv("KES_API_KEY", key.Secret())
-	ts.Setenv("ADMIN", key.Identity().String())
-	return os.WriteFile(s.config, []byte(config), 0o600)
+	return key, os.WriteFile(s.config, []byte(config), 0o600)
+}
+
+// startTestServer starts a server for a Go test and returns its address
+// and admin API key.
+func startTestServer(t *testing.T) (addr string, admin kes.APIKey) {
+	t.Helper()
+	s := &scriptServer{bin: kesBinary(t)}
+	admin, err := s.configure(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.stop)
+	if addr, err = s.start(); err != nil {
+		t.Fatal(err)
+	}
+	return addr, admin
 }
 
 var serverAPILine = regexp.MustCompile(`^API\s+· https://(\S+)$`)
