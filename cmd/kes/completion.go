@@ -49,6 +49,8 @@ func completeLine(w io.Writer, root *cobra.Command, line string) error {
 	if len(words) > 0 && !strings.HasSuffix(line, " ") {
 		current, words = words[len(words)-1], words[:len(words)-1]
 	}
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
 	cmd := root
 	for _, word := range words[min(1, len(words)):] {
 		if strings.HasPrefix(word, "-") {
@@ -60,6 +62,7 @@ func completeLine(w io.Writer, root *cobra.Command, line string) error {
 		}
 		cmd = next
 	}
+	cmd.InitDefaultHelpFlag()
 	var matches []string
 	if strings.HasPrefix(current, "-") {
 		add := func(f *pflag.Flag) {
@@ -77,6 +80,7 @@ func completeLine(w io.Writer, root *cobra.Command, line string) error {
 		for _, c := range cmd.Commands() {
 			if c.IsAvailableCommand() {
 				matches = append(matches, c.Name())
+				matches = append(matches, c.Aliases...)
 			}
 		}
 	}
