@@ -156,8 +156,10 @@ func writeIdentityFiles(env *Env, f *identityNewFlags, key kes.APIKey, subject s
 	return writeFile(f.Cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o644, f.Force)
 }
 
-//lint:ignore SA1019 upstream's --encrypt writes legacy encrypted PEM; old kes versions read only that.
+// encryptPEM encrypts b as upstream's --encrypt does: a legacy (RFC 1423)
+// encrypted PEM block, the only form old kes versions read.
 func encryptPEM(b *pem.Block, pw []byte) (*pem.Block, error) {
+	//lint:ignore SA1019 see the doc comment.
 	return x509.EncryptPEMBlock(rand.Reader, b.Type, b.Bytes, pw, x509.PEMCipherAES256)
 }
 
