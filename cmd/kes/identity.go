@@ -321,24 +321,7 @@ func identityInfo(ctx context.Context, env *Env, conn *connFlags, out *outFlags,
 }
 
 func identityList(ctx context.Context, env *Env, conn *connFlags, out *outFlags, args []string) error {
-	pattern := "*"
-	if len(args) == 1 {
-		pattern = args[0]
-	}
-	p, err := newPrinter(env, out)
-	if err != nil {
-		return err
-	}
-	client, err := conn.client(env)
-	if err != nil {
-		return err
-	}
-	prefix, match := globPrefix(pattern)
-	names, err := collect(client.ListIdentities(ctx, prefix), match)
-	if err != nil {
-		return fmt.Errorf("failed to list identities: %w", err)
-	}
-	return p.list("Identity", names, out.JSON)
+	return listCommand(ctx, env, conn, out, args, "Identity", "identities", (*kes.Client).ListIdentities)
 }
 
 func identityAssign(ctx context.Context, env *Env, conn *connFlags, _ *outFlags, args []string) error {

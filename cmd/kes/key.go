@@ -117,24 +117,7 @@ func keyInfo(ctx context.Context, env *Env, conn *connFlags, out *outFlags, args
 }
 
 func keyList(ctx context.Context, env *Env, conn *connFlags, out *outFlags, args []string) error {
-	pattern := "*"
-	if len(args) == 1 {
-		pattern = args[0]
-	}
-	p, err := newPrinter(env, out)
-	if err != nil {
-		return err
-	}
-	client, err := conn.client(env)
-	if err != nil {
-		return err
-	}
-	prefix, match := globPrefix(pattern)
-	names, err := collect(client.ListKeys(ctx, prefix), match)
-	if err != nil {
-		return fmt.Errorf("failed to list keys: %w", err)
-	}
-	return p.list("Key", names, out.JSON)
+	return listCommand(ctx, env, conn, out, args, "Key", "keys", (*kes.Client).ListKeys)
 }
 
 func keyRemove(ctx context.Context, env *Env, conn *connFlags, _ *outFlags, args []string) error {

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/openkes/kes"
 )
 
 // maxListNames bounds how many names a listing collects before printing.
@@ -97,6 +99,32 @@ func collect[N ~string](seq iter.Seq2[N, error], match func(string) bool) ([]str
 	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// listCommand runs the legacy list commands (key ls, policy ls, identity
+// ls): the optional argument is a glob (default "*"), the names are printed
+// under header, sorted.
+func listCommand[N ~string](ctx context.Context, env *Env, conn *connFlags, out *outFlags, args []string,
+	header, what string, list func(*kes.Client, context.Context, string) iter.Seq2[N, error],
+) error {
+	pattern := "*"
+	if len(args) == 1 {
+		pattern = args[0]
+	}
+	p, err := newPrinter(env, out)
+	if err != nil {
+		return err
+	}
+	client, err := conn.client(env)
+	if err != nil {
+		return err
+	}
+	prefix, match := globPrefix(pattern)
+	names, err := collect(list(client, ctx, prefix), match)
+	if err != nil {
+		return fmt.Errorf("failed to list %s: %w", what, err)
+	}
+	return p.list(header, names, out.JSON)
 }
 
 // globPrefix splits a glob pattern of the legacy list commands into the

@@ -119,24 +119,7 @@ func policyShow(ctx context.Context, env *Env, conn *connFlags, out *outFlags, a
 }
 
 func policyList(ctx context.Context, env *Env, conn *connFlags, out *outFlags, args []string) error {
-	pattern := "*"
-	if len(args) == 1 {
-		pattern = args[0]
-	}
-	p, err := newPrinter(env, out)
-	if err != nil {
-		return err
-	}
-	client, err := conn.client(env)
-	if err != nil {
-		return err
-	}
-	prefix, match := globPrefix(pattern)
-	names, err := collect(client.ListPolicies(ctx, prefix), match)
-	if err != nil {
-		return fmt.Errorf("failed to list policies: %w", err)
-	}
-	return p.list("Policy", names, out.JSON)
+	return listCommand(ctx, env, conn, out, args, "Policy", "policies", (*kes.Client).ListPolicies)
 }
 
 // policyFile is a JSON policy as old releases took it: "allow" and "deny"
