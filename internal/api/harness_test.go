@@ -140,10 +140,12 @@ type testServer struct {
 	Metrics  *metrics.Metrics
 	AuditLog *log.AuditLog
 	ErrorLog *log.ErrorLog
+	Stop     func() // stops the server; called again at cleanup, it does nothing
 }
 
 type serverOptions struct {
 	keystoreDir string // copied; empty: an empty directory
+	sharedDir   string // used as it is, e.g. another server's directory
 	admin       kes.Identity
 	policies    map[string]auth.PolicyConfig
 	routes      map[string]api.RouteConfig
@@ -156,7 +158,10 @@ type serverOptions struct {
 func startServer(t testing.TB, opts serverOptions) *testServer {
 	t.Helper()
 	dir := t.TempDir()
-	if opts.keystoreDir != "" {
+	switch {
+	case opts.sharedDir != "":
+		dir = opts.sharedDir
+	case opts.keystoreDir != "":
 		dir = copyDir(t, opts.keystoreDir)
 	}
 	var store keystore.Store
@@ -211,10 +216,11 @@ func startServer(t testing.TB, opts serverOptions) *testServer {
 		defer close(done)
 		hs.ServeTLS(ln, "", "")
 	}()
-	t.Cleanup(func() {
+	ts.Stop = sync.OnceFunc(func() {
 		hs.Close()
 		<-done
 	})
+	t.Cleanup(ts.Stop)
 	ts.URL = "https://" + ln.Addr().String()
 	return ts
 }
