@@ -1,12 +1,11 @@
 package log
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/netip"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/openkes/kes"
@@ -67,7 +66,7 @@ type AuditLog struct {
 	OnEvent func()
 
 	level   slog.Leveler
-	console slog.Handler
+	console *lineWriter
 	hub     hub
 }
 
@@ -80,7 +79,7 @@ func NewAuditLog(w io.Writer, level slog.Leveler) *AuditLog {
 	}
 	return &AuditLog{
 		level:   level,
-		console: slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}),
+		console: newLineWriter(w),
 	}
 }
 
@@ -94,6 +93,11 @@ func (a *AuditLog) Subscribe() *Subscription { return a.hub.subscribe() }
 // Log records ev if the level lets INFO records pass. Console write errors
 // are ignored: an audit line that cannot be printed must not fail the
 // request that produced it.
+//
+// Log does not wait for another goroutine's console write: if one is in
+// progress, the line is queued and that goroutine writes it, in order, before
+// its own Log returns. Lines are never dropped; while 1 MiB of lines wait,
+// Log waits. See [AuditLog.Flush].
 func (a *AuditLog) Log(ev AuditEvent) {
 	if !a.Enabled() {
 		return
@@ -101,12 +105,13 @@ func (a *AuditLog) Log(ev AuditEvent) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
-	r := slog.NewRecord(ev.Time, slog.LevelInfo, auditMessage(&ev), 0)
-	r.AddAttrs(
-		Request(ev.Method, ev.Path, ev.IP, ev.Identity),
-		slog.GroupAttrs("res", slog.Int("code", ev.Status), slog.Duration("time", ev.Duration)),
-	)
-	_ = a.console.Handle(context.Background(), r)
+	bp := linePool.Get().(*[]byte)
+	line := appendAuditLine((*bp)[:0], &ev)
+	a.console.write(line)
+	if cap(line) <= maxPooledLine {
+		*bp = line
+		linePool.Put(bp)
+	}
 
 	if f := a.OnEvent; f != nil {
 		f()
@@ -118,21 +123,17 @@ func (a *AuditLog) Log(ev AuditEvent) {
 	}
 }
 
-// auditMessage returns the msg text of the console record of ev.
-func auditMessage(ev *AuditEvent) string {
-	if ev.Status == 200 {
-		for _, m := range [...]struct{ prefix, verb string }{
-			{"/v1/key/create/", "created"},
-			{"/v1/key/import/", "created"},
-			{"/v1/key/delete/", "deleted"},
-		} {
-			if name, ok := strings.CutPrefix(ev.Path, m.prefix); ok && name != "" {
-				return "secret key '" + name + "' " + m.verb
-			}
-		}
-	}
-	return ev.Method + " " + ev.Path
-}
+// Flush waits until every line of the events logged before has been written
+// to the console writer. Under constant traffic it may wait for lines logged
+// later, too.
+func (a *AuditLog) Flush() { a.console.flush() }
+
+// maxPooledLine is the capacity up to which a line buffer is reused; a
+// longer one (an odd, long path) is left to the garbage collector.
+const maxPooledLine = 4 << 10
+
+// linePool holds *[]byte buffers for console lines.
+var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // auditJSON is the stream form of an audit event (observability.md §2.3).
 type auditJSON struct {
