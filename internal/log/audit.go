@@ -1,12 +1,15 @@
 package log
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/openkes/kes"
 )
@@ -135,35 +138,78 @@ const maxPooledLine = 4 << 10
 // linePool holds *[]byte buffers for console lines.
 var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// auditJSON is the stream form of an audit event (observability.md §2.3).
-type auditJSON struct {
-	Time    time.Time `json:"time"` // RFC 3339 with nanoseconds
-	Request struct {
-		IP       string `json:"ip,omitempty"`
-		Path     string `json:"path"`
-		Identity string `json:"identity,omitempty"`
-	} `json:"request"`
-	Response struct {
-		Code int   `json:"code"`
-		Time int64 `json:"time"` // nanoseconds, see AuditLog
-	} `json:"response"`
-}
-
-// auditEvent returns the newline-terminated JSON stream event of ev, or nil
-// if it cannot be encoded (a time outside years 0–9999).
+// auditEvent returns the newline-terminated JSON stream event of ev
+// (observability.md §2.3), or nil if it cannot be encoded (a time outside
+// years 0–9999 or with a zone offset of a day or more). The event is built
+// by hand; its bytes are those json.Marshal prints for
+//
+//	struct {
+//		Time    time.Time `json:"time"` // RFC 3339 with nanoseconds
+//		Request struct {
+//			IP       string `json:"ip,omitempty"`
+//			Path     string `json:"path"`
+//			Identity string `json:"identity,omitempty"`
+//		} `json:"request"`
+//		Response struct {
+//			Code int   `json:"code"`
+//			Time int64 `json:"time"` // nanoseconds, see AuditLog
+//		} `json:"response"`
+//	}
+//
+// which the tests check. The returned slice is newly allocated.
 func auditEvent(ev *AuditEvent) []byte {
-	var v auditJSON
-	v.Time = ev.Time
-	if ev.IP.IsValid() {
-		v.Request.IP = ev.IP.Unmap().String()
-	}
-	v.Request.Path = ev.Path
-	v.Request.Identity = ev.Identity.String()
-	v.Response.Code = ev.Status
-	v.Response.Time = int64(ev.Duration.Truncate(time.Microsecond))
-	b, err := json.Marshal(&v)
+	bp := linePool.Get().(*[]byte)
+	defer linePool.Put(bp)
+	b := append((*bp)[:0], `{"time":"`...)
+	b, err := ev.Time.AppendText(b)
 	if err != nil {
 		return nil
 	}
-	return append(b, '\n')
+	b = append(b, `","request":{`...)
+	if ev.IP.IsValid() {
+		b = append(b, `"ip":`...)
+		if ip := ev.IP.Unmap(); ip.Zone() == "" {
+			b = append(b, '"')
+			b = ip.AppendTo(b) // digits, dots and colons: nothing to escape
+			b = append(b, '"')
+		} else {
+			b = appendJSONString(b, ip.String())
+		}
+		b = append(b, ',')
+	}
+	b = append(b, `"path":`...)
+	b = appendJSONString(b, ev.Path)
+	if ev.Identity != "" {
+		b = append(b, `,"identity":`...)
+		b = appendJSONString(b, ev.Identity.String())
+	}
+	b = append(b, `},"response":{"code":`...)
+	b = strconv.AppendInt(b, int64(ev.Status), 10)
+	b = append(b, `,"time":`...)
+	b = strconv.AppendInt(b, int64(ev.Duration.Truncate(time.Microsecond)), 10)
+	b = append(b, "}}\n"...)
+	if cap(b) <= maxPooledLine {
+		*bp = b
+	}
+	return bytes.Clone(b)
+}
+
+// appendJSONString appends s as a JSON string the way json.Marshal encodes
+// it. Strings of printable ASCII without '"', '\', '<', '>' or '&' (all
+// paths and identities the server sees in practice) are copied as they are;
+// any other is left to json.Marshal, so that its escaping (HTML characters,
+// invalid UTF-8, U+2028 and U+2029) is followed exactly.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, err := json.Marshal(s)
+			if err != nil { // cannot happen for a string
+				return append(b, `""`...)
+			}
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

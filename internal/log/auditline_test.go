@@ -3,6 +3,7 @@ package log
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"math"
@@ -31,8 +32,47 @@ func slogAuditLine(t testing.TB, ev *AuditEvent) string {
 	return buf.String()
 }
 
+// auditJSON is the stream form of an audit event as encoding/json prints it,
+// the reference that auditEvent must match byte for byte.
+type auditJSON struct {
+	Time    time.Time `json:"time"`
+	Request struct {
+		IP       string `json:"ip,omitempty"`
+		Path     string `json:"path"`
+		Identity string `json:"identity,omitempty"`
+	} `json:"request"`
+	Response struct {
+		Code int   `json:"code"`
+		Time int64 `json:"time"`
+	} `json:"response"`
+}
+
+// jsonAuditEvent returns the stream event json.Marshal makes of ev, or nil
+// if it fails.
+func jsonAuditEvent(ev *AuditEvent) []byte {
+	var v auditJSON
+	v.Time = ev.Time
+	if ev.IP.IsValid() {
+		v.Request.IP = ev.IP.Unmap().String()
+	}
+	v.Request.Path = ev.Path
+	v.Request.Identity = ev.Identity.String()
+	v.Response.Code = ev.Status
+	v.Response.Time = int64(ev.Duration.Truncate(time.Microsecond))
+	b, err := json.Marshal(&v)
+	if err != nil {
+		return nil
+	}
+	return append(b, '\n')
+}
+
+// checkAuditLine checks that the console line and the stream event of ev
+// are those that slog.TextHandler and json.Marshal make of it.
 func checkAuditLine(t *testing.T, ev *AuditEvent) {
 	t.Helper()
+	if got, want := auditEvent(ev), jsonAuditEvent(ev); !bytes.Equal(got, want) || (got == nil) != (want == nil) {
+		t.Fatalf("stream event of %#v:\n got %q\nwant %q", *ev, got, want)
+	}
 	want := slogAuditLine(t, ev)
 	if got := string(appendAuditLine(nil, ev)); got != want {
 		t.Fatalf("event %#v:\n got %q\nwant %q", *ev, got, want)
@@ -175,6 +215,9 @@ func TestAuditLineEdgeCases(t *testing.T) {
 		{"before year 1", func(ev *AuditEvent) { ev.Time = time.Date(-5, 1, 2, 3, 4, 5, 999999999, time.UTC) }},
 		{"after year 9999", func(ev *AuditEvent) { ev.Time = time.Date(12345, 1, 2, 3, 4, 5, 1e6, time.UTC) }},
 		{"odd zone", func(ev *AuditEvent) { ev.Time = ev.Time.In(time.FixedZone("x", -(9*3600 + 30*60))) }},
+		{"zone offset of a day", func(ev *AuditEvent) { ev.Time = ev.Time.In(time.FixedZone("x", 24*3600)) }},
+		{"html in path", func(ev *AuditEvent) { ev.Path = "/v1/key/describe/<a&b>" }},
+		{"line separators in path", func(ev *AuditEvent) { ev.Path = "/v1/key/describe/\u2028\u2029" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -21,6 +21,16 @@
 // unbounded amount of memory. With no subscriber, no JSON is encoded at all.
 // The package starts no goroutines.
 //
+// # Audit console writes
+//
+// The audit log prints a line for every API call, so its console line is
+// formatted by hand, without allocating, into exactly the bytes that
+// slog.TextHandler would print, and lines logged concurrently are written
+// together: a call that finds a console write in progress queues its line
+// and returns, and the goroutine doing the write writes the queue next
+// ([AuditLog.Log]). No line is dropped, and [AuditLog.Flush] waits for the
+// queue to be written.
+//
 // # Metrics
 //
 // [ErrorLog.OnEvent] and [AuditLog.OnEvent] are called once for every record
