@@ -96,11 +96,7 @@ func (s *Server) serve(w *statusWriter, r *request, start time.Time) {
 	if rt.MaxBody == 0 {
 		r.Body = http.NoBody
 	}
-	if rt.Timeout > 0 {
-		// Like upstream, a timeout is a write deadline: past it, the
-		// response cannot be written and the connection is dropped.
-		http.NewResponseController(w.ResponseWriter).SetWriteDeadline(start.Add(rt.Timeout))
-	}
+	setWriteDeadline(w, r, start)
 	if rt.Auth != authNone {
 		id, ip, err := identity(r.Request)
 		r.IP = ip
@@ -135,6 +131,41 @@ func (s *Server) serve(w *statusWriter, r *request, start time.Time) {
 	}
 	rt.Handle(s, w, r)
 }
+
+// setWriteDeadline applies the route's timeout. Like upstream, a timeout is
+// a write deadline: past it, the response cannot be written and the
+// connection is dropped.
+//
+// On HTTP/1.1 the deadline belongs to the connection and outlives the
+// request, so a route without timeout (the log streams) clears it. Setting
+// it costs about a microsecond, so it is only moved when it is off by more
+// than deadlineSlack: requests on a connection are sequential, on the
+// connection's goroutine, so connInfo needs no lock. On HTTP/2 every
+// stream has its own deadline.
+func setWriteDeadline(w *statusWriter, r *request, start time.Time) {
+	timeout := r.route.Timeout
+	c, ok := r.Context().Value(connKey{}).(*connInfo)
+	if !ok || r.ProtoMajor != 1 {
+		if timeout > 0 {
+			http.NewResponseController(w.ResponseWriter).SetWriteDeadline(start.Add(timeout))
+		}
+		return
+	}
+	var want time.Time
+	if timeout > 0 {
+		want = start.Add(timeout)
+	}
+	if want.IsZero() == c.deadline.IsZero() && (want.IsZero() || c.deadline.Sub(want).Abs() < deadlineSlack) {
+		return
+	}
+	if c.conn.SetWriteDeadline(want) == nil {
+		c.deadline = want
+	}
+}
+
+// deadlineSlack is how far the write deadline of an HTTP/1.1 connection may
+// be from the route's timeout before it is moved.
+const deadlineSlack = time.Second
 
 // debug logs a DEBUG record about r, building its attributes only when
 // DEBUG is enabled.

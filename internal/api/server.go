@@ -167,6 +167,8 @@ type connInfo struct {
 	id   kes.Identity
 	err  *kes.Error
 	ip   netip.Addr
+
+	deadline time.Time // HTTP/1.1: the write deadline set on conn
 }
 
 func (c *connInfo) identify(state *tls.ConnectionState) {
