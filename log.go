@@ -112,7 +112,7 @@ func (c *Client) ErrorLog(ctx context.Context) (*Stream[ErrorEvent], error) {
 }
 
 func openStream[E any](ctx context.Context, c *Client, kind string) (*Stream[E], error) {
-	resp, err := c.send(ctx, request{method: http.MethodGet, path: []string{"v1", "log", kind}})
+	resp, err := c.send(ctx, request{method: http.MethodGet, path: []string{"v1", "log", kind}, stream: true})
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,7 @@ const (
 	retryDelay  = 200 * time.Millisecond
 	retryJitter = 800 * time.Millisecond
 
-	maxResponseSize = 8 << 20 // bytes of a JSON response the client reads
+	maxResponseSize = 64 << 20 // bytes of a response the client reads; key listings are one response
 	maxErrorSize    = 64 << 10
 )
 
@@ -53,6 +53,11 @@ type request struct {
 	path   []string // path segments, escaped when the URL is built
 	body   []byte   // nil for no body
 	accept string
+	// stream leaves the response body to the caller as it arrives (log
+	// streams). Other responses are read completely before send returns,
+	// so that a connection lost in the middle of a body is retried and
+	// failed over like any other connection error.
+	stream bool
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -130,7 +135,11 @@ func (c *Client) sendTo(ctx context.Context, endpoint *url.URL, req request) (*h
 			r.Header.Set("Accept", req.accept)
 		}
 		resp, err := c.http.Do(r)
+		if err == nil && !req.stream {
+			err = bufferBody(resp)
+		}
 		if err != nil {
+			resp = nil
 			err = &ConnError{Host: endpoint.Host, Err: err}
 		}
 		if attempt == MaxRetries || !retryable(resp, err) || ctx.Err() != nil {
@@ -144,6 +153,19 @@ func (c *Client) sendTo(ctx context.Context, endpoint *url.URL, req request) (*h
 			return nil, serr
 		}
 	}
+}
+
+// bufferBody reads the body of resp into memory, at most one byte more
+// than maxResponseSize (decodeJSON reports a body that large). It closes
+// the body on error.
+func bufferBody(resp *http.Response) error {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseSize+1))
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return nil
 }
 
 func bodyReader(b []byte) io.Reader {

@@ -58,12 +58,12 @@ func BenchmarkHandler(b *testing.B) {
 	if rec := send("PUT", "/v1/key/create/bench", ""); rec.Code != 200 {
 		b.Fatal(rec.Body.String())
 	}
-	context := base64.StdEncoding.EncodeToString([]byte(`{"MinIO object":"bucket/prefix/object.bin"}`))
-	genBody := `{"context":"` + context + `"}`
+	ctxB64 := base64.StdEncoding.EncodeToString([]byte(`{"MinIO object":"bucket/prefix/object.bin"}`))
+	genBody := `{"context":"` + ctxB64 + `"}`
 	rec := send("POST", "/v1/key/generate/bench", genBody)
 	var dek struct{ Ciphertext string }
 	_ = json.Unmarshal(rec.Body.Bytes(), &dek)
-	decBody := `{"ciphertext":"` + dek.Ciphertext + `","context":"` + context + `"}`
+	decBody := `{"ciphertext":"` + dek.Ciphertext + `","context":"` + ctxB64 + `"}`
 
 	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)

@@ -192,7 +192,7 @@ func readJSON(r *request, v any) bool {
 			bodyPool.Put(buf)
 		}
 	}()
-	if _, err := buf.ReadFrom(io.LimitReader(r.Body, r.route.MaxBody)); err != nil {
+	if err := readBody(buf, r.Body, r.route.MaxBody); err != nil {
 		return false
 	}
 	// Unmarshal is the fast path; it refuses data after the value, which
@@ -205,6 +205,25 @@ func readJSON(r *request, v any) bool {
 		return json.NewDecoder(bytes.NewReader(buf.Bytes())).Decode(v) == nil
 	}
 	return true
+}
+
+// readBody appends at most max bytes of body to buf. It is
+// buf.ReadFrom(io.LimitReader(body, max)) without allocating the limiter.
+func readBody(buf *bytes.Buffer, body io.Reader, max int64) error {
+	for int64(buf.Len()) < max {
+		buf.Grow(512)
+		free := buf.AvailableBuffer()
+		free = free[:min(int64(cap(free)), max-int64(buf.Len()))]
+		n, err := body.Read(free)
+		buf.Write(free[:n])
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // bodyPool holds request body buffers. json.Unmarshal copies what it keeps,

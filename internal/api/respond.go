@@ -4,7 +4,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/openkes/kes"
 )
@@ -63,7 +65,9 @@ func writeBytesJSON(w http.ResponseWriter, fields ...bytesField) {
 	for _, f := range fields {
 		n += len(f.name) + 7 + base64.StdEncoding.EncodedLen(len(f.value))
 	}
-	b := make([]byte, 0, n)
+	bp := responsePool.Get().(*[]byte)
+	b := (*bp)[:0]
+	b = slices.Grow(b, n)
 	b = append(b, '{')
 	for i, f := range fields {
 		if i > 0 {
@@ -81,13 +85,23 @@ func writeBytesJSON(w http.ResponseWriter, fields ...bytesField) {
 		b = append(b, '"')
 	}
 	b = append(b, '}', '\n')
-	h := w.Header()
-	h["Content-Type"] = contentTypeJSON
-	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	// Content-Length is left to net/http, which sets it for a body written
+	// at once by a handler that then returns (HTTP/1.1 and HTTP/2 alike).
+	w.Header()["Content-Type"] = contentTypeJSON
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
 	clear(b) // it may hold a plaintext data key
+	if cap(b) <= maxPooledResponse {
+		*bp = b
+		responsePool.Put(bp)
+	}
 }
+
+// responsePool holds the buffers of writeBytesJSON.
+var responsePool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledResponse bounds the buffers kept in responsePool.
+const maxPooledResponse = 4 << 10
 
 type bytesField struct {
 	name  string

@@ -23,10 +23,8 @@ func TestWriteBytesJSON(t *testing.T) {
 		if got := rec.Body.String(); got != string(want)+"\n" {
 			t.Errorf("got %q, want %q", got, want)
 		}
-		if rec.Header().Get("Content-Type") != "application/json" || rec.Header().Get("Content-Length") != itoa(len(want)+1) {
+		if rec.Header().Get("Content-Type") != "application/json" {
 			t.Errorf("headers %v", rec.Header())
 		}
 	}
 }
-
-func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }

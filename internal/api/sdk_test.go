@@ -61,7 +61,9 @@ func TestSDKFailover(t *testing.T) {
 	close(errs)
 	<-stopped
 	for err := range errs {
-		t.Fatalf("request failed during failover: %v", err)
+		var ce *kes.ConnError
+		errors.As(err, &ce)
+		t.Fatalf("request failed during failover: %v (host %s; first server %s, second %s)", err, ce.Host, a.URL, b.URL)
 	}
 	for name, ts := range map[string]*testServer{"first": a, "second": b} {
 		if !strings.Contains(ts.Audit.String(), "/v1/key/decrypt/failover") {

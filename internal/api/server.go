@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,7 +80,8 @@ type Server struct {
 	started  time.Time
 	rand     io.Reader
 	routes   []route
-	mux      *http.ServeMux
+	mux      *http.ServeMux          // every route; answers what the fast path does not
+	handlers map[string]http.Handler // route path → handler, for the fast path
 	skipAuth bool
 }
 
@@ -89,19 +91,20 @@ func New(cfg *Config) (*Server, error) {
 		return nil, errors.New("api: incomplete server config")
 	}
 	s := &Server{
-		keys:    cfg.Keys,
-		auth:    cfg.Auth,
-		errors:  cfg.ErrorLog,
-		errLog:  cfg.ErrorLog.Logger(),
-		audit:   cfg.AuditLog,
-		metrics: cfg.Metrics,
-		keyType: cfg.KeyType,
-		version: cfg.Version,
-		commit:  cfg.Commit,
-		started: cfg.StartTime,
-		rand:    cfg.Rand,
-		routes:  routes(),
-		mux:     http.NewServeMux(),
+		keys:     cfg.Keys,
+		auth:     cfg.Auth,
+		errors:   cfg.ErrorLog,
+		errLog:   cfg.ErrorLog.Logger(),
+		audit:    cfg.AuditLog,
+		metrics:  cfg.Metrics,
+		keyType:  cfg.KeyType,
+		version:  cfg.Version,
+		commit:   cfg.Commit,
+		started:  cfg.StartTime,
+		rand:     cfg.Rand,
+		routes:   routes(),
+		mux:      http.NewServeMux(),
+		handlers: make(map[string]http.Handler),
 	}
 	s.errors.OnEvent = s.metrics.ErrorEvent
 	s.audit.OnEvent = s.metrics.AuditEvent
@@ -130,11 +133,13 @@ func New(cfg *Config) (*Server, error) {
 		}
 		h := s.handler(rt)
 		s.mux.Handle(rt.Path, h)
+		s.handlers[rt.Path] = h
 		if rt.prefix() && isListRoute(rt.Path) {
 			// MinIO and the SDK list with an empty prefix as
 			// /v1/key/list, without the slash: serve it instead of
 			// redirecting (upstream answers 307).
 			s.mux.Handle(rt.Path[:len(rt.Path)-1], h)
+			s.handlers[rt.Path[:len(rt.Path)-1]] = h
 		}
 	}
 	return s, nil
@@ -149,7 +154,38 @@ func isListRoute(p string) bool {
 func (s *Server) SkipAuth() bool { return s.skipAuth }
 
 // ServeHTTP routes the request.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+//
+// Every route is registered on an http.ServeMux, which gives unknown
+// paths, unclean paths and prefix routes without their slash the answers
+// upstream's mux gives (404 text, redirects). The mux allocates per
+// request, though, so clean paths of known routes are looked up in a map
+// first: exact routes by the whole path, prefix routes (all of the form
+// /v1/<group>/<op>/) by the path up to its third slash.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := s.route(r.URL.Path); h != nil {
+		h.ServeHTTP(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// route returns the handler of a clean path, or nil if the mux must decide.
+func (s *Server) route(path string) http.Handler {
+	if strings.Contains(path, "//") || strings.Contains(path, "/.") {
+		return nil // maybe unclean: the mux redirects
+	}
+	if h, ok := s.handlers[path]; ok {
+		return h
+	}
+	for i, slashes := 1, 0; i < len(path); i++ {
+		if path[i] == '/' {
+			if slashes++; slashes == 3 {
+				return s.handlers[path[:i+1]]
+			}
+		}
+	}
+	return nil
+}
 
 // ConnContext must be set as the http.Server's ConnContext: it gives each
 // connection the place where its identity is computed once.
