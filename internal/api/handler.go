@@ -184,7 +184,12 @@ func reqAttrs(r *request) slog.Attr {
 // MaxBody bytes. A longer body is cut, so decoding fails: like upstream,
 // that is a 400, not a 413. As upstream, one JSON value is decoded and
 // whatever follows it is ignored.
-func readJSON(r *request, v any) bool {
+func readJSON(r *request, v any) bool { return readBytesJSON(r, v, nil) }
+
+// readBytesJSON is readJSON for bodies whose fields are byte strings:
+// names[i] is the JSON name of the field dst[i] points into. Common bodies
+// are decoded without reflection (decodeBytesFields).
+func readBytesJSON(r *request, v any, names []string, dst ...*[]byte) bool {
 	buf := bodyPool.Get().(*bytes.Buffer)
 	defer func() {
 		if buf.Cap() <= maxPooledBody {
@@ -195,8 +200,16 @@ func readJSON(r *request, v any) bool {
 	if err := readBody(buf, r.Body, r.route.MaxBody); err != nil {
 		return false
 	}
-	// Unmarshal is the fast path; it refuses data after the value, which
-	// the decoder (upstream's behaviour) accepts.
+	if names != nil {
+		if decodeBytesFields(buf.Bytes(), names, dst) {
+			return true
+		}
+		for _, d := range dst {
+			*d = nil
+		}
+	}
+	// Unmarshal is the fast general path; it refuses data after the
+	// value, which the decoder (upstream's behaviour) accepts.
 	if err := json.Unmarshal(buf.Bytes(), v); err != nil {
 		var syntax *json.SyntaxError
 		if !errors.As(err, &syntax) {

@@ -24,6 +24,14 @@ var (
 	errDecrypt     = kes.NewError(http.StatusInternalServerError, "failed to decrypt ciphertext")
 )
 
+// The byte-string fields of the request bodies, for readBytesJSON.
+var (
+	generateFields = []string{"context"}
+	encryptFields  = []string{"plaintext", "context"}
+	decryptFields  = []string{"ciphertext", "context"}
+	hmacFields     = []string{"message"}
+)
+
 // keyName returns the validated key name of the request, or writes the
 // error and returns false.
 func keyName(w http.ResponseWriter, r *request) (string, bool) {
@@ -191,7 +199,7 @@ func (s *Server) generateKey(w http.ResponseWriter, r *request) {
 	var req kes.GenerateKeyRequest
 	// MinIO sends no body at all; a chunked body is decoded even if empty
 	// (then it is invalid), as upstream.
-	if r.ContentLength != 0 && !readJSON(r, &req) {
+	if r.ContentLength != 0 && !readBytesJSON(r, &req, generateFields, &req.Context) {
 		writeError(w, kes.ErrInvalidBody)
 		return
 	}
@@ -217,7 +225,7 @@ func (s *Server) encryptKey(w http.ResponseWriter, r *request) {
 		return
 	}
 	var req kes.EncryptKeyRequest
-	if !readJSON(r, &req) {
+	if !readBytesJSON(r, &req, encryptFields, &req.Plaintext, &req.Context) {
 		writeError(w, kes.ErrInvalidBody)
 		return
 	}
@@ -237,7 +245,7 @@ func (s *Server) decryptKey(w http.ResponseWriter, r *request) {
 		return
 	}
 	var req kes.DecryptKeyRequest
-	if !readJSON(r, &req) {
+	if !readBytesJSON(r, &req, decryptFields, &req.Ciphertext, &req.Context) {
 		writeError(w, kes.ErrInvalidBody)
 		return
 	}
@@ -261,7 +269,7 @@ func (s *Server) hmacKey(w http.ResponseWriter, r *request) {
 		return
 	}
 	var req kes.HMACRequest
-	if !readJSON(r, &req) {
+	if !readBytesJSON(r, &req, hmacFields, &req.Message) {
 		writeError(w, kes.ErrInvalidBody)
 		return
 	}
