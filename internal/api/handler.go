@@ -62,6 +62,9 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // §1.2), then the route's handler, metrics and audit.
 func (s *Server) handler(rt *route) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 {
+			growStack()
+		}
 		start := time.Now()
 		req := &request{Request: r, route: rt, w: statusWriter{ResponseWriter: rw}}
 		w := &req.w
@@ -85,6 +88,27 @@ func (s *Server) handler(rt *route) http.Handler {
 		}
 	})
 }
+
+// growStack grows the goroutine's stack to what a request needs in one step.
+//
+// HTTP/2 runs every request on a new goroutine, which starts with a small
+// stack; a request then grows it two or three times, deep in the call
+// chain, and each growth copies and adjusts every frame: runtime.morestack
+// took about 6% of the server's CPU under HTTP/2 load (perf, kesload).
+// Growing it once at the top of the handler, where the stack is shallow,
+// brought that to about 4%.
+//
+//go:noinline
+func growStack() {
+	var frame [stackReserve]byte
+	touchStack(frame[:])
+}
+
+// stackReserve is about the stack a request needs below the handler.
+const stackReserve = 6 << 10
+
+//go:noinline
+func touchStack(b []byte) { b[len(b)-1] = 0 }
 
 func (s *Server) serve(w *statusWriter, r *request, start time.Time) {
 	rt := r.route
