@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -142,8 +143,18 @@ func runServer(ctx context.Context, env *Env, file, addr string) error {
 	})
 }
 
+// gcPercent is the server's GOGC unless the environment sets one. A key
+// server keeps a live heap of a few MB but allocates on every request, so
+// the default 100 makes it collect very often: at 200, CPU per request
+// under load drops by about 10% (kesload) for about 4 MB more RSS under
+// load; idle RSS does not change.
+const gcPercent = 200
+
 // serve runs a server until ctx is done or SIGINT/SIGTERM arrives.
 func serve(ctx context.Context, env *Env, s *serverSetup) error {
+	if _, ok := env.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(gcPercent)
+	}
 	start := time.Now()
 	authorizer, err := auth.New(s.Admin, s.Policies, start)
 	if err != nil {
