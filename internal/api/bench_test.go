@@ -77,6 +77,8 @@ func BenchmarkHandler(b *testing.B) {
 		{"bare", "/v1/key/decrypt/bench", decBody, bare},
 		{"generate", "/v1/key/generate/bench", genBody, srv},
 		{"decrypt", "/v1/key/decrypt/bench", decBody, srv},
+		// As HTTP/2 serves requests: each on a new goroutine.
+		{"decrypt-goroutine", "/v1/key/decrypt/bench", decBody, perGoroutine{srv}},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -84,6 +86,7 @@ func BenchmarkHandler(b *testing.B) {
 				for pb.Next() {
 					req := httptest.NewRequestWithContext(ctx, "POST", bb.path, strings.NewReader(bb.body))
 					req.TLS = state
+					req.ProtoMajor = 2
 					rec := httptest.NewRecorder()
 					bb.h.ServeHTTP(rec, req)
 					if rec.Code != 200 {
@@ -93,4 +96,17 @@ func BenchmarkHandler(b *testing.B) {
 			})
 		})
 	}
+}
+
+// perGoroutine serves each request on a new goroutine, as HTTP/2 does, so
+// that stack growth shows in the profile.
+type perGoroutine struct{ h http.Handler }
+
+func (p perGoroutine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.h.ServeHTTP(w, r)
+	}()
+	<-done
 }
