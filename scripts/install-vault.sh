@@ -12,7 +12,7 @@
 set -euo pipefail
 
 version=v1.14.0
-cache=${OPENKES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/openkes}
+cache=${OPENKES_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/openkes}
 bin=$cache/vault-$version/vault
 
 if [ -x "$bin" ] && "$bin" version >/dev/null 2>&1; then
