@@ -45,7 +45,7 @@ func startPerf(srv *Server, out, dir string) (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command("perf", "record", "-g", "-F", "499", "-p", strconv.Itoa(srv.Pid()), "-o", out)
+	cmd := exec.Command("perf", "record", "-g", "-F", "4999", "-p", strconv.Itoa(srv.Pid()), "-o", out)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
