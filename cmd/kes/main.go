@@ -35,6 +35,9 @@ type Env struct {
 	// ReadPassword reads a password after a prompt was printed on Stderr,
 	// without echo on a terminal. Nil means reading one line from Stdin.
 	ReadPassword func() ([]byte, error)
+	// Reload, if not nil, replaces SIGHUP as the trigger of a running
+	// server's configuration reload (tests).
+	Reload <-chan struct{}
 }
 
 // exitError carries an exit code out of a command without printing.

@@ -23,12 +23,19 @@ import (
 // the lines it prints on stdout as they come.
 func startCmd(t *testing.T, args ...string) (lines <-chan string, stderr *strings.Builder) {
 	t.Helper()
+	return startCmdReload(t, nil, args...)
+}
+
+// startCmdReload is startCmd with reload as the server's SIGHUP.
+func startCmdReload(t *testing.T, reload <-chan struct{}, args ...string) (lines <-chan string, stderr *strings.Builder) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	outR, outW := io.Pipe()
 	stderr = new(strings.Builder)
 	env := &Env{
 		Stdin: strings.NewReader(""), Stdout: outW, Stderr: &lockedWriter{w: stderr},
 		Getenv: func(string) string { return "" }, LookupEnv: func(string) (string, bool) { return "", false },
+		Reload: reload,
 	}
 	done := make(chan int, 1)
 	go func() {

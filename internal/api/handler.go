@@ -20,6 +20,7 @@ import (
 // one allocation.
 type request struct {
 	*http.Request
+	state    *state // what the server was configured with when r started
 	route    *route
 	Resource string       // the path after the route prefix, e.g. the key name
 	Identity kes.Identity // empty on unauthenticated routes
@@ -60,13 +61,13 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // handler returns the http.Handler of rt: method check, body limit,
 // deadline, authentication and authorization, in upstream's order (api.md
 // §1.2), then the route's handler, metrics and audit.
-func (s *Server) handler(rt *route) http.Handler {
+func (s *Server) handler(st *state, rt *route) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 {
 			growStack()
 		}
 		start := time.Now()
-		req := &request{Request: r, route: rt, w: statusWriter{ResponseWriter: rw}}
+		req := &request{Request: r, state: st, route: rt, w: statusWriter{ResponseWriter: rw}}
 		w := &req.w
 		s.serve(w, req, start)
 		if w.status == 0 {
@@ -133,7 +134,7 @@ func (s *Server) serve(w *statusWriter, r *request, start time.Time) {
 				writeError(w, err)
 				return
 			}
-			if policy, err := s.auth.Check(id, r.URL.Path); err != nil {
+			if policy, err := r.state.auth.Check(id, r.URL.Path); err != nil {
 				if policy == "" {
 					s.debug(r, "access denied: identity not found")
 				} else {

@@ -7,7 +7,7 @@ import (
 )
 
 func (s *Server) describeIdentity(w http.ResponseWriter, r *request) {
-	info, err := s.auth.DescribeIdentity(kes.Identity(r.Resource))
+	info, err := r.state.auth.DescribeIdentity(kes.Identity(r.Resource))
 	if err != nil {
 		s.authError(w, r, err)
 		return
@@ -28,7 +28,7 @@ func (s *Server) describeSelf(w http.ResponseWriter, r *request) {
 		writeError(w, kes.ErrIdentityNotFound)
 		return
 	}
-	info, err := s.auth.DescribeIdentity(r.Identity)
+	info, err := r.state.auth.DescribeIdentity(r.Identity)
 	if err != nil {
 		s.authError(w, r, err)
 		return
@@ -43,7 +43,7 @@ func (s *Server) describeSelf(w http.ResponseWriter, r *request) {
 		PolicyName: info.Policy,
 	}
 	if !info.IsAdmin {
-		p, err := s.auth.PolicyOf(r.Identity)
+		p, err := r.state.auth.PolicyOf(r.Identity)
 		if err != nil {
 			s.authError(w, r, err)
 			return
@@ -54,7 +54,7 @@ func (s *Server) describeSelf(w http.ResponseWriter, r *request) {
 }
 
 func (s *Server) listIdentities(w http.ResponseWriter, r *request) {
-	ids, err := s.auth.ListIdentities(r.Resource)
+	ids, err := r.state.auth.ListIdentities(r.Resource)
 	if err != nil {
 		s.authError(w, r, err)
 		return

@@ -63,7 +63,7 @@ func (s *Server) getKey(w http.ResponseWriter, r *request) (crypto.Key, bool) {
 	if !ok {
 		return crypto.Key{}, false
 	}
-	key, err := s.keys.Get(r.Context(), name)
+	key, err := r.state.keys.Get(r.Context(), name)
 	if err != nil {
 		s.storeError(w, r, err, errReadKey)
 		return crypto.Key{}, false
@@ -93,7 +93,7 @@ func (s *Server) storeKey(w http.ResponseWriter, r *request, name string, key cr
 		writeError(w, errNewKey)
 		return
 	}
-	if err := s.keys.Create(r.Context(), name, b); err != nil {
+	if err := r.state.keys.Create(r.Context(), name, b); err != nil {
 		s.storeError(w, r, err, errCreateKey)
 		return
 	}
@@ -153,7 +153,7 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *request) {
 	if !ok {
 		return
 	}
-	if err := s.keys.Delete(r.Context(), name); err != nil {
+	if err := r.state.keys.Delete(r.Context(), name); err != nil {
 		s.storeError(w, r, err, errDeleteKey)
 		return
 	}
@@ -177,7 +177,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *request) {
 	all := []string{}
 	next := ""
 	for {
-		page, cont, err := s.keys.List(r.Context(), prefix, next, keystore.ListPageSize)
+		page, cont, err := r.state.keys.List(r.Context(), prefix, next, keystore.ListPageSize)
 		if err != nil {
 			s.storeError(w, r, err, errListKeys)
 			return

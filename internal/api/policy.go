@@ -24,7 +24,7 @@ func (s *Server) authError(w http.ResponseWriter, r *request, err error) {
 }
 
 func (s *Server) describePolicy(w http.ResponseWriter, r *request) {
-	p, err := s.auth.DescribePolicy(r.Resource)
+	p, err := r.state.auth.DescribePolicy(r.Resource)
 	if err != nil {
 		s.authError(w, r, err)
 		return
@@ -46,7 +46,7 @@ func newPatternSet(patterns []string) kes.PatternSet {
 }
 
 func (s *Server) readPolicy(w http.ResponseWriter, r *request) {
-	p, err := s.auth.DescribePolicy(r.Resource)
+	p, err := r.state.auth.DescribePolicy(r.Resource)
 	if err != nil {
 		s.authError(w, r, err)
 		return
@@ -61,7 +61,7 @@ func (s *Server) readPolicy(w http.ResponseWriter, r *request) {
 }
 
 func (s *Server) listPolicies(w http.ResponseWriter, r *request) {
-	policies, err := s.auth.ListPolicies(r.Resource)
+	policies, err := r.state.auth.ListPolicies(r.Resource)
 	if err != nil {
 		s.authError(w, r, err)
 		return
@@ -84,7 +84,7 @@ func (s *Server) writePolicy(w http.ResponseWriter, r *request) {
 		return
 	}
 	allow := append(req.Allow, req.Paths...)
-	if err := s.auth.WritePolicy(r.Identity, r.Resource, allow, req.Deny); err != nil {
+	if err := r.state.auth.WritePolicy(r.Identity, r.Resource, allow, req.Deny); err != nil {
 		s.authError(w, r, err)
 		return
 	}
@@ -92,7 +92,7 @@ func (s *Server) writePolicy(w http.ResponseWriter, r *request) {
 }
 
 func (s *Server) deletePolicy(w http.ResponseWriter, r *request) {
-	if err := s.auth.DeletePolicy(r.Resource); err != nil {
+	if err := r.state.auth.DeletePolicy(r.Resource); err != nil {
 		s.authError(w, r, err)
 		return
 	}
@@ -106,7 +106,7 @@ func (s *Server) assignPolicy(w http.ResponseWriter, r *request) {
 		writeError(w, kes.ErrInvalidBody)
 		return
 	}
-	if err := s.auth.Assign(r.Identity, r.Resource, req.Identity); err != nil {
+	if err := r.state.auth.Assign(r.Identity, r.Resource, req.Identity); err != nil {
 		s.authError(w, r, err)
 		return
 	}
@@ -116,7 +116,7 @@ func (s *Server) assignPolicy(w http.ResponseWriter, r *request) {
 // assignIdentity serves POST /v1/identity/assign/<policy>/<identity>.
 func (s *Server) assignIdentity(w http.ResponseWriter, r *request) {
 	policy, id, _ := strings.Cut(r.Resource, "/")
-	if err := s.auth.Assign(r.Identity, policy, kes.Identity(id)); err != nil {
+	if err := r.state.auth.Assign(r.Identity, policy, kes.Identity(id)); err != nil {
 		s.authError(w, r, err)
 		return
 	}
@@ -125,7 +125,7 @@ func (s *Server) assignIdentity(w http.ResponseWriter, r *request) {
 
 // forgetIdentity serves the legacy forget and delete identity routes.
 func (s *Server) forgetIdentity(w http.ResponseWriter, r *request) {
-	if err := s.auth.DeleteIdentity(kes.Identity(r.Resource)); err != nil {
+	if err := r.state.auth.DeleteIdentity(kes.Identity(r.Resource)); err != nil {
 		s.authError(w, r, err)
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openkes/kes"
@@ -67,18 +68,27 @@ type Config struct {
 }
 
 // Server is a KES HTTP handler. It is safe for concurrent use.
+//
+// What a configuration reload may change (key store, policies, route
+// settings) lives in an immutable [state] that [Server.Update] replaces
+// atomically: a request uses the state it started with to its end.
 type Server struct {
+	state   atomic.Pointer[state]
+	errLog  *slog.Logger
+	errors  *log.ErrorLog
+	audit   *log.AuditLog
+	metrics *metrics.Metrics
+	keyType crypto.KeyType
+	version string
+	commit  string
+	started time.Time
+	rand    io.Reader
+}
+
+// state is the part of a Server that a reload replaces.
+type state struct {
 	keys     KeyStore
 	auth     *auth.Authorizer
-	errLog   *slog.Logger
-	errors   *log.ErrorLog
-	audit    *log.AuditLog
-	metrics  *metrics.Metrics
-	keyType  crypto.KeyType
-	version  string
-	commit   string
-	started  time.Time
-	rand     io.Reader
 	routes   []route
 	mux      *http.ServeMux          // every route; answers what the fast path does not
 	handlers map[string]http.Handler // route path → handler, for the fast path
@@ -91,20 +101,15 @@ func New(cfg *Config) (*Server, error) {
 		return nil, errors.New("api: incomplete server config")
 	}
 	s := &Server{
-		keys:     cfg.Keys,
-		auth:     cfg.Auth,
-		errors:   cfg.ErrorLog,
-		errLog:   cfg.ErrorLog.Logger(),
-		audit:    cfg.AuditLog,
-		metrics:  cfg.Metrics,
-		keyType:  cfg.KeyType,
-		version:  cfg.Version,
-		commit:   cfg.Commit,
-		started:  cfg.StartTime,
-		rand:     cfg.Rand,
-		routes:   routes(),
-		mux:      http.NewServeMux(),
-		handlers: make(map[string]http.Handler),
+		errors:  cfg.ErrorLog,
+		errLog:  cfg.ErrorLog.Logger(),
+		audit:   cfg.AuditLog,
+		metrics: cfg.Metrics,
+		keyType: cfg.KeyType,
+		version: cfg.Version,
+		commit:  cfg.Commit,
+		started: cfg.StartTime,
+		rand:    cfg.Rand,
 	}
 	s.errors.OnEvent = s.metrics.ErrorEvent
 	s.audit.OnEvent = s.metrics.AuditEvent
@@ -120,29 +125,44 @@ func New(cfg *Config) (*Server, error) {
 	if s.started.IsZero() {
 		s.started = time.Now()
 	}
-	for i := range s.routes {
-		rt := &s.routes[i]
-		if c, ok := cfg.Routes[rt.Path]; ok {
+	s.Update(cfg.Keys, cfg.Auth, cfg.Routes)
+	return s, nil
+}
+
+// Update makes the server use keys, authorizer and routes for every request
+// that starts from now on; requests in flight finish with what they had.
+// keys and authorizer must not be nil.
+func (s *Server) Update(keys KeyStore, authorizer *auth.Authorizer, routeConfig map[string]RouteConfig) {
+	st := &state{
+		keys:     keys,
+		auth:     authorizer,
+		routes:   routes(),
+		mux:      http.NewServeMux(),
+		handlers: make(map[string]http.Handler),
+	}
+	for i := range st.routes {
+		rt := &st.routes[i]
+		if c, ok := routeConfig[rt.Path]; ok {
 			if c.Timeout > 0 {
 				rt.Timeout = c.Timeout
 			}
 			if c.SkipAuth && rt.Auth == authVerify {
 				rt.Auth = authIdentify
-				s.skipAuth = true
+				st.skipAuth = true
 			}
 		}
-		h := s.handler(rt)
-		s.mux.Handle(rt.Path, h)
-		s.handlers[rt.Path] = h
+		h := s.handler(st, rt)
+		st.mux.Handle(rt.Path, h)
+		st.handlers[rt.Path] = h
 		if rt.prefix() && isListRoute(rt.Path) {
 			// MinIO and the SDK list with an empty prefix as
 			// /v1/key/list, without the slash: serve it instead of
 			// redirecting (upstream answers 307).
-			s.mux.Handle(rt.Path[:len(rt.Path)-1], h)
-			s.handlers[rt.Path[:len(rt.Path)-1]] = h
+			st.mux.Handle(rt.Path[:len(rt.Path)-1], h)
+			st.handlers[rt.Path[:len(rt.Path)-1]] = h
 		}
 	}
-	return s, nil
+	s.state.Store(st)
 }
 
 func isListRoute(p string) bool {
@@ -151,7 +171,7 @@ func isListRoute(p string) bool {
 
 // SkipAuth reports whether any route is public. The TLS layer must then
 // request instead of require client certificates (identity-and-auth.md §3).
-func (s *Server) SkipAuth() bool { return s.skipAuth }
+func (s *Server) SkipAuth() bool { return s.state.Load().skipAuth }
 
 // ServeHTTP routes the request.
 //
@@ -162,15 +182,16 @@ func (s *Server) SkipAuth() bool { return s.skipAuth }
 // first: exact routes by the whole path, prefix routes (all of the form
 // /v1/<group>/<op>/) by the path up to its third slash.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h := s.route(r.URL.Path); h != nil {
+	st := s.state.Load()
+	if h := st.route(r.URL.Path); h != nil {
 		h.ServeHTTP(w, r)
 		return
 	}
-	s.mux.ServeHTTP(w, r)
+	st.mux.ServeHTTP(w, r)
 }
 
 // route returns the handler of a clean path, or nil if the mux must decide.
-func (s *Server) route(path string) http.Handler {
+func (s *state) route(path string) http.Handler {
 	if strings.Contains(path, "//") || strings.Contains(path, "/.") {
 		return nil // maybe unclean: the mux redirects
 	}

@@ -25,7 +25,7 @@ func (s *Server) getVersion(w http.ResponseWriter, _ *request) {
 }
 
 func (s *Server) getReady(w http.ResponseWriter, r *request) {
-	if _, err := s.keys.Status(r.Context()); err != nil {
+	if _, err := r.state.keys.Status(r.Context()); err != nil {
 		if keystore.IsUnreachable(err) {
 			s.errLog.Warn(err.Error(), reqAttrs(r))
 			writeError(w, kes.ErrStoreUnreachable)
@@ -48,7 +48,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *request) {
 		UsableCPUs: runtime.GOMAXPROCS(0),
 	}
 	resp.HeapAlloc, resp.StackAlloc = memStats()
-	state, err := s.keys.Status(r.Context())
+	state, err := r.state.keys.Status(r.Context())
 	if err != nil {
 		// Upstream sends only keystore_unreachable; the kms-go SDK rejects a
 		// status with it but without keystore_unavailable, so both are sent.
@@ -80,10 +80,11 @@ func (s *Server) getMetrics(w http.ResponseWriter, r *request) {
 	s.metrics.Handler().ServeHTTP(w, r.Request)
 }
 
-func (s *Server) getAPIs(w http.ResponseWriter, _ *request) {
-	resp := make([]kes.API, 0, len(s.routes))
-	for i := range s.routes {
-		rt := &s.routes[i]
+func (s *Server) getAPIs(w http.ResponseWriter, r *request) {
+	routes := r.state.routes
+	resp := make([]kes.API, 0, len(routes))
+	for i := range routes {
+		rt := &routes[i]
 		resp = append(resp, kes.API{
 			Method:  rt.Method,
 			Path:    rt.Path,

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"crypto/tls"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/openkes/kes"
+)
+
+// TestReload: SIGHUP applies a changed policy without a restart; a broken
+// file leaves the running configuration in place (spec config.md §10).
+func TestReload(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := kes.GenerateAPIKey(nil)
+	app, _ := kes.GenerateAPIKey(nil)
+	file := filepath.Join(dir, "config.yml")
+	write := func(extra string) {
+		t.Helper()
+		config := `address: 127.0.0.1:0
+admin:
+  identity: ` + admin.Identity().String() + `
+tls:
+  key: ` + filepath.Join(dir, "server.key") + `
+  cert: ` + filepath.Join(dir, "server.crt") + `
+log:
+  audit: off
+keystore:
+  fs:
+    path: ` + filepath.Join(dir, "keys") + `
+` + extra
+		if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("")
+	reload := make(chan struct{})
+	lines, stderr := startCmdReload(t, reload, "server", "--config", file)
+	defer func() {
+		if t.Failed() {
+			t.Log(stderr)
+		}
+	}()
+	url := waitFor(t, lines, apiLine)[1]
+	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
+
+	cert, _ := kes.GenerateCertificate(app, nil)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}}}
+	defer c.CloseIdleConnections()
+	create := func(name string) int {
+		t.Helper()
+		resp, err := c.Post(url+"/v1/key/create/"+name, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := create("app-1"); code != http.StatusForbidden {
+		t.Fatalf("before reload: %d, want 403", code)
+	}
+
+	policy := `policy:
+  app:
+    allow: [/v1/key/create/app-*]
+    identities: [` + app.Identity().String() + `]
+`
+	write(policy)
+	reload <- struct{}{}
+	waitFor(t, lines, regexp.MustCompile(`^=> Reloading configuration after SIGHUP signal completed\.$`))
+	if code := create("app-2"); code != http.StatusOK {
+		t.Fatalf("after reload: %d, want 200", code)
+	}
+
+	write("tls:\n  auth: maybe\n") // invalid: the running configuration stays
+	reload <- struct{}{}
+	reload <- struct{}{} // accepted only once the first reload is done
+	if code := create("app-x"); code != http.StatusOK {
+		t.Fatalf("after a failed reload: %d, want 200 (the running policy)", code)
+	}
+	write(policy + "cache:\n  expiry:\n    any: 1m\n")
+	reload <- struct{}{}
+	waitFor(t, lines, regexp.MustCompile(`^=> Reloading configuration after SIGHUP signal completed\.$`))
+	if code := create("app-3"); code != http.StatusOK {
+		t.Fatalf("after a failed and a good reload: %d, want 200", code)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keys", "app-3")); err != nil {
+		t.Fatalf("key not stored through the reloaded key store: %v", err)
+	}
+}
