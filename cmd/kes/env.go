@@ -131,3 +131,17 @@ func (c *connFlags) client(env *Env) (*kes.Client, error) {
 	}
 	return kes.NewClient(c.endpoints(env), opts...)
 }
+
+// open returns the printer for out and a client of the configured servers:
+// what a command that talks to a server and prints needs first.
+func (c *connFlags) open(env *Env, out *outFlags) (*printer, *kes.Client, error) {
+	p, err := newPrinter(env, out)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := c.client(env)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, client, nil
+}

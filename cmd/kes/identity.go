@@ -255,11 +255,7 @@ type identityInfoJSON struct {
 }
 
 func identityInfo(ctx context.Context, env *Env, conn *connFlags, out *outFlags, args []string) error {
-	p, err := newPrinter(env, out)
-	if err != nil {
-		return err
-	}
-	client, err := conn.client(env)
+	p, client, err := conn.open(env, out)
 	if err != nil {
 		return err
 	}

@@ -94,11 +94,7 @@ type keyInfoJSON struct {
 }
 
 func keyInfo(ctx context.Context, env *Env, conn *connFlags, out *outFlags, args []string) error {
-	p, err := newPrinter(env, out)
-	if err != nil {
-		return err
-	}
-	client, err := conn.client(env)
+	p, client, err := conn.open(env, out)
 	if err != nil {
 		return err
 	}

@@ -51,11 +51,7 @@ func newLsCmd(env *Env) *cobra.Command {
 
 // ls lists keys, identities or policies starting with prefix.
 func ls(ctx context.Context, env *Env, conn *connFlags, out *outFlags, prefix string, identity, policy bool) error {
-	p, err := newPrinter(env, out)
-	if err != nil {
-		return err
-	}
-	client, err := conn.client(env)
+	p, client, err := conn.open(env, out)
 	if err != nil {
 		return err
 	}
@@ -111,11 +107,7 @@ func listCommand[N ~string](ctx context.Context, env *Env, conn *connFlags, out 
 	if len(args) == 1 {
 		pattern = args[0]
 	}
-	p, err := newPrinter(env, out)
-	if err != nil {
-		return err
-	}
-	client, err := conn.client(env)
+	p, client, err := conn.open(env, out)
 	if err != nil {
 		return err
 	}

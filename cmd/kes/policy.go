@@ -56,11 +56,7 @@ type policyInfoJSON struct {
 }
 
 func policyInfo(ctx context.Context, env *Env, conn *connFlags, out *outFlags, args []string) error {
-	p, err := newPrinter(env, out)
-	if err != nil {
-		return err
-	}
-	client, err := conn.client(env)
+	p, client, err := conn.open(env, out)
 	if err != nil {
 		return err
 	}
@@ -86,11 +82,7 @@ type policyShowJSON struct {
 }
 
 func policyShow(ctx context.Context, env *Env, conn *connFlags, out *outFlags, args []string) error {
-	p, err := newPrinter(env, out)
-	if err != nil {
-		return err
-	}
-	client, err := conn.client(env)
+	p, client, err := conn.open(env, out)
 	if err != nil {
 		return err
 	}
