@@ -45,6 +45,24 @@ type server struct {
 	auditLevel *slog.LevelVar
 	errLog     *log.ErrorLog
 	setup      *serverSetup
+
+	// retired are the key caches that reloads replaced. Requests that
+	// started before a reload may still use them, so they are closed
+	// retireDelay later (retireTimer), or when the server stops.
+	retired     []*cache.Cache[crypto.Key]
+	retireTimer <-chan time.Time
+}
+
+// retireDelay is how long a replaced key store stays open for requests in
+// flight: longer than any route timeout.
+const retireDelay = time.Minute
+
+// closeRetired closes the key caches replaced by reloads.
+func (sv *server) closeRetired() {
+	for _, c := range sv.retired {
+		c.Close()
+	}
+	sv.retired, sv.retireTimer = nil, nil
 }
 
 // serve runs a server until ctx is done. SIGHUP (or env.Reload) reloads
@@ -67,7 +85,10 @@ func serve(ctx context.Context, env *Env, s *serverSetup) error {
 	if err != nil {
 		return err
 	}
-	defer func() { sv.keys.Close() }()
+	defer func() {
+		sv.keys.Close()
+		sv.closeRetired()
+	}()
 	sv.keys = keys
 
 	version, commit := buildVersion()
@@ -140,6 +161,8 @@ func serve(ctx context.Context, env *Env, s *serverSetup) error {
 			if err := sv.reload(ctx, ln.Addr()); err != nil {
 				fmt.Fprintf(env.Stderr, "Failed to reload server config: %v\n", err)
 			}
+		case <-sv.retireTimer:
+			sv.closeRetired()
 		case <-tlsTicker.C:
 			if conf, err := api.NewTLSConfig(sv.setup.TLS, sv.srv.SkipAuth()); err != nil {
 				fmt.Fprintf(env.Stderr, "Failed to reload TLS configuration: %v\n", err)
@@ -206,13 +229,13 @@ func (sv *server) reload(ctx context.Context, addr net.Addr) error {
 	if err != nil {
 		return err
 	}
-	old := sv.keys
+	sv.retired = append(sv.retired, sv.keys)
+	sv.retireTimer = time.After(retireDelay)
 	sv.srv.Update(keys, authorizer, next.Routes)
 	sv.keys, sv.setup = keys, next
 	sv.tlsConf.Store(conf)
 	sv.errLevel.Set(next.ErrorLvl)
 	sv.auditLevel.Set(next.AuditLvl)
-	old.Close()
 
 	printBanner(sv.env.Stdout, next, addr, sv.errLevel.Level(), sv.auditLevel.Level())
 	fmt.Fprintln(sv.env.Stdout, "=> Reloading configuration after SIGHUP signal completed.")
