@@ -54,7 +54,7 @@ type server struct {
 }
 
 // retireDelay is how long a replaced key store stays open for requests in
-// flight: longer than any route timeout.
+// flight: longer than the default route timeouts (10 and 15 s).
 const retireDelay = time.Minute
 
 // closeRetired closes the key caches replaced by reloads.
