@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/openkes/kes/internal/vectors"
+
 	"github.com/openkes/kes/internal/api"
 	"github.com/openkes/kes/internal/auth"
 )
@@ -115,7 +117,7 @@ func keysOf(m map[string]string) []string {
 // authenticated routes answer 400 without one (identity-and-auth.md §3).
 func TestSkipAuth(t *testing.T) {
 	ts := startServer(t, serverOptions{
-		keystoreDir: filepath.Join(vectorsDir(t), "keystore"),
+		keystoreDir: filepath.Join(vectors.Dir(t), "keystore"),
 		routes:      map[string]api.RouteConfig{"/v1/ready": {SkipAuth: true}, "/v1/status": {SkipAuth: true}},
 	})
 	anon := ts.client(t, nil, false)
@@ -140,12 +142,12 @@ func TestSkipAuth(t *testing.T) {
 // are refused in the handshake, certificates of the configured CA pass.
 func TestVerifiedClients(t *testing.T) {
 	ts := startServer(t, serverOptions{
-		keystoreDir: filepath.Join(vectorsDir(t), "keystore"),
+		keystoreDir: filepath.Join(vectors.Dir(t), "keystore"),
 		verify:      true,
-		caPath:      filepath.Join(vectorsDir(t), "identities", "chain-leaf-ca.crt"),
+		caPath:      filepath.Join(vectors.Dir(t), "identities", "chain-leaf-ca.crt"),
 		policies:    map[string]auth.PolicyConfig{"probe": vectorsProbePolicy},
 	})
-	keys := readJSONL[apiKeyVector](t, "identities/apikeys.jsonl")
+	keys := vectors.ReadJSONL[apiKeyVector](t, "identities/apikeys.jsonl")
 	_, err := ts.client(t, apiKeyCert(t, keys[0].APIKey), false).Get(ts.URL + "/v1/status")
 	var certErr *tls.CertificateVerificationError
 	if err == nil || errors.As(err, &certErr) {

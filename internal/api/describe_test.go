@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/openkes/kes/internal/vectors"
 )
 
 type describeVector struct {
@@ -72,7 +74,7 @@ var timeDependent = map[string]bool{
 func TestDescribeVectors(t *testing.T) {
 	ts := vectorServer(t)
 	clients := ts.vectorClients(t, false)
-	for _, v := range readJSONL[describeVector](t, "describe.jsonl") {
+	for _, v := range vectors.ReadJSONL[describeVector](t, "describe.jsonl") {
 		t.Run(v.Case, func(t *testing.T) {
 			c, ok := clients[v.Request.Identity]
 			if !ok {

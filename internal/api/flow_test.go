@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openkes/kes/internal/vectors"
+
 	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/auth"
 )
@@ -29,7 +31,7 @@ func TestMinIOFlow(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			ts := startServer(t, serverOptions{})
-			keys := readJSONL[apiKeyVector](t, "identities/apikeys.jsonl")
+			keys := vectors.ReadJSONL[apiKeyVector](t, "identities/apikeys.jsonl")
 			c := ts.client(t, apiKeyCert(t, keys[0].APIKey), h2)
 
 			r := do(t, c, "POST", ts.URL+"/v1/key/generate/minio-default-key", strings.NewReader(`{}`))
@@ -93,7 +95,7 @@ func TestMinIOFlow(t *testing.T) {
 func TestEphemeralPolicies(t *testing.T) {
 	opts := serverOptions{policies: map[string]auth.PolicyConfig{"probe": vectorsProbePolicy}}
 	ts := startServer(t, opts)
-	keys := readJSONL[apiKeyVector](t, "identities/apikeys.jsonl")
+	keys := vectors.ReadJSONL[apiKeyVector](t, "identities/apikeys.jsonl")
 	admin := ts.client(t, apiKeyCert(t, keys[0].APIKey), false)
 	appKey, _ := kes.GenerateAPIKey(nil)
 	appCert, _ := kes.GenerateCertificate(appKey, nil)
@@ -150,7 +152,7 @@ func TestEphemeralPolicies(t *testing.T) {
 // produced after the subscription (upstream HEAD sends nothing).
 func TestLogStreams(t *testing.T) {
 	ts := startServer(t, serverOptions{})
-	keys := readJSONL[apiKeyVector](t, "identities/apikeys.jsonl")
+	keys := vectors.ReadJSONL[apiKeyVector](t, "identities/apikeys.jsonl")
 	admin := ts.client(t, apiKeyCert(t, keys[0].APIKey), false)
 	streamer := ts.client(t, apiKeyCert(t, keys[0].APIKey), false)
 
@@ -202,7 +204,7 @@ func TestLogStreams(t *testing.T) {
 // metric names.
 func TestMetrics(t *testing.T) {
 	ts := startServer(t, serverOptions{})
-	keys := readJSONL[apiKeyVector](t, "identities/apikeys.jsonl")
+	keys := vectors.ReadJSONL[apiKeyVector](t, "identities/apikeys.jsonl")
 	admin := ts.client(t, apiKeyCert(t, keys[0].APIKey), false)
 	do(t, admin, "PUT", ts.URL+"/v1/key/create/m", nil)
 	do(t, admin, "PUT", ts.URL+"/v1/key/create/m", nil)

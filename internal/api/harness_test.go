@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -23,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openkes/kes/internal/vectors"
+
 	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/api"
 	"github.com/openkes/kes/internal/auth"
@@ -33,47 +34,6 @@ import (
 	"github.com/openkes/kes/internal/log"
 	"github.com/openkes/kes/internal/metrics"
 )
-
-// vectorsDir returns the upstream test vectors, which sit beside the
-// repository (../shared/vectors), in CI as on a developer's machine.
-func vectorsDir(t testing.TB) string {
-	t.Helper()
-	dir, err := filepath.Abs("../../../shared/vectors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {
-		t.Fatalf("test vectors not found at %s: %v", dir, err)
-	}
-	return dir
-}
-
-// readJSONL decodes every line of a vectors file.
-func readJSONL[T any](t testing.TB, name string) []T {
-	t.Helper()
-	f, err := os.Open(filepath.Join(vectorsDir(t), name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []T
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<22)
-	for sc.Scan() {
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
-			continue
-		}
-		var v T
-		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		out = append(out, v)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 // copyDir copies the regular files of src into a new temporary directory.
 func copyDir(t testing.TB, src string) string {
@@ -299,7 +259,7 @@ func apiKeyCert(t testing.TB, s string) *tls.Certificate {
 // file is sent (chain-leaf-ca sends leaf + CA).
 func fileCert(t testing.TB, name string) *tls.Certificate {
 	t.Helper()
-	dir := filepath.Join(vectorsDir(t), "identities")
+	dir := filepath.Join(vectors.Dir(t), "identities")
 	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key"))
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/openkes/kes/internal/vectors"
+
 	"github.com/openkes/kes"
 )
 
@@ -16,7 +18,7 @@ import (
 func TestSDKFailover(t *testing.T) {
 	a := startServer(t, serverOptions{})
 	b := startServer(t, serverOptions{sharedDir: a.Dir})
-	keys := readJSONL[apiKeyVector](t, "identities/apikeys.jsonl")
+	keys := vectors.ReadJSONL[apiKeyVector](t, "identities/apikeys.jsonl")
 	apiKey, err := kes.ParseAPIKey(keys[0].APIKey)
 	if err != nil {
 		t.Fatal(err)

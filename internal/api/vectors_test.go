@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/openkes/kes/internal/vectors"
+
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,7 +19,7 @@ import (
 func vectorServer(t *testing.T) *testServer {
 	t.Helper()
 	return startServer(t, serverOptions{
-		keystoreDir: filepath.Join(vectorsDir(t), "keystore"),
+		keystoreDir: filepath.Join(vectors.Dir(t), "keystore"),
 		policies:    map[string]auth.PolicyConfig{"probe": vectorsProbePolicy},
 	})
 }
@@ -29,7 +31,7 @@ type apiKeyVector struct {
 
 // clients returns an HTTP/1.1 client per identity label of describe.jsonl.
 func (ts *testServer) vectorClients(t *testing.T, h2 bool) map[string]*http.Client {
-	keys := readJSONL[apiKeyVector](t, "identities/apikeys.jsonl")
+	keys := vectors.ReadJSONL[apiKeyVector](t, "identities/apikeys.jsonl")
 	clients := map[string]*http.Client{
 		"admin":   ts.client(t, apiKeyCert(t, keys[0].APIKey), h2),
 		"apikey2": ts.client(t, apiKeyCert(t, keys[1].APIKey), h2),
@@ -54,13 +56,13 @@ type ciphertextVector struct {
 func TestCiphertextVectors(t *testing.T) {
 	ts := vectorServer(t)
 	before := snapshotDir(t, ts.Dir)
-	vectors := readJSONL[ciphertextVector](t, "ciphertexts.jsonl")
-	if len(vectors) != 78 {
-		t.Fatalf("ciphertexts.jsonl: %d lines, want 78", len(vectors))
+	vecs := vectors.ReadJSONL[ciphertextVector](t, "ciphertexts.jsonl")
+	if len(vecs) != 78 {
+		t.Fatalf("ciphertexts.jsonl: %d lines, want 78", len(vecs))
 	}
 	for _, h2 := range []bool{false, true} {
 		admin := ts.vectorClients(t, h2)["admin"]
-		for i, v := range vectors {
+		for i, v := range vecs {
 			body := map[string]any{"ciphertext": v.Ciphertext}
 			if v.Context != nil {
 				body["context"] = *v.Context
@@ -97,9 +99,9 @@ type negativeVector struct {
 func TestNegativeVectors(t *testing.T) {
 	ts := vectorServer(t)
 	admin := ts.vectorClients(t, false)["admin"]
-	vectors := readJSONL[negativeVector](t, "negative.jsonl")
+	vecs := vectors.ReadJSONL[negativeVector](t, "negative.jsonl")
 	optional := 0
-	for _, v := range vectors {
+	for _, v := range vecs {
 		t.Run(v.Case, func(t *testing.T) {
 			r := do(t, admin, http.MethodPut, ts.URL+"/v1/key/decrypt/"+v.Key, strings.NewReader(v.RequestBody))
 			if v.Optional {
@@ -119,7 +121,7 @@ func TestNegativeVectors(t *testing.T) {
 		})
 	}
 	if optional != 1 {
-		t.Fatalf("%d optional vectors, want 1", optional)
+		t.Fatalf("%d optional vecs, want 1", optional)
 	}
 }
 
@@ -134,7 +136,7 @@ type hmacVector struct {
 func TestHMACVectors(t *testing.T) {
 	ts := vectorServer(t)
 	admin := ts.vectorClients(t, false)["admin"]
-	for i, v := range readJSONL[hmacVector](t, "hmac.jsonl") {
+	for i, v := range vectors.ReadJSONL[hmacVector](t, "hmac.jsonl") {
 		b, _ := json.Marshal(map[string]string{"message": v.Message})
 		r := do(t, admin, http.MethodPut, ts.URL+"/v1/key/hmac/"+v.Key, strings.NewReader(string(b)))
 		if v.Sum == nil {
@@ -167,7 +169,7 @@ type edgeResult struct {
 // Where upstream crashed the request (status null), we answer 502 `failed
 // to read key`, as the vectors README asks.
 func TestKeystoreEdgeVectors(t *testing.T) {
-	ts := startServer(t, serverOptions{keystoreDir: filepath.Join(vectorsDir(t), "keystore-edge")})
+	ts := startServer(t, serverOptions{keystoreDir: filepath.Join(vectors.Dir(t), "keystore-edge")})
 	admin := ts.vectorClients(t, false)["admin"]
 	check := func(t *testing.T, what string, got response, want edgeResult) {
 		t.Helper()
@@ -190,7 +192,7 @@ func TestKeystoreEdgeVectors(t *testing.T) {
 			}
 		}
 	}
-	for _, v := range readJSONL[edgeVector](t, "keystore-edge.jsonl") {
+	for _, v := range vectors.ReadJSONL[edgeVector](t, "keystore-edge.jsonl") {
 		t.Run(v.Key, func(t *testing.T) {
 			r := do(t, admin, http.MethodGet, ts.URL+"/v1/key/describe/"+v.Key, nil)
 			check(t, "describe", r, v.Describe)
@@ -258,7 +260,7 @@ func TestIdentityVectors(t *testing.T) {
 			t.Fatalf("self-describe: %d %s, want identity %s", r.Status, r.Body, want)
 		}
 	}
-	for _, v := range readJSONL[identityVector](t, "identities/identities.jsonl") {
+	for _, v := range vectors.ReadJSONL[identityVector](t, "identities/identities.jsonl") {
 		name := strings.TrimSuffix(filepath.Base(v.CertFile), ".crt")
 		t.Run(name, func(t *testing.T) {
 			if v.ServerIdentity != "" && v.ServerIdentity != v.Identity {
@@ -267,7 +269,7 @@ func TestIdentityVectors(t *testing.T) {
 			self(t, ts.client(t, fileCert(t, name), false), v.ServerIdentity)
 		})
 	}
-	for i, v := range readJSONL[apiKeyVector](t, "identities/apikeys.jsonl") {
+	for i, v := range vectors.ReadJSONL[apiKeyVector](t, "identities/apikeys.jsonl") {
 		t.Run("apikey-"+strconv.Itoa(i+1), func(t *testing.T) {
 			self(t, ts.client(t, apiKeyCert(t, v.APIKey), true), v.Identity)
 		})

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openkes/kes/internal/vectors"
+
 	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/auth"
 )
@@ -134,7 +136,7 @@ func newProbe(t *testing.T) *auth.Authorizer {
 // vectorIdentity resolves an identity label of describe.jsonl.
 func vectorIdentity(t *testing.T, label string) kes.Identity {
 	t.Helper()
-	keys := readJSONL[apiKeyVector](t, "identities/apikeys.jsonl")
+	keys := vectors.ReadJSONL[apiKeyVector](t, "identities/apikeys.jsonl")
 	switch label {
 	case "admin":
 		return keys[0].Identity
@@ -165,7 +167,7 @@ func TestProbeVectors(t *testing.T) {
 		t.Fatalf("admin of the vectors is %s, want %s", got, admin)
 	}
 	var denied int
-	for i, v := range readJSONL[describeVector](t, "describe.jsonl") {
+	for i, v := range vectors.ReadJSONL[describeVector](t, "describe.jsonl") {
 		t.Run(fmt.Sprintf("%02d-%s", i+1, v.Case), func(t *testing.T) {
 			u, err := url.Parse(v.Request.Path)
 			if err != nil {
@@ -204,7 +206,7 @@ func TestProbeVectors(t *testing.T) {
 
 func TestProbeIdentities(t *testing.T) {
 	a := newProbe(t)
-	for _, v := range readJSONL[identityVector](t, "identities/identities.jsonl") {
+	for _, v := range vectors.ReadJSONL[identityVector](t, "identities/identities.jsonl") {
 		assigned := v.CertFile != "identities/unassigned-ecdsa-p384.crt"
 		t.Run(v.CertFile, func(t *testing.T) {
 			for _, path := range []string{

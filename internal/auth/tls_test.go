@@ -1,14 +1,12 @@
 package auth_test
 
 import (
-	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"math/big"
@@ -17,45 +15,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openkes/kes/internal/vectors"
+
 	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/auth"
 )
 
-// vectorsDir is the shared upstream vector set, beside the repository.
-const vectorsDir = "../../../shared/vectors"
-
-// readJSONL decodes every line of a vector file into a new T. It fails the
-// test if the file is missing: the vectors are the spec.
-func readJSONL[T any](t *testing.T, name string) []T {
-	t.Helper()
-	f, err := os.Open(filepath.Join(vectorsDir, name))
-	if err != nil {
-		t.Fatalf("vectors missing: %v", err)
-	}
-	defer f.Close()
-	var out []T
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64*1024), 1<<20)
-	for sc.Scan() {
-		var v T
-		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		out = append(out, v)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	if len(out) == 0 {
-		t.Fatalf("%s: no vectors", name)
-	}
-	return out
-}
-
 // readCerts parses every CERTIFICATE block of a PEM file of the vectors.
 func readCerts(t *testing.T, name string) []*x509.Certificate {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(vectorsDir, name))
+	data, err := os.ReadFile(vectors.Path(t, name))
 	if err != nil {
 		t.Fatalf("vectors missing: %v", err)
 	}
@@ -94,7 +63,7 @@ type apiKeyVector struct {
 }
 
 func TestIdentifyTLSVectors(t *testing.T) {
-	for _, v := range readJSONL[identityVector](t, "identities/identities.jsonl") {
+	for _, v := range vectors.ReadJSONL[identityVector](t, "identities/identities.jsonl") {
 		t.Run(filepath.Base(v.CertFile), func(t *testing.T) {
 			// The client sends every certificate of the file (leaf + CA
 			// for chain-leaf-ca.crt); only the leaf counts.
@@ -128,7 +97,7 @@ func TestChainLeafCA(t *testing.T) {
 }
 
 func TestAPIKeyVectors(t *testing.T) {
-	for i, v := range readJSONL[apiKeyVector](t, "identities/apikeys.jsonl") {
+	for i, v := range vectors.ReadJSONL[apiKeyVector](t, "identities/apikeys.jsonl") {
 		t.Run(string(v.Identity[:8]), func(t *testing.T) {
 			key, err := kes.ParseAPIKey(v.APIKey)
 			if err != nil {

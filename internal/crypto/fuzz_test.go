@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/openkes/kes/internal/vectors"
+
 	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/crypto"
 )
@@ -17,12 +19,12 @@ import (
 // survives MarshalBinary and ParseKey unchanged.
 func FuzzParseKey(f *testing.F) {
 	for _, dir := range []string{"keystore", "keystore-edge"} {
-		files, err := os.ReadDir(filepath.Join(vectorsDir(f), dir))
+		files, err := os.ReadDir(vectors.Path(f, dir))
 		if err != nil {
 			f.Fatal(err)
 		}
 		for _, file := range files {
-			f.Add(readVector(f, filepath.Join(dir, file.Name())))
+			f.Add(vectors.ReadFile(f, filepath.Join(dir, file.Name())))
 		}
 	}
 	// Extreme timestamps: time.Unix normalises nanos out of range.
@@ -63,7 +65,7 @@ func FuzzDecrypt(f *testing.F) {
 	type vector struct {
 		CiphertextB64 string `json:"ciphertext_b64"`
 	}
-	for _, v := range readJSONL[vector](f, "ciphertexts.jsonl") {
+	for _, v := range vectors.ReadJSONL[vector](f, "ciphertexts.jsonl") {
 		ct, err := base64.StdEncoding.DecodeString(v.CiphertextB64)
 		if err != nil {
 			f.Fatal(err)

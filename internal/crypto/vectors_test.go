@@ -1,7 +1,6 @@
 package crypto_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
@@ -11,60 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openkes/kes/internal/vectors"
+
 	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/crypto"
 )
-
-// vectorsDir returns the shared compatibility vectors, which sit beside the
-// repository (/work/shared next to /work/main, and the same in CI). A missing
-// folder fails the test: the vectors are the specification.
-func vectorsDir(t testing.TB) string {
-	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "vectors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		t.Fatalf("compatibility vectors not found at %s: %v", dir, err)
-	}
-	return dir
-}
-
-// readJSONL decodes every line of the named vector file.
-func readJSONL[T any](t testing.TB, name string) []T {
-	t.Helper()
-	f, err := os.Open(filepath.Join(vectorsDir(t), name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []T
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var v T
-		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
-			t.Fatalf("%s line %d: %v", name, len(out)+1, err)
-		}
-		out = append(out, v)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if len(out) == 0 {
-		t.Fatalf("%s is empty", name)
-	}
-	return out
-}
-
-func readVector(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(vectorsDir(t), name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 func b64(t testing.TB, s string) []byte {
 	t.Helper()
@@ -112,8 +62,8 @@ type keyVector struct {
 func loadKeys(t testing.TB) map[string]crypto.Key {
 	t.Helper()
 	keys := make(map[string]crypto.Key)
-	for _, v := range readJSONL[keyVector](t, "keys.jsonl") {
-		k, err := crypto.ParseKey(readVector(t, v.File))
+	for _, v := range vectors.ReadJSONL[keyVector](t, "keys.jsonl") {
+		k, err := crypto.ParseKey(vectors.ReadFile(t, v.File))
 		if err != nil {
 			t.Fatalf("%s: %v", v.Key, err)
 		}
@@ -123,17 +73,17 @@ func loadKeys(t testing.TB) map[string]crypto.Key {
 }
 
 func TestKeystoreVectors(t *testing.T) {
-	vectors := readJSONL[keyVector](t, "keys.jsonl")
-	files, err := os.ReadDir(filepath.Join(vectorsDir(t), "keystore"))
+	vecs := vectors.ReadJSONL[keyVector](t, "keys.jsonl")
+	files, err := os.ReadDir(filepath.Join(vectors.Dir(t), "keystore"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != len(vectors) {
-		t.Fatalf("keystore/ holds %d files, keys.jsonl lists %d", len(files), len(vectors))
+	if len(files) != len(vecs) {
+		t.Fatalf("keystore/ holds %d files, keys.jsonl lists %d", len(files), len(vecs))
 	}
-	for _, v := range vectors {
+	for _, v := range vecs {
 		t.Run(v.Key, func(t *testing.T) {
-			stored := readVector(t, v.File)
+			stored := vectors.ReadFile(t, v.File)
 			k, err := crypto.ParseKey(stored)
 			if err != nil {
 				t.Fatal(err)
@@ -185,7 +135,7 @@ func TestCiphertextVectors(t *testing.T) {
 		CiphertextB64 string  `json:"ciphertext_b64"`
 		Note          string  `json:"note"`
 	}
-	for i, v := range readJSONL[vector](t, "ciphertexts.jsonl") {
+	for i, v := range vectors.ReadJSONL[vector](t, "ciphertexts.jsonl") {
 		t.Run(v.Key, func(t *testing.T) {
 			k, ok := keys[v.Key]
 			if !ok {
@@ -244,7 +194,7 @@ func TestNegativeVectors(t *testing.T) {
 		Optional    bool   `json:"optional"`
 	}
 	var invalidBody, unknownKey, optional, checked int
-	for i, v := range readJSONL[vector](t, "negative.jsonl") {
+	for i, v := range vectors.ReadJSONL[vector](t, "negative.jsonl") {
 		// Decode the body as the server does: strict JSON into []byte fields
 		// (padded standard base64; an absent field is empty).
 		var body struct {
@@ -305,7 +255,7 @@ func TestHMACVectors(t *testing.T) {
 		Error      string  `json:"error"`
 	}
 	var sums, conflicts, missing int
-	for i, v := range readJSONL[vector](t, "hmac.jsonl") {
+	for i, v := range vectors.ReadJSONL[vector](t, "hmac.jsonl") {
 		k, ok := keys[v.Key]
 		switch {
 		case !ok:
@@ -348,17 +298,17 @@ func TestKeystoreEdgeVectors(t *testing.T) {
 		EncryptDecrypt outcome `json:"encrypt_decrypt"`
 		HMAC           outcome `json:"hmac"`
 	}
-	vectors := readJSONL[vector](t, "keystore-edge.jsonl")
-	files, err := os.ReadDir(filepath.Join(vectorsDir(t), "keystore-edge"))
+	vecs := vectors.ReadJSONL[vector](t, "keystore-edge.jsonl")
+	files, err := os.ReadDir(filepath.Join(vectors.Dir(t), "keystore-edge"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != len(vectors) {
-		t.Fatalf("keystore-edge/ holds %d files, keystore-edge.jsonl lists %d", len(files), len(vectors))
+	if len(files) != len(vecs) {
+		t.Fatalf("keystore-edge/ holds %d files, keystore-edge.jsonl lists %d", len(files), len(vecs))
 	}
-	for _, v := range vectors {
+	for _, v := range vecs {
 		t.Run(v.Key, func(t *testing.T) {
-			k, err := crypto.ParseKey(readVector(t, v.File))
+			k, err := crypto.ParseKey(vectors.ReadFile(t, v.File))
 			// 502 = upstream failed to read the record; null = upstream
 			// crashed, where we must fail cleanly as well.
 			if st := v.Describe.Status; st == nil || *st == 502 {

@@ -11,14 +11,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/openkes/kes/internal/vectors"
+
 	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/keystore"
 	"github.com/openkes/kes/internal/keystore/fs"
 	"github.com/openkes/kes/internal/keystore/storetest"
 )
-
-// vectors is /work/shared/vectors, which lies beside the repository.
-var vectors = filepath.Join("..", "..", "..", "..", "shared", "vectors")
 
 func newStore(t *testing.T, dir string) *fs.Store {
 	t.Helper()
@@ -117,7 +116,7 @@ func assertUnchanged(t *testing.T, dir string, before map[string]fileState) {
 func TestVectors(t *testing.T) {
 	for _, set := range []string{"keystore", "keystore-edge"} {
 		t.Run(set, func(t *testing.T) {
-			src := filepath.Join(vectors, set)
+			src := vectors.Path(t, set)
 			dir, names := copyDir(t, src)
 			s := newStore(t, dir)
 			before := snapshot(t, dir)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/openkes/kes/internal/vectors"
+
 	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/keystore"
 	"github.com/openkes/kes/internal/keystore/storetest"
@@ -41,11 +43,7 @@ func TestConformance(t *testing.T) {
 // what the store writes has exactly that layout.
 func TestUpstreamLayout(t *testing.T) {
 	srv := vaulttest.Start(t, nil)
-	const vectors = "../../../../shared/vectors/keystore"
-	dir := vectors
-	if _, err := os.Stat(dir); err != nil {
-		dir = "/work/shared/vectors/keystore"
-	}
+	dir := vectors.Path(t, "keystore")
 	names := []string{"vec-created-1", "vec-imported-chacha20", "vec-legacy-v1-aes256"}
 	records := map[string][]byte{}
 	for _, n := range names {
