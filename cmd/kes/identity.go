@@ -44,12 +44,7 @@ the API key of its Ed25519 private key.`,
 		},
 	}
 	conn.register(cmd.PersistentFlags())
-	sub := func(use, short string, args cobra.PositionalArgs, run func(context.Context, *Env, *connFlags, *outFlags, []string) error, aliases ...string) *cobra.Command {
-		return &cobra.Command{
-			Use: use, Short: short, Args: args, Aliases: aliases,
-			RunE: func(c *cobra.Command, a []string) error { return run(c.Context(), env, &conn, &out, a) },
-		}
-	}
+	sub := subCommands(env, &conn, &out)
 	info := sub("info [<identity>]", "Describe an identity, or the own one", maxArgs(1), identityInfo)
 	ls := sub("ls [<pattern>]", "List identities (deprecated: use 'kes ls -i')", maxArgs(1), identityList, "list")
 	for _, c := range []*cobra.Command{info, ls} {

@@ -21,12 +21,7 @@ func newKeyCmd(env *Env) *cobra.Command {
 		out  outFlags
 	)
 	conn.register(cmd.PersistentFlags())
-	sub := func(use, short string, args cobra.PositionalArgs, run func(context.Context, *Env, *connFlags, *outFlags, []string) error, aliases ...string) *cobra.Command {
-		return &cobra.Command{
-			Use: use, Short: short, Args: args, Aliases: aliases,
-			RunE: func(c *cobra.Command, a []string) error { return run(c.Context(), env, &conn, &out, a) },
-		}
-	}
+	sub := subCommands(env, &conn, &out)
 	info := sub("info <name>", "Describe a key", needArgs(1, 1, "no key name specified"), keyInfo)
 	ls := sub("ls [<pattern>]", "List keys (deprecated: use 'kes ls')", maxArgs(1), keyList, "list")
 	for _, c := range []*cobra.Command{info, ls} {

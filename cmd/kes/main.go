@@ -160,6 +160,20 @@ func newRootCmd(env *Env, helped *bool) *cobra.Command {
 
 // groupCmd returns a command that only holds sub-commands: without one it
 // prints its usage, with an unknown one it fails.
+// clientCommand is a sub-command that talks to a server.
+type clientCommand func(ctx context.Context, env *Env, conn *connFlags, out *outFlags, args []string) error
+
+// subCommands returns the constructor of a group's sub-commands: each runs
+// with the group's shared connection and output flags.
+func subCommands(env *Env, conn *connFlags, out *outFlags) func(use, short string, args cobra.PositionalArgs, run clientCommand, aliases ...string) *cobra.Command {
+	return func(use, short string, args cobra.PositionalArgs, run clientCommand, aliases ...string) *cobra.Command {
+		return &cobra.Command{
+			Use: use, Short: short, Args: args, Aliases: aliases,
+			RunE: func(c *cobra.Command, a []string) error { return run(c.Context(), env, conn, out, a) },
+		}
+	}
+}
+
 func groupCmd(use, short string, aliases ...string) *cobra.Command {
 	return &cobra.Command{
 		Use:     use,

@@ -25,12 +25,7 @@ func newPolicyCmd(env *Env) *cobra.Command {
 		out  outFlags
 	)
 	conn.register(cmd.PersistentFlags())
-	sub := func(use, short string, args cobra.PositionalArgs, run func(context.Context, *Env, *connFlags, *outFlags, []string) error, aliases ...string) *cobra.Command {
-		return &cobra.Command{
-			Use: use, Short: short, Args: args, Aliases: aliases,
-			RunE: func(c *cobra.Command, a []string) error { return run(c.Context(), env, &conn, &out, a) },
-		}
-	}
+	sub := subCommands(env, &conn, &out)
 	info := sub("info <name>", "Describe a policy", needArgs(1, 1, "no policy name specified"), policyInfo)
 	show := sub("show <name>", "Show the allow and deny rules of a policy", needArgs(1, 1, "no policy name specified"), policyShow)
 	ls := sub("ls [<pattern>]", "List policies (deprecated: use 'kes ls -p')", maxArgs(1), policyList, "list")
