@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore"
 )
@@ -177,7 +176,7 @@ func copyKey(ctx context.Context, src, dst keystore.Store, name string, o *migra
 	switch {
 	case err == nil:
 		return actCopy, nil
-	case !errors.Is(err, kes.ErrKeyExists):
+	case !errors.Is(err, keystore.ErrExists):
 		return 0, fmt.Errorf("creating key %q at the target: %w", name, err)
 	case o.merge:
 		return actSkip, nil
@@ -194,14 +193,14 @@ func copyKey(ctx context.Context, src, dst keystore.Store, name string, o *migra
 }
 
 // keyExistsError stops a migration without --merge or --force at a key
-// the target has already. It matches kes.ErrKeyExists.
+// the target has already. It matches keystore.ErrExists.
 type keyExistsError struct{ Name string }
 
 func (e *keyExistsError) Error() string {
 	return fmt.Sprintf("key %q already exists at the target. Use '--merge' to skip or '-f / --force' to overwrite existing keys", e.Name)
 }
 
-func (e *keyExistsError) Unwrap() error { return kes.ErrKeyExists }
+func (e *keyExistsError) Unwrap() error { return keystore.ErrExists }
 
 // eachPage lists the names of src that match pattern, page by page, runs
 // do for each name on up to m.workers goroutines and then calls done for
@@ -366,7 +365,7 @@ func verifyKey(ctx context.Context, src, dst keystore.Store, name string) (keyAc
 	}
 	defer clear(want)
 	got, err := dst.Get(ctx, name)
-	if errors.Is(err, kes.ErrKeyNotFound) {
+	if errors.Is(err, keystore.ErrNotFound) {
 		return actMismatch, nil
 	}
 	if err != nil {
@@ -387,7 +386,7 @@ func (m *migrator) dryRun(ctx context.Context, src, dst keystore.Store, pattern 
 		v, err := dst.Get(ctx, name)
 		clear(v)
 		switch {
-		case errors.Is(err, kes.ErrKeyNotFound):
+		case errors.Is(err, keystore.ErrNotFound):
 			return actCopy, nil
 		case err != nil:
 			return 0, fmt.Errorf("checking key %q at the target: %w", name, err)
@@ -419,7 +418,7 @@ func (m *migrator) dryRun(ctx context.Context, src, dst keystore.Store, pattern 
 		t.copied, t.overwritten, t.skipped)
 	if t.conflicts > 0 {
 		return fmt.Errorf("%d keys already exist at the target. Use '--merge' to skip or '-f / --force' to overwrite existing keys: %w",
-			t.conflicts, kes.ErrKeyExists)
+			t.conflicts, keystore.ErrExists)
 	}
 	return nil
 }

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore"
 	"github.com/openkes/kes/internal/keystore/mem"
@@ -478,7 +477,7 @@ func TestMigrateConflictIsKeyExists(t *testing.T) {
 	}
 	m := &migrator{out: new(bytes.Buffer), errOut: new(bytes.Buffer), newTicker: noTicks}
 	err := m.migrate(ctx, src, dst, &migrateOptions{})
-	if !errors.Is(err, kes.ErrKeyExists) {
-		t.Fatalf("migrate = %v, want %v", err, kes.ErrKeyExists)
+	if !errors.Is(err, keystore.ErrExists) {
+		t.Fatalf("migrate = %v, want %v", err, keystore.ErrExists)
 	}
 }

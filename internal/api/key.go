@@ -47,9 +47,9 @@ func keyName(w http.ResponseWriter, r *request) (string, bool) {
 // generic failure, so no store detail reaches the client.
 func (s *Server) storeError(w http.ResponseWriter, r *request, err error, failure *kes.Error) {
 	switch {
-	case errors.Is(err, kes.ErrKeyNotFound):
+	case errors.Is(err, keystore.ErrNotFound):
 		writeError(w, kes.ErrKeyNotFound)
-	case errors.Is(err, kes.ErrKeyExists):
+	case errors.Is(err, keystore.ErrExists):
 		writeError(w, kes.ErrKeyExists)
 	default:
 		s.errLog.Error(err.Error(), reqAttrs(r))

@@ -21,9 +21,9 @@ import (
 
 // Store is a key store. Implementations are safe for concurrent use.
 //
-// Errors: Create returns an error that matches kes.ErrKeyExists (errors.Is)
+// Errors: Create returns an error that matches keystore.ErrExists (errors.Is)
 // when the name is taken; Get and Delete return one matching
-// kes.ErrKeyNotFound when it is not, except for stores that, as upstream,
+// keystore.ErrNotFound when it is not, except for stores that, as upstream,
 // treat deleting a missing key as success (Vault, Azure, KeySecure). Any error
 // that means the store could not be reached wraps an [*UnreachableError].
 // Names the store cannot hold safely (a path separator for a directory) are
@@ -49,6 +49,16 @@ type Store interface {
 
 	io.Closer
 }
+
+// Errors a [Store] returns, wrapped with the store and operation. The API
+// maps them to upstream's statuses and texts in one place.
+var (
+	// ErrNotFound means no value is stored under the name.
+	ErrNotFound = errors.New("keystore: key does not exist")
+
+	// ErrExists means a value is already stored under the name.
+	ErrExists = errors.New("keystore: key already exists")
+)
 
 // State is the result of a successful [Store.Status] probe.
 type State struct {

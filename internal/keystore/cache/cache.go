@@ -189,7 +189,7 @@ func (c *Cache[T]) clock() int64 { return int64(c.now().Sub(c.start)) }
 // Get returns the decoded value of name. A cached value is returned without
 // a store read. Otherwise the store is read and the value decoded and cached;
 // concurrent misses of the same name share one store read. Errors of the
-// store (kes.ErrKeyNotFound included) and of decode are returned, not cached.
+// store (keystore.ErrNotFound included) and of decode are returned, not cached.
 func (c *Cache[T]) Get(ctx context.Context, name string) (T, error) {
 	now := c.clock()
 	if v, ok := c.entries.Load(name); ok {

@@ -12,7 +12,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/keystore"
 	"github.com/openkes/kes/internal/keystore/cache"
 	"github.com/openkes/kes/internal/keystore/mem"
@@ -282,8 +281,8 @@ func TestErrorsNotCached(t *testing.T) {
 		t.Fatalf("Get from a failing store: got %v, want errDown", err)
 	}
 	store.setDown(false)
-	if _, err := c.Get(t.Context(), "other"); !errors.Is(err, kes.ErrKeyNotFound) {
-		t.Fatalf("Get of a missing key: got %v, want kes.ErrKeyNotFound", err)
+	if _, err := c.Get(t.Context(), "other"); !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("Get of a missing key: got %v, want keystore.ErrNotFound", err)
 	}
 	store.put(t, "other", "o")
 	if v, err := c.Get(t.Context(), "other"); err != nil || v != "o" {
@@ -298,11 +297,11 @@ func TestDelete(t *testing.T) {
 	if err := c.Delete(t.Context(), "k"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Get(t.Context(), "k"); !errors.Is(err, kes.ErrKeyNotFound) {
-		t.Fatalf("Get after Delete: got %v, want kes.ErrKeyNotFound", err)
+	if _, err := c.Get(t.Context(), "k"); !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("Get after Delete: got %v, want keystore.ErrNotFound", err)
 	}
-	if err := c.Delete(t.Context(), "k"); !errors.Is(err, kes.ErrKeyNotFound) {
-		t.Fatalf("second Delete: got %v, want kes.ErrKeyNotFound", err)
+	if err := c.Delete(t.Context(), "k"); !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("second Delete: got %v, want keystore.ErrNotFound", err)
 	}
 	if c.Len() != 0 {
 		t.Fatalf("Len = %d after Delete, want 0", c.Len())
@@ -322,8 +321,8 @@ func TestDeleteFailingStoreEvicts(t *testing.T) {
 	if err := c.Delete(t.Context(), "k"); !errors.Is(err, errDown) {
 		t.Fatalf("Delete: got %v, want errDown", err)
 	}
-	if _, err := c.Get(t.Context(), "k"); !errors.Is(err, kes.ErrKeyNotFound) {
-		t.Fatalf("Get after a failed Delete that deleted: got %v, want kes.ErrKeyNotFound", err)
+	if _, err := c.Get(t.Context(), "k"); !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("Get after a failed Delete that deleted: got %v, want keystore.ErrNotFound", err)
 	}
 }
 
@@ -362,16 +361,16 @@ func TestDeleteDuringRead(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A Get that starts after Delete returned does not join the old read.
-		if _, err := c.Get(t.Context(), "k"); !errors.Is(err, kes.ErrKeyNotFound) {
-			t.Fatalf("Get after Delete during a read: got %v, want kes.ErrKeyNotFound", err)
+		if _, err := c.Get(t.Context(), "k"); !errors.Is(err, keystore.ErrNotFound) {
+			t.Fatalf("Get after Delete during a read: got %v, want keystore.ErrNotFound", err)
 		}
 		close(release)
 		if err := <-first; err != nil {
 			t.Fatalf("the read that began before Delete: %v", err)
 		}
 		// The old read did not cache what it read.
-		if _, err := c.Get(t.Context(), "k"); !errors.Is(err, kes.ErrKeyNotFound) {
-			t.Fatalf("Get after the old read finished: got %v, want kes.ErrKeyNotFound", err)
+		if _, err := c.Get(t.Context(), "k"); !errors.Is(err, keystore.ErrNotFound) {
+			t.Fatalf("Get after the old read finished: got %v, want keystore.ErrNotFound", err)
 		}
 		if c.Len() != 0 {
 			t.Fatalf("Len = %d, want 0", c.Len())
@@ -388,8 +387,8 @@ func TestCreate(t *testing.T) {
 		t.Fatal("Create cached the value")
 	}
 	mustGet(t, c, s, "k", "v1", 1)
-	if err := c.Create(t.Context(), "k", []byte("v2")); !errors.Is(err, kes.ErrKeyExists) {
-		t.Fatalf("Create of existing: got %v, want kes.ErrKeyExists", err)
+	if err := c.Create(t.Context(), "k", []byte("v2")); !errors.Is(err, keystore.ErrExists) {
+		t.Fatalf("Create of existing: got %v, want keystore.ErrExists", err)
 	}
 	mustGet(t, c, s, "k", "v1", 1) // a failed Create keeps the entry
 
@@ -580,8 +579,8 @@ func TestHitsDuringEviction(t *testing.T) {
 				t.Errorf("Delete: %v", err)
 				return
 			}
-			if _, err := c.Get(context.Background(), name); !errors.Is(err, kes.ErrKeyNotFound) {
-				t.Errorf("Get after Delete: got %v, want kes.ErrKeyNotFound", err)
+			if _, err := c.Get(context.Background(), name); !errors.Is(err, keystore.ErrNotFound) {
+				t.Errorf("Get after Delete: got %v, want keystore.ErrNotFound", err)
 			}
 		}
 	})

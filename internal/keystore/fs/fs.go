@@ -26,7 +26,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/keystore"
 )
 
@@ -100,7 +99,7 @@ func (s *Store) Status(ctx context.Context) (keystore.State, error) {
 }
 
 // Create writes value to the file name. It returns an error matching
-// kes.ErrKeyExists if the file exists, one wrapping [ErrInvalidName] for a
+// keystore.ErrExists if the file exists, one wrapping [ErrInvalidName] for a
 // name the directory cannot hold and one wrapping [ErrTooLarge] for a value
 // larger than [MaxValueSize].
 func (s *Store) Create(ctx context.Context, name string, value []byte) error {
@@ -120,7 +119,7 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	defer root.Close()
 
 	if _, err := root.Lstat(name); err == nil {
-		return fmt.Errorf("fs: create %q: %w", name, kes.ErrKeyExists)
+		return fmt.Errorf("fs: create %q: %w", name, keystore.ErrExists)
 	}
 	// A '.' never occurs in a key name, so the temporary file is never
 	// listed and never taken for a key, even if a crash leaves it behind.
@@ -132,7 +131,7 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	err = root.Link(tmp, name)
 	root.Remove(tmp)
 	if errors.Is(err, iofs.ErrExist) {
-		return fmt.Errorf("fs: create %q: %w", name, kes.ErrKeyExists)
+		return fmt.Errorf("fs: create %q: %w", name, keystore.ErrExists)
 	}
 	if err != nil {
 		return fmt.Errorf("fs: create %q: %w", name, err)
@@ -144,7 +143,7 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 }
 
 // Get returns the content of the file name. It returns an error matching
-// kes.ErrKeyNotFound if there is no such file, one wrapping [ErrInvalidName]
+// keystore.ErrNotFound if there is no such file, one wrapping [ErrInvalidName]
 // for a name the directory cannot hold and one wrapping [ErrTooLarge] for a
 // file larger than [MaxValueSize]. Anything but a regular file is an error.
 func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
@@ -163,7 +162,7 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 	// Lstat first: opening a FIFO or device could block or have effects.
 	fi, err := root.Lstat(name)
 	if errors.Is(err, iofs.ErrNotExist) {
-		return nil, fmt.Errorf("fs: get %q: %w", name, kes.ErrKeyNotFound)
+		return nil, fmt.Errorf("fs: get %q: %w", name, keystore.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("fs: get %q: %w", name, err)
@@ -173,7 +172,7 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 	}
 	f, err := root.Open(name)
 	if errors.Is(err, iofs.ErrNotExist) { // deleted since the Lstat
-		return nil, fmt.Errorf("fs: get %q: %w", name, kes.ErrKeyNotFound)
+		return nil, fmt.Errorf("fs: get %q: %w", name, keystore.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("fs: get %q: %w", name, err)
@@ -193,7 +192,7 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 }
 
 // Delete removes the file name. It returns an error matching
-// kes.ErrKeyNotFound if there is no such file and one wrapping
+// keystore.ErrNotFound if there is no such file and one wrapping
 // [ErrInvalidName] for a name the directory cannot hold. Anything but a
 // regular file is left in place and reported as an error.
 func (s *Store) Delete(ctx context.Context, name string) error {
@@ -211,7 +210,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 
 	fi, err := root.Lstat(name)
 	if errors.Is(err, iofs.ErrNotExist) {
-		return fmt.Errorf("fs: delete %q: %w", name, kes.ErrKeyNotFound)
+		return fmt.Errorf("fs: delete %q: %w", name, keystore.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("fs: delete %q: %w", name, err)
@@ -221,7 +220,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	}
 	err = root.Remove(name)
 	if errors.Is(err, iofs.ErrNotExist) {
-		return fmt.Errorf("fs: delete %q: %w", name, kes.ErrKeyNotFound)
+		return fmt.Errorf("fs: delete %q: %w", name, keystore.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("fs: delete %q: %w", name, err)

@@ -13,7 +13,6 @@ import (
 
 	"github.com/openkes/kes/internal/vectors"
 
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/keystore"
 	"github.com/openkes/kes/internal/keystore/fs"
 	"github.com/openkes/kes/internal/keystore/storetest"
@@ -178,8 +177,8 @@ func TestFileLayout(t *testing.T) {
 
 	// A failed create leaves the file alone.
 	before := snapshot(t, dir)
-	if err := s.Create(t.Context(), "my-key", []byte("other")); !errors.Is(err, kes.ErrKeyExists) {
-		t.Fatalf("Create of existing: got %v, want kes.ErrKeyExists", err)
+	if err := s.Create(t.Context(), "my-key", []byte("other")); !errors.Is(err, keystore.ErrExists) {
+		t.Fatalf("Create of existing: got %v, want keystore.ErrExists", err)
 	}
 	assertUnchanged(t, dir, before)
 
@@ -257,10 +256,10 @@ func TestInvalidNames(t *testing.T) {
 			t.Errorf("Create(%q): got %v, want ErrInvalidName", name, err)
 		}
 		v, err := s.Get(t.Context(), name)
-		if !errors.Is(err, fs.ErrInvalidName) || errors.Is(err, kes.ErrKeyNotFound) || v != nil {
+		if !errors.Is(err, fs.ErrInvalidName) || errors.Is(err, keystore.ErrNotFound) || v != nil {
 			t.Errorf("Get(%q) = %q, %v; want ErrInvalidName", name, v, err)
 		}
-		if err := s.Delete(t.Context(), name); !errors.Is(err, fs.ErrInvalidName) || errors.Is(err, kes.ErrKeyNotFound) {
+		if err := s.Delete(t.Context(), name); !errors.Is(err, fs.ErrInvalidName) || errors.Is(err, keystore.ErrNotFound) {
 			t.Errorf("Delete(%q): got %v, want ErrInvalidName", name, err)
 		}
 	}
@@ -291,14 +290,14 @@ func TestNotRegularFiles(t *testing.T) {
 	}
 	before := snapshot(t, base)
 	for _, name := range []string{"subdir", "link"} {
-		if v, err := s.Get(t.Context(), name); err == nil || errors.Is(err, kes.ErrKeyNotFound) {
+		if v, err := s.Get(t.Context(), name); err == nil || errors.Is(err, keystore.ErrNotFound) {
 			t.Errorf("Get(%s) = %q, %v; want an error other than not found", name, v, err)
 		}
-		if err := s.Delete(t.Context(), name); err == nil || errors.Is(err, kes.ErrKeyNotFound) {
+		if err := s.Delete(t.Context(), name); err == nil || errors.Is(err, keystore.ErrNotFound) {
 			t.Errorf("Delete(%s): got %v, want an error other than not found", name, err)
 		}
-		if err := s.Create(t.Context(), name, []byte("v")); !errors.Is(err, kes.ErrKeyExists) {
-			t.Errorf("Create(%s): got %v, want kes.ErrKeyExists", name, err)
+		if err := s.Create(t.Context(), name, []byte("v")); !errors.Is(err, keystore.ErrExists) {
+			t.Errorf("Create(%s): got %v, want keystore.ErrExists", name, err)
 		}
 	}
 	if names, _, err := s.List(t.Context(), "", "", 0); err != nil || len(names) != 0 {
@@ -354,7 +353,7 @@ func TestUnreachable(t *testing.T) {
 	if _, err := s.Status(t.Context()); !keystore.IsUnreachable(err) {
 		t.Errorf("Status: got %v, want unreachable", err)
 	}
-	if _, err := s.Get(t.Context(), "k"); !keystore.IsUnreachable(err) || errors.Is(err, kes.ErrKeyNotFound) {
+	if _, err := s.Get(t.Context(), "k"); !keystore.IsUnreachable(err) || errors.Is(err, keystore.ErrNotFound) {
 		t.Errorf("Get: got %v, want unreachable", err)
 	}
 	if err := s.Create(t.Context(), "k2", []byte("v")); !keystore.IsUnreachable(err) {

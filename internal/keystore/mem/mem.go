@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/keystore"
 )
 
@@ -41,7 +40,7 @@ func (s *Store) Status(ctx context.Context) (keystore.State, error) {
 }
 
 // Create stores a copy of value under name. It returns an error matching
-// kes.ErrKeyExists if name is taken.
+// keystore.ErrExists if name is taken.
 func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -49,7 +48,7 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.keys[name]; ok {
-		return fmt.Errorf("mem: create %q: %w", name, kes.ErrKeyExists)
+		return fmt.Errorf("mem: create %q: %w", name, keystore.ErrExists)
 	}
 	if s.keys == nil {
 		s.keys = make(map[string][]byte)
@@ -59,7 +58,7 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 }
 
 // Get returns a copy of the value stored under name, or an error matching
-// kes.ErrKeyNotFound.
+// keystore.ErrNotFound.
 func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -68,12 +67,12 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 	v, ok := s.keys[name]
 	s.mu.RUnlock()
 	if !ok {
-		return nil, fmt.Errorf("mem: get %q: %w", name, kes.ErrKeyNotFound)
+		return nil, fmt.Errorf("mem: get %q: %w", name, keystore.ErrNotFound)
 	}
 	return slices.Clone(v), nil
 }
 
-// Delete removes name, or returns an error matching kes.ErrKeyNotFound.
+// Delete removes name, or returns an error matching keystore.ErrNotFound.
 func (s *Store) Delete(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -81,7 +80,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.keys[name]; !ok {
-		return fmt.Errorf("mem: delete %q: %w", name, kes.ErrKeyNotFound)
+		return fmt.Errorf("mem: delete %q: %w", name, keystore.ErrNotFound)
 	}
 	delete(s.keys, name)
 	return nil

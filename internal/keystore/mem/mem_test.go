@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/keystore"
 	"github.com/openkes/kes/internal/keystore/mem"
 	"github.com/openkes/kes/internal/keystore/storetest"
@@ -19,11 +18,11 @@ func TestConformance(t *testing.T) {
 func TestZeroValue(t *testing.T) {
 	var s mem.Store
 	ctx := t.Context()
-	if _, err := s.Get(ctx, "k"); !errors.Is(err, kes.ErrKeyNotFound) {
-		t.Fatalf("Get on zero Store: got %v, want kes.ErrKeyNotFound", err)
+	if _, err := s.Get(ctx, "k"); !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("Get on zero Store: got %v, want keystore.ErrNotFound", err)
 	}
-	if err := s.Delete(ctx, "k"); !errors.Is(err, kes.ErrKeyNotFound) {
-		t.Fatalf("Delete on zero Store: got %v, want kes.ErrKeyNotFound", err)
+	if err := s.Delete(ctx, "k"); !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("Delete on zero Store: got %v, want keystore.ErrNotFound", err)
 	}
 	if names, next, err := s.List(ctx, "", "", 0); err != nil || names != nil || next != "" {
 		t.Fatalf("List on zero Store = %q, %q, %v", names, next, err)

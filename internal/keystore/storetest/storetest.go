@@ -32,7 +32,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/keystore"
 )
 
@@ -41,7 +40,7 @@ import (
 type Options struct {
 	// DeleteMissingOK is set for stores that, as upstream, treat deleting a
 	// missing key as success (Vault, Azure, KeySecure). If false, Delete of a
-	// missing key must return an error matching kes.ErrKeyNotFound.
+	// missing key must return an error matching keystore.ErrNotFound.
 	DeleteMissingOK bool
 
 	// MaxValueSize is the largest value the suite stores. If zero, 1 MiB
@@ -110,8 +109,8 @@ func testCreateGetDelete(t *testing.T, s keystore.Store, _ Options) {
 	if err := s.Delete(ctx, "my-key"); err != nil {
 		t.Fatalf("Delete(my-key): %v", err)
 	}
-	if _, err := s.Get(ctx, "my-key"); !errors.Is(err, kes.ErrKeyNotFound) {
-		t.Fatalf("Get after Delete: got error %v, want kes.ErrKeyNotFound", err)
+	if _, err := s.Get(ctx, "my-key"); !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("Get after Delete: got error %v, want keystore.ErrNotFound", err)
 	}
 	// The name is free again.
 	mustCreate(t, s, "my-key", []byte("second"))
@@ -121,11 +120,11 @@ func testCreateGetDelete(t *testing.T, s keystore.Store, _ Options) {
 func testCreateExisting(t *testing.T, s keystore.Store, _ Options) {
 	mustCreate(t, s, "my-key", []byte("first"))
 	err := s.Create(t.Context(), "my-key", []byte("second"))
-	if !errors.Is(err, kes.ErrKeyExists) {
-		t.Fatalf("Create of existing name: got error %v, want kes.ErrKeyExists", err)
+	if !errors.Is(err, keystore.ErrExists) {
+		t.Fatalf("Create of existing name: got error %v, want keystore.ErrExists", err)
 	}
-	if errors.Is(err, kes.ErrKeyNotFound) {
-		t.Fatalf("Create of existing name: error %v also matches kes.ErrKeyNotFound", err)
+	if errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("Create of existing name: error %v also matches keystore.ErrNotFound", err)
 	}
 	mustGet(t, s, "my-key", []byte("first"))
 }
@@ -134,8 +133,8 @@ func testGetMissing(t *testing.T, s keystore.Store, _ Options) {
 	mustCreate(t, s, "other", []byte("x"))
 	for _, name := range []string{"missing", "othe", "other-1", "OTHER"} {
 		v, err := s.Get(t.Context(), name)
-		if !errors.Is(err, kes.ErrKeyNotFound) {
-			t.Errorf("Get(%q): got %q, %v; want kes.ErrKeyNotFound", name, v, err)
+		if !errors.Is(err, keystore.ErrNotFound) {
+			t.Errorf("Get(%q): got %q, %v; want keystore.ErrNotFound", name, v, err)
 		}
 		if keystore.IsUnreachable(err) {
 			t.Errorf("Get(%q): not found reported as unreachable: %v", name, err)
@@ -149,8 +148,8 @@ func testDeleteMissing(t *testing.T, s keystore.Store, opts Options) {
 	switch {
 	case opts.DeleteMissingOK && err != nil:
 		t.Fatalf("Delete(missing): got error %v, want success", err)
-	case !opts.DeleteMissingOK && !errors.Is(err, kes.ErrKeyNotFound):
-		t.Fatalf("Delete(missing): got error %v, want kes.ErrKeyNotFound", err)
+	case !opts.DeleteMissingOK && !errors.Is(err, keystore.ErrNotFound):
+		t.Fatalf("Delete(missing): got error %v, want keystore.ErrNotFound", err)
 	}
 	// Deleting twice behaves the same way.
 	mustCreate(t, s, "once", []byte("x"))
@@ -158,7 +157,7 @@ func testDeleteMissing(t *testing.T, s keystore.Store, opts Options) {
 		t.Fatalf("Delete(once): %v", err)
 	}
 	err = s.Delete(ctx, "once")
-	if opts.DeleteMissingOK != (err == nil) || (err != nil && !errors.Is(err, kes.ErrKeyNotFound)) {
+	if opts.DeleteMissingOK != (err == nil) || (err != nil && !errors.Is(err, keystore.ErrNotFound)) {
 		t.Fatalf("second Delete(once): got error %v (DeleteMissingOK=%v)", err, opts.DeleteMissingOK)
 	}
 }
@@ -321,8 +320,8 @@ func testConcurrentCreate(t *testing.T, s keystore.Store, opts Options) {
 			t.Fatalf("Create by goroutines %d and %d both succeeded", winner, i)
 		case err == nil:
 			winner = i
-		case !errors.Is(err, kes.ErrKeyExists):
-			t.Errorf("goroutine %d: got error %v, want kes.ErrKeyExists", i, err)
+		case !errors.Is(err, keystore.ErrExists):
+			t.Errorf("goroutine %d: got error %v, want keystore.ErrExists", i, err)
 		}
 	}
 	if winner < 0 {

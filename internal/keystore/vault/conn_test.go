@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/keystore"
 	"github.com/openkes/kes/internal/keystore/vault"
 	"github.com/openkes/kes/internal/vaulttest"
@@ -188,7 +187,7 @@ func TestVaultRestart(t *testing.T) {
 		t.Fatalf("Status with Vault stopped: %v, want unreachable", err)
 	}
 	_, err := s.Get(t.Context(), "before")
-	if !keystore.IsUnreachable(err) || errors.Is(err, kes.ErrKeyNotFound) {
+	if !keystore.IsUnreachable(err) || errors.Is(err, keystore.ErrNotFound) {
 		t.Fatalf("Get with Vault stopped: %v, want unreachable", err)
 	}
 	if err := s.Create(t.Context(), "during", []byte("x")); !keystore.IsUnreachable(err) {

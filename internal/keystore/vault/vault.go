@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/keystore"
 )
 
@@ -180,7 +179,7 @@ func (s *Store) Status(ctx context.Context) (keystore.State, error) {
 }
 
 // Create stores value under name unless a value exists already, in which
-// case the error matches kes.ErrKeyExists.
+// case the error matches keystore.ErrExists.
 func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	if err := checkName(name); err != nil {
 		return fmt.Errorf("vault: create key %q: %w", name, err)
@@ -193,8 +192,8 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	mu.Lock()
 	defer mu.Unlock()
 	if _, err := s.read(ctx, c, name); err == nil {
-		return fmt.Errorf("vault: create key %q: %w", name, kes.ErrKeyExists)
-	} else if !errors.Is(err, kes.ErrKeyNotFound) {
+		return fmt.Errorf("vault: create key %q: %w", name, keystore.ErrExists)
+	} else if !errors.Is(err, keystore.ErrNotFound) {
 		return fmt.Errorf("vault: create key %q: %w", name, err)
 	}
 	stored := encodeValue(value)
@@ -210,7 +209,7 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	}
 	if _, err = c.Logical().WriteWithContext(ctx, p, data); err != nil {
 		if s.cfg.v2 && isCASMismatch(err) {
-			return fmt.Errorf("vault: create key %q: %w", name, kes.ErrKeyExists)
+			return fmt.Errorf("vault: create key %q: %w", name, keystore.ErrExists)
 		}
 		return fmt.Errorf("vault: create key %q: %w", name, s.classify(err))
 	}
@@ -218,7 +217,7 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 }
 
 // Get returns the value stored under name, or an error matching
-// kes.ErrKeyNotFound.
+// keystore.ErrNotFound.
 func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 	if err := checkName(name); err != nil {
 		return nil, fmt.Errorf("vault: read key %q: %w", name, err)
@@ -263,19 +262,19 @@ func (s *Store) read(ctx context.Context, c *api.Client, name string) (string, e
 		return "", s.classify(err)
 	}
 	if sec == nil || sec.Data == nil {
-		return "", kes.ErrKeyNotFound
+		return "", keystore.ErrNotFound
 	}
 	data := sec.Data
 	if s.cfg.v2 {
 		d, ok := sec.Data["data"].(map[string]any)
 		if !ok || d == nil {
-			return "", kes.ErrKeyNotFound // version 1 deleted or destroyed
+			return "", keystore.ErrNotFound // version 1 deleted or destroyed
 		}
 		data = d
 	}
 	raw, ok := data[name]
 	if !ok {
-		return "", kes.ErrKeyNotFound
+		return "", keystore.ErrNotFound
 	}
 	v, ok := raw.(string)
 	if !ok {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/openkes/kes/internal/vectors"
 
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/keystore"
 	"github.com/openkes/kes/internal/keystore/storetest"
 	"github.com/openkes/kes/internal/keystore/vault"
@@ -77,8 +76,8 @@ func TestUpstreamLayout(t *testing.T) {
 			if err != nil || !bytes.Equal(got, records[upstream]) {
 				t.Fatalf("Get(%s) = %q, %v; want the upstream record byte for byte", upstream, got, err)
 			}
-			if err := s.Create(t.Context(), upstream, []byte("x")); !errors.Is(err, kes.ErrKeyExists) {
-				t.Fatalf("Create over upstream key: %v, want kes.ErrKeyExists", err)
+			if err := s.Create(t.Context(), upstream, []byte("x")); !errors.Is(err, keystore.ErrExists) {
+				t.Fatalf("Create over upstream key: %v, want keystore.ErrExists", err)
 			}
 			// Written by us, read raw.
 			for _, n := range names[1:] {
@@ -110,8 +109,8 @@ func TestUpstreamLayout(t *testing.T) {
 					t.Fatalf("metadata after Delete = %v, %v; want none", sec, err)
 				}
 			}
-			if _, err := s.Get(t.Context(), upstream); !errors.Is(err, kes.ErrKeyNotFound) {
-				t.Fatalf("Get after Delete: %v, want kes.ErrKeyNotFound", err)
+			if _, err := s.Get(t.Context(), upstream); !errors.Is(err, keystore.ErrNotFound) {
+				t.Fatalf("Get after Delete: %v, want keystore.ErrNotFound", err)
 			}
 		})
 	}
