@@ -66,7 +66,7 @@ func readJSONL(t *testing.T, file string) []map[string]string {
 
 // TestIdentityVectors: `kes identity of <cert>`, `kes identity of <key>`,
 // `kes identity <key>` and `kes identity <key file>` print exactly the
-// upstream values, without a newline (shared/vectors/identities).
+// upstream values, without a newline (testdata/vectors/identities).
 func TestIdentityVectors(t *testing.T) {
 	check := func(want string, args ...string) {
 		t.Helper()

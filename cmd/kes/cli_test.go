@@ -19,8 +19,8 @@ import (
 	"github.com/openkes/kes"
 )
 
-// cliVectors holds the upstream identity vectors (shared/vectors).
-const cliVectors = "../../../shared/vectors/identities"
+// cliVectors holds the upstream identity vectors (testdata/vectors).
+const cliVectors = "../../testdata/vectors/identities"
 
 // cliBinDir holds the kes binary the end-to-end tests build once.
 var cliBinDir string

@@ -12,8 +12,8 @@ import (
 )
 
 // keystoreVectors is the directory of upstream's stored key records
-// (shared/vectors/keystore): file name = key name, content = stored value.
-const keystoreVectors = "../../../shared/vectors/keystore"
+// (testdata/vectors/keystore): file name = key name, content = stored value.
+const keystoreVectors = "../../testdata/vectors/keystore"
 
 // migrateOutput matches the plain output of a successful migration of n
 // keys, with any number of per-second progress lines.

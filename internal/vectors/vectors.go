@@ -1,7 +1,7 @@
-// Package vectors gives tests the upstream compatibility vectors. They lie
-// beside the repository, in shared/vectors (../shared/vectors from the
-// module root), in CI as on a developer's machine. A missing folder fails
-// the test: the vectors are the specification, never skipped.
+// Package vectors gives tests the upstream compatibility vectors, kept in
+// the repository at testdata/vectors (produced by upstream KES; its README
+// says how), so a clone alone runs every test. A missing folder fails the
+// test: the vectors are the specification, never skipped.
 package vectors
 
 import (
@@ -20,7 +20,7 @@ func Dir(t testing.TB) string {
 	if !ok {
 		t.Fatal("vectors: cannot locate the module")
 	}
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "vectors")
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "testdata", "vectors")
 	if fi, err := os.Stat(filepath.Join(dir, "README.md")); err != nil || fi.IsDir() {
 		t.Fatalf("compatibility vectors not found at %s: %v", dir, err)
 	}
