@@ -2,7 +2,7 @@
 //
 // It has three parts:
 //
-//   - [IdentifyTLS] computes a client's [kes.Identity] from the certificates
+//   - [IdentifyTLS] computes a client's [kes.Identity] from the first certificate
 //     of its TLS connection (spec identity-and-auth.md §1).
 //   - [Policy] is a compiled set of allow and deny patterns matched against
 //     request paths (identity-and-auth.md §4.1).

@@ -2,19 +2,34 @@ package auth
 
 import (
 	"crypto/tls"
-	"crypto/x509"
+	"net/http"
 
 	"github.com/openkes/kes"
 )
 
-// IdentifyTLS returns the identity of the client of a TLS connection
-// (spec identity-and-auth.md §1): certificates whose Basic Constraints mark
-// them as a CA are dropped, and exactly one certificate must remain.
+// ErrCAClientCert is returned when the first certificate a client sent is
+// marked as a CA (Basic Constraints CA:TRUE). OpenKES refuses such a
+// client instead of looking for a non-CA certificate further down the list,
+// as upstream does: see [IdentifyTLS].
+var ErrCAClientCert = kes.NewError(http.StatusBadRequest, "tls: the client certificate is a CA certificate")
+
+// IdentifyTLS returns the identity of the client of a TLS connection: the
+// identity of the first certificate the client sent (with a verified chain,
+// the leaf of that chain, which the TLS layer takes from the same place).
+//
+// The TLS handshake proves that the client holds the private key of the
+// first certificate only. Upstream KES drops every CA-flagged certificate
+// and hashes the one left (spec identity-and-auth.md §1), so a client that
+// sends [own CA:TRUE certificate, victim's certificate] is taken for the
+// victim. OpenKES therefore never looks past the first certificate for the
+// identity, and refuses a first certificate marked as a CA.
 //
 // It returns [kes.ErrInsecureConnection] if state is nil (no TLS),
-// [kes.ErrNoClientCert] if no non-CA certificate was sent and
-// [kes.ErrManyClientCerts] if more than one was. The chain is not verified
-// here: that is the TLS layer's job when client verification is on.
+// [kes.ErrNoClientCert] if no certificate was sent, [ErrCAClientCert] if
+// the first one is a CA, and [kes.ErrManyClientCerts] if more than one
+// non-CA certificate was sent (as upstream; a chain of the usual form
+// [leaf, intermediate CA, ...] is accepted). The chain is not verified here:
+// that is the TLS layer's job when client verification is on.
 //
 // The server calls IdentifyTLS once per connection and caches the result.
 // Its only allocations are those of the hex identity string.
@@ -22,18 +37,24 @@ func IdentifyTLS(state *tls.ConnectionState) (kes.Identity, error) {
 	if state == nil {
 		return "", kes.ErrInsecureConnection
 	}
-	var leaf *x509.Certificate
-	for _, cert := range state.PeerCertificates {
-		if cert == nil || cert.IsCA {
-			continue
-		}
-		if leaf != nil {
+	certs := state.PeerCertificates
+	if len(state.VerifiedChains) > 0 && len(state.VerifiedChains[0]) > 0 {
+		// The verified chain starts with PeerCertificates[0]; its other
+		// certificates come from the roots and the client's
+		// intermediates, and are not the client's.
+		certs = state.VerifiedChains[0][:1]
+	}
+	if len(certs) == 0 || certs[0] == nil {
+		return "", kes.ErrNoClientCert
+	}
+	leaf := certs[0]
+	if leaf.IsCA {
+		return "", ErrCAClientCert
+	}
+	for i, cert := range state.PeerCertificates {
+		if i > 0 && cert != nil && !cert.IsCA {
 			return "", kes.ErrManyClientCerts
 		}
-		leaf = cert
-	}
-	if leaf == nil {
-		return "", kes.ErrNoClientCert
 	}
 	return kes.IdentityOf(leaf), nil
 }

@@ -85,14 +85,30 @@ func TestChainLeafCA(t *testing.T) {
 		t.Fatalf("chain-leaf-ca.crt: want leaf then CA, got %d certificates", len(certs))
 	}
 	want := kes.IdentityOf(certs[0])
-	for _, order := range [][]*x509.Certificate{{certs[0], certs[1]}, {certs[1], certs[0]}} {
-		id, err := auth.IdentifyTLS(&tls.ConnectionState{PeerCertificates: order})
-		if err != nil || id != want {
-			t.Errorf("got (%s, %v), want %s", id, err, want)
-		}
+	id, err := auth.IdentifyTLS(&tls.ConnectionState{PeerCertificates: certs})
+	if err != nil || id != want {
+		t.Errorf("leaf, CA: got (%s, %v), want %s", id, err, want)
 	}
-	if _, err := auth.IdentifyTLS(&tls.ConnectionState{PeerCertificates: certs[1:]}); !errors.Is(err, kes.ErrNoClientCert) {
-		t.Errorf("CA only: got %v, want ErrNoClientCert", err)
+	// Upstream also accepts [CA, leaf] and takes the leaf. OpenKES refuses
+	// it on purpose: the handshake proves possession of the first
+	// certificate's key only, so taking the identity of a later one lets
+	// anyone holding a victim's public certificate pose as the victim
+	// (README, "differs from upstream"; TestCAFirstSpoofing in internal/api).
+	if id, err := auth.IdentifyTLS(&tls.ConnectionState{PeerCertificates: []*x509.Certificate{certs[1], certs[0]}}); !errors.Is(err, auth.ErrCAClientCert) || id != "" {
+		t.Errorf("CA, leaf: got (%s, %v), want ErrCAClientCert", id, err)
+	}
+	if _, err := auth.IdentifyTLS(&tls.ConnectionState{PeerCertificates: certs[1:]}); !errors.Is(err, auth.ErrCAClientCert) {
+		t.Errorf("CA only: got %v, want ErrCAClientCert", err)
+	}
+}
+
+// TestIdentifyTLSVerifiedChain: with a verified chain the identity is that
+// of the chain's leaf, never of a root or intermediate.
+func TestIdentifyTLSVerifiedChain(t *testing.T) {
+	certs := readCerts(t, "identities/chain-leaf-ca.crt")
+	state := &tls.ConnectionState{PeerCertificates: certs, VerifiedChains: [][]*x509.Certificate{{certs[0], certs[1]}}}
+	if id, err := auth.IdentifyTLS(state); err != nil || id != kes.IdentityOf(certs[0]) {
+		t.Errorf("got (%s, %v), want %s", id, err, kes.IdentityOf(certs[0]))
 	}
 }
 
@@ -134,9 +150,14 @@ func TestIdentifyTLSErrors(t *testing.T) {
 	}{
 		{"no-tls", nil, kes.ErrInsecureConnection},
 		{"no-certificate", &tls.ConnectionState{}, kes.ErrNoClientCert},
-		{"ca-only", &tls.ConnectionState{PeerCertificates: []*x509.Certificate{ca}}, kes.ErrNoClientCert},
+		// Upstream answers ErrNoClientCert for a CA alone and takes leaf1
+		// for [ca, leaf1]; OpenKES refuses a CA-flagged first certificate
+		// (see TestChainLeafCA for why).
+		{"ca-only", &tls.ConnectionState{PeerCertificates: []*x509.Certificate{ca}}, auth.ErrCAClientCert},
+		{"ca-first", &tls.ConnectionState{PeerCertificates: []*x509.Certificate{ca, leaf1}}, auth.ErrCAClientCert},
+		{"nil-first", &tls.ConnectionState{PeerCertificates: []*x509.Certificate{nil, leaf1}}, kes.ErrNoClientCert},
 		{"two-leaves", &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf1, leaf2}}, kes.ErrManyClientCerts},
-		{"two-leaves-and-ca", &tls.ConnectionState{PeerCertificates: []*x509.Certificate{ca, leaf1, leaf2}}, kes.ErrManyClientCerts},
+		{"two-leaves-and-ca", &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf1, ca, leaf2}}, kes.ErrManyClientCerts},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,7 +173,7 @@ func TestIdentifyTLSErrors(t *testing.T) {
 }
 
 func TestIdentifyTLSAllocs(t *testing.T) {
-	state := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{newCert(t, true), newCert(t, false)}}
+	state := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{newCert(t, false), newCert(t, true)}}
 	allocs := testing.AllocsPerRun(100, func() {
 		if _, err := auth.IdentifyTLS(state); err != nil {
 			t.Fatal(err)
