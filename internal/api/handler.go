@@ -128,13 +128,20 @@ func (s *Server) serve(w *statusWriter, r *request, start time.Time) {
 		if err == nil {
 			r.Identity = id
 		}
-		if rt.Auth == authVerify {
+		if rt.Auth == authVerify || rt.Auth == authDelegated {
 			if err != nil {
 				s.debug(r, err.Msg)
 				writeError(w, err)
 				return
 			}
-			if policy, err := r.state.auth.Check(id, r.URL.Path); err != nil {
+			var policy string
+			var denied error
+			if rt.Auth == authDelegated {
+				policy, denied = r.state.auth.CheckDelegated(id, r.URL.Path)
+			} else {
+				policy, denied = r.state.auth.Check(id, r.URL.Path)
+			}
+			if denied != nil {
 				if policy == "" {
 					s.debug(r, "access denied: identity not found")
 				} else {

@@ -92,7 +92,7 @@ func (s *Server) writePolicy(w http.ResponseWriter, r *request) {
 }
 
 func (s *Server) deletePolicy(w http.ResponseWriter, r *request) {
-	if err := r.state.auth.DeletePolicy(r.Resource); err != nil {
+	if err := r.state.auth.DeletePolicy(r.Identity, r.Resource); err != nil {
 		s.authError(w, r, err)
 		return
 	}
@@ -125,7 +125,7 @@ func (s *Server) assignIdentity(w http.ResponseWriter, r *request) {
 
 // forgetIdentity serves the legacy forget and delete identity routes.
 func (s *Server) forgetIdentity(w http.ResponseWriter, r *request) {
-	if err := r.state.auth.DeleteIdentity(kes.Identity(r.Resource)); err != nil {
+	if err := r.state.auth.DeleteIdentity(r.Identity, kes.Identity(r.Resource)); err != nil {
 		s.authError(w, r, err)
 		return
 	}

@@ -18,6 +18,10 @@ const (
 	authIdentify
 	// authNone: no identity is computed (/version).
 	authNone
+	// authDelegated: the identity must be the admin or have a policy that
+	// names the request path without wildcards (the ephemeral write
+	// routes; spec api.md §5, the OpenKES rule). skip_auth never applies.
+	authDelegated
 )
 
 // route is one entry of the route table. The table is plain data so that
@@ -73,16 +77,16 @@ func routes() []route {
 		{Method: get, Path: "/v1/policy/describe/", Timeout: defaultTimeout, Counted: true, Audited: true, Handle: (*Server).describePolicy},
 		{Method: get, Path: "/v1/policy/read/", Timeout: defaultTimeout, Counted: true, Audited: true, Handle: (*Server).readPolicy},
 		{Method: get, Path: "/v1/policy/list/", Timeout: defaultTimeout, Counted: true, Audited: true, Handle: (*Server).listPolicies},
-		{Method: pst, Path: "/v1/policy/write/", MaxBody: maxBody, Timeout: defaultTimeout, Counted: true, Audited: true, Handle: (*Server).writePolicy},
-		{Method: del, Path: "/v1/policy/delete/", Timeout: defaultTimeout, Counted: true, Audited: true, Handle: (*Server).deletePolicy},
-		{Method: pst, Path: "/v1/policy/assign/", MaxBody: maxLegacyBody, Timeout: defaultTimeout, Counted: true, Audited: true, Handle: (*Server).assignPolicy},
+		{Method: pst, Path: "/v1/policy/write/", MaxBody: maxBody, Timeout: defaultTimeout, Auth: authDelegated, Counted: true, Audited: true, Handle: (*Server).writePolicy},
+		{Method: del, Path: "/v1/policy/delete/", Timeout: defaultTimeout, Auth: authDelegated, Counted: true, Audited: true, Handle: (*Server).deletePolicy},
+		{Method: pst, Path: "/v1/policy/assign/", MaxBody: maxLegacyBody, Timeout: defaultTimeout, Auth: authDelegated, Counted: true, Audited: true, Handle: (*Server).assignPolicy},
 
 		{Method: get, Path: "/v1/identity/describe/", Timeout: defaultTimeout, Counted: true, Audited: true, Handle: (*Server).describeIdentity},
 		{Method: get, Path: "/v1/identity/self/describe", Timeout: defaultTimeout, Auth: authIdentify, Counted: true, Audited: true, Handle: (*Server).describeSelf},
 		{Method: get, Path: "/v1/identity/list/", Timeout: defaultTimeout, Counted: true, Audited: true, Handle: (*Server).listIdentities},
-		{Method: pst, Path: "/v1/identity/assign/", Timeout: defaultTimeout, Counted: true, Audited: true, Handle: (*Server).assignIdentity},
-		{Method: del, Path: "/v1/identity/forget/", Timeout: defaultTimeout, Counted: true, Audited: true, Handle: (*Server).forgetIdentity},
-		{Method: del, Path: "/v1/identity/delete/", Timeout: defaultTimeout, Counted: true, Audited: true, Handle: (*Server).forgetIdentity},
+		{Method: pst, Path: "/v1/identity/assign/", Timeout: defaultTimeout, Auth: authDelegated, Counted: true, Audited: true, Handle: (*Server).assignIdentity},
+		{Method: del, Path: "/v1/identity/forget/", Timeout: defaultTimeout, Auth: authDelegated, Counted: true, Audited: true, Handle: (*Server).forgetIdentity},
+		{Method: del, Path: "/v1/identity/delete/", Timeout: defaultTimeout, Auth: authDelegated, Counted: true, Audited: true, Handle: (*Server).forgetIdentity},
 
 		{Method: get, Path: "/v1/log/error", Handle: (*Server).errorLog},
 		{Method: get, Path: "/v1/log/audit", Handle: (*Server).auditLog},
@@ -92,7 +96,8 @@ func routes() []route {
 // RouteConfig overrides the defaults of one route (config file `api:`).
 type RouteConfig struct {
 	// SkipAuth makes the route public: the identity is computed when a
-	// certificate is present, but no policy is checked.
+	// certificate is present, but no policy is checked. It is ignored for
+	// the routes that change policies and assignments.
 	SkipAuth bool
 	// Timeout replaces the route's default timeout when > 0.
 	Timeout time.Duration

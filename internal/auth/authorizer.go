@@ -154,6 +154,30 @@ func (a *Authorizer) Check(id kes.Identity, path string) (policy string, err err
 	return as.policy.name, nil
 }
 
+// CheckDelegated is [Authorizer.Check] for the routes that change
+// policies and assignments (spec api.md §5, the OpenKES rule below the
+// legacy routes table): besides the admin, only an identity whose policy
+// names path exactly ([Policy.Names]) may call it. A wildcard pattern such
+// as "/v1/policy/*" never grants these routes, even though it matches them:
+// upstream HEAD has no such routes, so configurations hand out those
+// patterns for read access only.
+func (a *Authorizer) CheckDelegated(id kes.Identity, path string) (policy string, err error) {
+	if id == "" {
+		return "", kes.ErrNotAllowed
+	}
+	if id == a.admin {
+		return "", nil
+	}
+	as, ok := a.state.Load().identities[id]
+	if !ok {
+		return "", kes.ErrNotAllowed
+	}
+	if !as.policy.policy.Names(path) {
+		return as.policy.name, kes.ErrNotAllowed
+	}
+	return as.policy.name, nil
+}
+
 // IsAdmin reports whether id is the admin identity.
 func (a *Authorizer) IsAdmin(id kes.Identity) bool { return id != "" && id == a.admin }
 

@@ -96,7 +96,7 @@ func TestEphemeralFlow(t *testing.T) {
 
 	// Forget idB: unknown again. Forgetting twice is harmless.
 	for range 2 {
-		if err := a.DeleteIdentity(idB); err != nil {
+		if err := a.DeleteIdentity(admin, idB); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -105,10 +105,10 @@ func TestEphemeralFlow(t *testing.T) {
 	}
 
 	// Deleting ops drops idA's assignment too.
-	if err := a.DeletePolicy("ops"); err != nil {
+	if err := a.DeletePolicy(admin, "ops"); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.DeletePolicy("ops"); !errors.Is(err, kes.ErrPolicyNotFound) {
+	if err := a.DeletePolicy(admin, "ops"); !errors.Is(err, kes.ErrPolicyNotFound) {
 		t.Errorf("second delete: %v", err)
 	}
 	if _, err := a.PolicyOf(idA); !errors.Is(err, kes.ErrIdentityNotFound) {
@@ -139,7 +139,7 @@ func TestRestartForgetsChanges(t *testing.T) {
 	if err := a.WritePolicy(admin, "app", nil, nil); err != nil { // replace a configured policy
 		t.Fatal(err)
 	}
-	if err := a.DeleteIdentity(idA); err != nil {
+	if err := a.DeleteIdentity(admin, idA); err != nil {
 		t.Fatal(err)
 	}
 
@@ -207,13 +207,13 @@ func TestWriteDeleteErrors(t *testing.T) {
 	if err := a.WritePolicy(admin, "-bad", nil, nil); !errors.Is(err, kes.ErrInvalidPolicyName("-bad")) {
 		t.Errorf("WritePolicy(-bad): %v", err)
 	}
-	if err := a.DeletePolicy("_"); !errors.Is(err, kes.ErrInvalidPolicyName("_")) {
+	if err := a.DeletePolicy(admin, "_"); !errors.Is(err, kes.ErrInvalidPolicyName("_")) {
 		t.Errorf("DeletePolicy(_): %v", err)
 	}
-	if err := a.DeleteIdentity("a.b"); !errors.Is(err, kes.ErrInvalidIdentity("a.b")) {
+	if err := a.DeleteIdentity(admin, "a.b"); !errors.Is(err, kes.ErrInvalidIdentity("a.b")) {
 		t.Errorf("DeleteIdentity(a.b): %v", err)
 	}
-	if err := a.DeleteIdentity(admin); !errors.Is(err, auth.ErrAssignAdmin) {
+	if err := a.DeleteIdentity(admin, admin); !errors.Is(err, auth.ErrAssignAdmin) {
 		t.Errorf("DeleteIdentity(admin): %v", err)
 	}
 	if err := a.Authorize(admin, "/v1/status"); err != nil {
@@ -271,11 +271,11 @@ func TestConcurrentAuthorize(t *testing.T) {
 					return
 				}
 				if w == 1 {
-					if err := a.DeletePolicy("ops"); err != nil && !errors.Is(err, kes.ErrPolicyNotFound) {
+					if err := a.DeletePolicy(admin, "ops"); err != nil && !errors.Is(err, kes.ErrPolicyNotFound) {
 						t.Error(err)
 						return
 					}
-				} else if err := a.DeleteIdentity(idB); err != nil {
+				} else if err := a.DeleteIdentity(admin, idB); err != nil {
 					t.Error(err)
 					return
 				}
@@ -285,4 +285,78 @@ func TestConcurrentAuthorize(t *testing.T) {
 	writers.Wait()
 	close(done)
 	wg.Wait()
+}
+
+// TestCheckDelegated: the routes that change policies and assignments are
+// open to the admin and to a policy that names the exact path; a wildcard
+// that matches them (harmless on upstream, where they answer 404) never
+// grants them, and a deny pattern still wins.
+func TestCheckDelegated(t *testing.T) {
+	a, err := auth.New(admin, map[string]auth.PolicyConfig{
+		"reader": {
+			Allow:      []string{"/v1/policy/*", "/v1/identity/*", "/v1/policy/write/*", "/*", "/v1/policy/write/ap?", "/v1/identity/delete/" + string(idB) + "*"},
+			Identities: []kes.Identity{idA},
+		},
+		"ops": {
+			Allow:      []string{"/v1/policy/write/tenant", "/v1/identity/assign/tenant/" + string(idA), "/v1/policy/delete/*"},
+			Deny:       []string{"/v1/policy/write/tenant"},
+			Identities: []kes.Identity{idB},
+		},
+	}, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		id   kes.Identity
+		path string
+		want error
+	}{
+		{admin, "/v1/policy/write/app", nil},
+		{admin, "/v1/identity/delete/" + string(idA), nil},
+		{idA, "/v1/policy/write/app", kes.ErrNotAllowed},
+		{idA, "/v1/policy/assign/app", kes.ErrNotAllowed},
+		{idA, "/v1/identity/delete/" + string(idB), kes.ErrNotAllowed},
+		{idB, "/v1/identity/assign/tenant/" + string(idA), nil},
+		{idB, "/v1/policy/write/tenant", kes.ErrNotAllowed}, // denied
+		{idB, "/v1/policy/delete/reader", kes.ErrNotAllowed},
+		{idC, "/v1/policy/write/app", kes.ErrNotAllowed},
+		{"", "/v1/policy/write/app", kes.ErrNotAllowed},
+	} {
+		if _, err := a.CheckDelegated(tt.id, tt.path); err != tt.want {
+			t.Errorf("CheckDelegated(%.8s, %s) = %v, want %v", tt.id, tt.path, err, tt.want)
+		}
+	}
+	// The same wildcard grants the read routes through Check.
+	if err := a.Authorize(idA, "/v1/policy/describe/app"); err != nil {
+		t.Errorf("Authorize(idA, describe): %v", err)
+	}
+}
+
+// TestSelfPolicy: no identity but the admin writes or deletes the policy
+// that governs it, or removes its own assignment, even when its policy
+// names the route (upstream let it rewrite its policy to allow "/*").
+func TestSelfPolicy(t *testing.T) {
+	a := mustNew(t) // idA holds "app"
+	if err := a.WritePolicy(idA, "app", []string{"/*"}, nil); !errors.Is(err, auth.ErrSelfPolicy) {
+		t.Errorf("WritePolicy(own): %v", err)
+	}
+	if err := a.DeletePolicy(idA, "app"); !errors.Is(err, auth.ErrSelfPolicy) {
+		t.Errorf("DeletePolicy(own): %v", err)
+	}
+	if err := a.DeleteIdentity(idA, idA); !errors.Is(err, auth.ErrSelfPolicy) {
+		t.Errorf("DeleteIdentity(self): %v", err)
+	}
+	if p, _ := a.PolicyOf(idA); !slices.Equal(p.Allow, []string{"/v1/key/generate/app-*"}) {
+		t.Errorf("own policy changed: %+v", p)
+	}
+	// Another policy, and the admin on any policy, are fine.
+	if err := a.WritePolicy(idA, "other", []string{"/v1/status"}, nil); err != nil {
+		t.Errorf("WritePolicy(other): %v", err)
+	}
+	if err := a.WritePolicy(admin, "app", []string{"/v1/status"}, nil); err != nil {
+		t.Errorf("admin WritePolicy(app): %v", err)
+	}
+	if auth.ErrSelfPolicy.Status != 403 {
+		t.Errorf("ErrSelfPolicy status %d", auth.ErrSelfPolicy.Status)
+	}
 }

@@ -17,6 +17,11 @@ var (
 	// ErrAssignAdmin is returned when a policy is assigned to, or an
 	// assignment removed from, the admin identity.
 	ErrAssignAdmin = kes.NewError(http.StatusBadRequest, "identity is root")
+	// ErrSelfPolicy is returned when an identity other than the admin
+	// tries to write or delete the policy assigned to it, or to remove its
+	// own assignment. An OpenKES rule: upstream servers let a policy that
+	// allowed the write route rewrite itself to allow everything.
+	ErrSelfPolicy = kes.NewError(http.StatusForbidden, "identity cannot change its own policy")
 )
 
 // ErrNoAdmin is returned by [New] for an empty admin identity. The empty

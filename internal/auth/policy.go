@@ -41,6 +41,20 @@ func (p *Policy) Allows(path string) bool {
 	return p.allow.match(path)
 }
 
+// Names reports whether the policy accepts the request path by naming it:
+// no deny pattern matches it and an allow pattern is exactly the path,
+// without any wildcard. It decides the routes that only an explicit
+// delegation may open to a policy (see [Authorizer.CheckDelegated]).
+//
+// Names does not allocate.
+func (p *Policy) Names(path string) bool {
+	if p == nil || hasMeta(path) || p.deny.match(path) {
+		return false
+	}
+	_, ok := p.allow.exact[path]
+	return ok
+}
+
 // Allow returns a copy of the allow patterns in the order given to
 // [NewPolicy]. The caller owns the returned slice.
 func (p *Policy) Allow() []string {
