@@ -36,6 +36,7 @@ func NewTLSConfig(c *TLSConfig, skipAuth bool) (*tls.Config, error) {
 	}
 	conf := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
+		CipherSuites: cipherSuites(),
 		NextProtos:   []string{"h2", "http/1.1"},
 		Certificates: []tls.Certificate{cert},
 	}
@@ -58,6 +59,22 @@ func NewTLSConfig(c *TLSConfig, skipAuth bool) (*tls.Config, error) {
 		conf.RootCAs = pool
 	}
 	return conf, nil
+}
+
+// cipherSuites returns the TLS 1.2 cipher suites the server accepts: ECDHE
+// with AES-GCM or ChaCha20-Poly1305 only, as upstream pinned them until
+// 2023-10 (identity-and-auth.md §3). Go's defaults also accept CBC suites
+// with SHA-1 MACs and RSA key exchange. TLS 1.3 suites are all AEAD and not
+// configurable.
+func cipherSuites() []uint16 {
+	return []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	}
 }
 
 // LoadCertificate loads a certificate chain and its private key. The leaf
