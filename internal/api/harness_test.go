@@ -101,6 +101,8 @@ type testServer struct {
 	AuditLog *log.AuditLog
 	ErrorLog *log.ErrorLog
 	Stop     func() // stops the server; called again at cleanup, it does nothing
+	Server   *api.Server
+	Keys     api.KeyStore
 }
 
 type serverOptions struct {
@@ -160,6 +162,7 @@ func startServer(t testing.TB, opts serverOptions) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ts.Server, ts.Keys = srv, keys
 	certFile, keyFile, pool := serverCertificate(t)
 	ts.CA = pool
 	tlsConf, err := api.NewTLSConfig(&api.TLSConfig{CertFile: certFile, KeyFile: keyFile, VerifyClients: opts.verify, CAPath: opts.caPath}, srv.SkipAuth())

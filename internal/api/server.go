@@ -93,6 +93,9 @@ type state struct {
 	mux      *http.ServeMux          // every route; answers what the fast path does not
 	handlers map[string]http.Handler // route path → handler, for the fast path
 	skipAuth bool
+	// replaced is closed when Update replaces this state, so that long
+	// requests (the log streams) can check their caller again.
+	replaced chan struct{}
 }
 
 // New returns a Server for the config.
@@ -130,8 +133,9 @@ func New(cfg *Config) (*Server, error) {
 }
 
 // Update makes the server use keys, authorizer and routes for every request
-// that starts from now on; requests in flight finish with what they had.
-// keys and authorizer must not be nil.
+// that starts from now on; requests in flight finish with what they had,
+// except the log streams, which end when the new configuration no longer
+// lets their caller call the route. keys and authorizer must not be nil.
 func (s *Server) Update(keys KeyStore, authorizer *auth.Authorizer, routeConfig map[string]RouteConfig) {
 	st := &state{
 		keys:     keys,
@@ -139,6 +143,7 @@ func (s *Server) Update(keys KeyStore, authorizer *auth.Authorizer, routeConfig 
 		routes:   routes(),
 		mux:      http.NewServeMux(),
 		handlers: make(map[string]http.Handler),
+		replaced: make(chan struct{}),
 	}
 	for i := range st.routes {
 		rt := &st.routes[i]
@@ -162,7 +167,9 @@ func (s *Server) Update(keys KeyStore, authorizer *auth.Authorizer, routeConfig 
 			st.handlers[rt.Path[:len(rt.Path)-1]] = h
 		}
 	}
-	s.state.Store(st)
+	if old := s.state.Swap(st); old != nil {
+		close(old.replaced)
+	}
 }
 
 func isListRoute(p string) bool {
