@@ -7,9 +7,11 @@
 //
 // Writes are atomic and exclusive: the value is written to a temporary file
 // whose name contains a '.', fsync'ed, and hard-linked to the key name, which
-// fails if the name exists. Every operation works below an [os.Root], so no
-// name, symlink or ".." can reach outside the directory; names that a
-// directory cannot hold safely are rejected before the disk is touched.
+// fails if the name exists; [New] sweeps the temporary files a crash left
+// behind, so that no key's bytes outlive its deletion. Every operation works
+// below an [os.Root], so no name, symlink or ".." can reach outside the
+// directory; names that a directory cannot hold safely are rejected before
+// the disk is touched.
 //
 // It imports only the keystore contract and the SDK's error values.
 package fs
@@ -55,8 +57,9 @@ type Store struct {
 var _ keystore.Store = (*Store)(nil)
 
 // New returns a store that keeps its keys in dir. It creates dir and its
-// parents with mode 0700 if missing. It fails if dir is empty or is not a
-// directory.
+// parents with mode 0700 if missing, and removes the temporary files that
+// a crash during a Create left behind (see sweep). It fails if dir is empty
+// or is not a directory.
 func New(dir string) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("fs: no directory path specified")
@@ -75,7 +78,65 @@ func New(dir string) (*Store, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("fs: %s is not a directory", abs)
 	}
-	return &Store{dir: abs}, nil
+	s := &Store{dir: abs}
+	if err := s.sweep(time.Now()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// tmpPrefix starts the name of every temporary file. A '.' never occurs in
+// a key name, so a temporary file is never listed or taken for a key.
+const tmpPrefix = ".tmp-"
+
+// staleTmpAge is how old a temporary file that is not linked to a key must
+// be before New removes it: younger ones may belong to a Create of another
+// process sharing the directory, which takes milliseconds.
+const staleTmpAge = time.Minute
+
+// sweep removes the temporary files a crash left behind, so that no key
+// material outlives its key. A crash between linking a new key and removing
+// its temporary name leaves a second name of the key's file: if the key is
+// deleted later, its bytes would stay on disk under that name. Such files
+// (link count above one) are removed at once; unlinked ones once they are
+// older than staleTmpAge. Only regular files are touched.
+func (s *Store) sweep(now time.Time) error {
+	root, err := s.openRoot()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	d, err := root.Open(".")
+	if err != nil {
+		return fmt.Errorf("fs: sweep: %w", err)
+	}
+	entries, err := d.ReadDir(-1)
+	d.Close()
+	if err != nil {
+		return fmt.Errorf("fs: sweep: %w", err)
+	}
+	removed := false
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), tmpPrefix) || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := root.Lstat(e.Name())
+		if err != nil || !fi.Mode().IsRegular() {
+			continue // gone since ReadDir, or replaced
+		}
+		if n, ok := linkCount(fi); (ok && n > 1) || now.Sub(fi.ModTime()) >= staleTmpAge {
+			if err := root.Remove(e.Name()); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+				return fmt.Errorf("fs: sweep: %w", err)
+			}
+			removed = true
+		}
+	}
+	if removed {
+		if err := syncDir(root); err != nil {
+			return fmt.Errorf("fs: sweep: %w", err)
+		}
+	}
+	return nil
 }
 
 // Dir returns the absolute path of the store's directory.
@@ -121,9 +182,8 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	if _, err := root.Lstat(name); err == nil {
 		return fmt.Errorf("fs: create %q: %w", name, keystore.ErrExists)
 	}
-	// A '.' never occurs in a key name, so the temporary file is never
-	// listed and never taken for a key, even if a crash leaves it behind.
-	tmp := ".tmp-" + rand.Text()
+	// A crash may leave the temporary file behind; New sweeps it.
+	tmp := tmpPrefix + rand.Text()
 	if err := writeSynced(root, tmp, value); err != nil {
 		root.Remove(tmp)
 		return fmt.Errorf("fs: create %q: %w", name, err)

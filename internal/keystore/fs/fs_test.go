@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openkes/kes/internal/vectors"
 
@@ -394,5 +395,76 @@ func TestUpstreamInterop(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "from-openkes")); err != nil || string(b) != "CiIK" {
 		t.Fatalf("file = %q, %v", b, err)
+	}
+}
+
+// TestSweepTemporaryFiles: New removes what a crash in Create left behind.
+// A temporary name still linked to a key goes at once, so that deleting the
+// key later leaves none of its bytes on disk; an unlinked temporary file
+// goes once it is stale, and a young one stays (another process sharing the
+// directory may be about to link it). Listing never shows any of them.
+func TestSweepTemporaryFiles(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	value := []byte("the key record of k")
+	if err := s.Create(t.Context(), "k", value); err != nil {
+		t.Fatal(err)
+	}
+	// A crash between Link and Remove: a second name of k's file.
+	if err := os.Link(filepath.Join(dir, "k"), filepath.Join(dir, ".tmp-LINKED")); err != nil {
+		t.Fatal(err)
+	}
+	// A crash between write and link, long ago and just now.
+	for name, age := range map[string]time.Duration{".tmp-STALE": 2 * time.Minute, ".tmp-YOUNG": 0} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("never linked"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mtime := time.Now().Add(-age)
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Not a regular file: left alone.
+	if err := os.Mkdir(filepath.Join(dir, ".tmp-DIR"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if names, _, err := s.List(t.Context(), "", "", 0); err != nil || !slices.Equal(names, []string{"k"}) {
+		t.Fatalf("List before sweep = %q, %v", names, err)
+	}
+
+	s = newStore(t, dir) // the restart
+	var left []string
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if want := []string{".tmp-DIR", ".tmp-YOUNG", "k"}; !slices.Equal(left, want) {
+		t.Errorf("after New: %q, want %q", left, want)
+	}
+	if got, err := s.Get(t.Context(), "k"); err != nil || !bytes.Equal(got, value) {
+		t.Fatalf("Get(k) = %q, %v", got, err)
+	}
+	if err := s.Delete(t.Context(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(dir, func(p string, d iofs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if bytes.Contains(b, value) {
+			t.Errorf("%s still holds the deleted key's bytes", p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names, _, err := s.List(t.Context(), "", "", 0); err != nil || len(names) != 0 {
+		t.Fatalf("List = %q, %v; want none", names, err)
 	}
 }
