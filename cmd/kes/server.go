@@ -17,6 +17,7 @@ import (
 	"github.com/openkes/kes/internal/crypto"
 	"github.com/openkes/kes/internal/keystore"
 	"github.com/openkes/kes/internal/keystore/cache"
+	"github.com/openkes/kes/internal/log"
 )
 
 // shutdownGrace is how long a stopping server waits for requests in flight.
@@ -120,6 +121,13 @@ func readSetup(env *Env, file string) (*serverSetup, error) {
 	}
 	for _, n := range cfg.Notices {
 		fmt.Fprintf(env.Stderr, "WARNING: %s\n", n)
+	}
+	if mode, exposed := config.ExposedSecrets(file, cfg); exposed {
+		// The server's error log does not exist yet: the same format, at
+		// the configured level.
+		log.NewErrorLog(env.Stderr, cfg.Log.Error).Logger().Error(
+			"the configuration file holds secrets and is readable by other users",
+			"file", file, "mode", fmt.Sprintf("%04o", mode))
 	}
 	policies := make(map[string]auth.PolicyConfig, len(cfg.Policies))
 	for name, p := range cfg.Policies {
