@@ -2,6 +2,7 @@ package auth
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"net/http"
 
 	"github.com/openkes/kes"
@@ -44,17 +45,32 @@ func IdentifyTLS(state *tls.ConnectionState) (kes.Identity, error) {
 		// intermediates, and are not the client's.
 		certs = state.VerifiedChains[0][:1]
 	}
-	if len(certs) == 0 || certs[0] == nil {
+	if len(certs) == 0 {
 		return "", kes.ErrNoClientCert
 	}
-	leaf := certs[0]
-	if leaf.IsCA {
-		return "", ErrCAClientCert
+	id, err := IdentifyCertificate(certs[0])
+	if err != nil {
+		return "", err
 	}
 	for i, cert := range state.PeerCertificates {
 		if i > 0 && cert != nil && !cert.IsCA {
 			return "", kes.ErrManyClientCerts
 		}
 	}
-	return kes.IdentityOf(leaf), nil
+	return id, nil
+}
+
+// IdentifyCertificate returns the identity of a client that proved
+// possession of cert's private key, such as the first certificate of a TLS
+// handshake or a certificate a trusted TLS proxy forwards. It returns
+// [kes.ErrNoClientCert] for nil and [ErrCAClientCert] for a certificate
+// marked as a CA.
+func IdentifyCertificate(cert *x509.Certificate) (kes.Identity, error) {
+	if cert == nil {
+		return "", kes.ErrNoClientCert
+	}
+	if cert.IsCA {
+		return "", ErrCAClientCert
+	}
+	return kes.IdentityOf(cert), nil
 }

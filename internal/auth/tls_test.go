@@ -215,3 +215,16 @@ func newCert(t *testing.T, isCA bool) *x509.Certificate {
 func identifyCerts(certs []*x509.Certificate) (kes.Identity, error) {
 	return auth.IdentifyTLS(&tls.ConnectionState{PeerCertificates: certs})
 }
+
+func TestIdentifyCertificate(t *testing.T) {
+	leaf, ca := newCert(t, false), newCert(t, true)
+	if id, err := auth.IdentifyCertificate(leaf); err != nil || id != kes.IdentityOf(leaf) {
+		t.Errorf("leaf: (%s, %v)", id, err)
+	}
+	if _, err := auth.IdentifyCertificate(ca); !errors.Is(err, auth.ErrCAClientCert) {
+		t.Errorf("CA: %v", err)
+	}
+	if _, err := auth.IdentifyCertificate(nil); !errors.Is(err, kes.ErrNoClientCert) {
+		t.Errorf("nil: %v", err)
+	}
+}
