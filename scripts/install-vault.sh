@@ -20,6 +20,17 @@ if [ -x "$bin" ] && "$bin" version >/dev/null 2>&1; then
 	exit 0
 fi
 
+# One build at a time: test runs started together (several worktrees, or
+# parallel CI jobs on one machine) wait for the first build instead of
+# starting their own into the same file.
+mkdir -p "$(dirname "$bin")"
+exec 9>"$(dirname "$bin").lock"
+flock 9
+if [ -x "$bin" ] && "$bin" version >/dev/null 2>&1; then
+	echo "$bin"
+	exit 0
+fi
+
 start=$(date +%s)
 work=$(mktemp -d)
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
@@ -47,7 +58,7 @@ fi
 echo "install-vault: building vault $version (first run only, takes minutes)" >&2
 GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true
 mkdir -p "$(dirname "$bin")"
-GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -o "$bin.tmp" .
-mv "$bin.tmp" "$bin"
+GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -o "$bin.tmp.$$" .
+mv "$bin.tmp.$$" "$bin"
 echo "install-vault: built in $(( $(date +%s) - start ))s" >&2
 echo "$bin"
