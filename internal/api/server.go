@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,16 +161,36 @@ func (s *Server) Update(keys KeyStore, authorizer *auth.Authorizer, routeConfig 
 		st.mux.Handle(rt.Path, h)
 		st.handlers[rt.Path] = h
 		if rt.prefix() && isListRoute(rt.Path) {
-			// MinIO and the SDK list with an empty prefix as
+			// MinIO's kms-go lists with an empty prefix as
 			// /v1/key/list, without the slash: serve it instead of
-			// redirecting (upstream answers 307).
-			st.mux.Handle(rt.Path[:len(rt.Path)-1], h)
-			st.handlers[rt.Path[:len(rt.Path)-1]] = h
+			// redirecting (upstream answers 307), as the slashed form.
+			alias := canonical(rt.Path, h)
+			st.mux.Handle(rt.Path[:len(rt.Path)-1], alias)
+			st.handlers[rt.Path[:len(rt.Path)-1]] = alias
 		}
 	}
 	if old := s.state.Swap(st); old != nil {
 		close(old.replaced)
 	}
+}
+
+// canonical returns a handler that serves a request for a list route
+// without its trailing slash as a request for path, the route with the
+// slash and an empty resource: it is authorized, audited and answered
+// exactly as upstream answers the request its redirect leads to. Policies
+// name the slashed form (/v1/key/list/*), so checking the unslashed path
+// would refuse identities that may list everything.
+func canonical(path string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A handler must not modify the request it was given: serve a
+		// shallow copy with its own URL, as http.StripPrefix does.
+		r2 := new(http.Request)
+		*r2 = *r
+		r2.URL = new(url.URL)
+		*r2.URL = *r.URL
+		r2.URL.Path, r2.URL.RawPath = path, ""
+		h.ServeHTTP(w, r2)
+	})
 }
 
 func isListRoute(p string) bool {
