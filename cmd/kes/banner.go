@@ -6,41 +6,21 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
-	"runtime/debug"
-	"strings"
-)
 
-// buildVersion returns the version and commit of the binary as upstream
-// reports them: the VCS commit time with ':' replaced by '-', and the
-// revision. Both are empty without VCS information.
-func buildVersion() (version, commit string) {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "", ""
-	}
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.time":
-			version = strings.ReplaceAll(s.Value, ":", "-")
-		case "vcs.revision":
-			commit = s.Value
-		}
-	}
-	return version, commit
-}
+	"github.com/openkes/kes/internal/version"
+)
 
 func orUnknown(s string) string {
 	if s == "" {
-		return "<unknown>"
+		return version.Unknown
 	}
 	return s
 }
 
 // printBanner prints the startup summary, as upstream's two-column banner.
 func printBanner(w io.Writer, s *serverSetup, addr net.Addr, errLevel, auditLevel slog.Level) {
-	version, commit := buildVersion()
 	line := func(k, v string) { fmt.Fprintf(w, "%-11s%s\n", k, v) }
-	line("Version", orUnknown(version)+" commit="+orUnknown(commit))
+	line("Version", version.Get().String())
 	line("Runtime", fmt.Sprintf("%s %s/%s compiler=%s", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.Compiler))
 	line("License", "MIT https://opensource.org/license/mit")
 	fmt.Fprintln(w)

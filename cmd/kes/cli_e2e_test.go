@@ -275,7 +275,13 @@ func awaitEvent(t *testing.T, lines <-chan string, trigger func(i int)) string {
 // when the test ends.
 func startKes(t *testing.T, vars map[string]string, args ...string) <-chan string {
 	t.Helper()
-	cmd := exec.Command(kesBinary(t), args...)
+	return startBinary(t, kesBinary(t), vars, args...)
+}
+
+// startBinary is startKes for the kes binary bin.
+func startBinary(t *testing.T, bin string, vars map[string]string, args ...string) <-chan string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	for k, v := range vars {
 		cmd.Env = append(cmd.Env, k+"="+v)

@@ -17,6 +17,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/openkes/kes/internal/version"
 )
 
 // Env is what a command sees of the outside world. Tests build their own.
@@ -107,7 +109,7 @@ func run(ctx context.Context, env *Env, args []string) int {
 // printed for -h/--help or a command group without a sub-command, which
 // exits with status 2 (spec cli.md §1).
 func newRootCmd(env *Env, helped *bool) *cobra.Command {
-	var version, autoCompletion bool
+	var showVersion, autoCompletion bool
 	root := &cobra.Command{
 		Use:           "kes",
 		Short:         "OpenKES: a KES-compatible key server and its client",
@@ -121,7 +123,7 @@ func newRootCmd(env *Env, helped *bool) *cobra.Command {
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
-			case version:
+			case showVersion:
 				printVersion(env.Stdout)
 				return nil
 			case autoCompletion:
@@ -131,7 +133,7 @@ func newRootCmd(env *Env, helped *bool) *cobra.Command {
 			return nil
 		},
 	}
-	root.Flags().BoolVarP(&version, "version", "v", false, "print version information")
+	root.Flags().BoolVarP(&showVersion, "version", "v", false, "print version information")
 	root.Flags().BoolVar(&autoCompletion, "auto-completion", false, "install shell auto-completion")
 	root.SetHelpFunc(func(cmd *cobra.Command, _ []string) {
 		*helped = true
@@ -194,8 +196,7 @@ func groupCmd(use, short string, aliases ...string) *cobra.Command {
 
 // printVersion prints the output of `kes --version`.
 func printVersion(w io.Writer) {
-	version, commit := buildVersion()
-	fmt.Fprintf(w, "%-11s%s commit=%s\n", "Version", orUnknown(version), orUnknown(commit))
+	fmt.Fprintf(w, "%-11s%s\n", "Version", version.Get())
 	fmt.Fprintf(w, "%-11s%s %s/%s compiler=%s\n", "Runtime", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.Compiler)
 	fmt.Fprintf(w, "%-11s%s\n", "License", "MIT https://opensource.org/license/mit")
 	fmt.Fprintf(w, "%-11s%s\n", "Copyright", "2026 The OpenKES Authors")

@@ -21,6 +21,7 @@ import (
 	"github.com/openkes/kes/internal/keystore/cache"
 	"github.com/openkes/kes/internal/log"
 	"github.com/openkes/kes/internal/metrics"
+	"github.com/openkes/kes/internal/version"
 )
 
 // gcPercent is the server's GOGC unless the environment sets one. A key
@@ -91,7 +92,7 @@ func serve(ctx context.Context, env *Env, s *serverSetup) error {
 	}()
 	sv.keys = keys
 
-	version, commit := buildVersion()
+	build := version.Get()
 	sv.srv, err = api.New(&api.Config{
 		Keys:      keys,
 		Auth:      authorizer,
@@ -99,8 +100,8 @@ func serve(ctx context.Context, env *Env, s *serverSetup) error {
 		AuditLog:  auditLog,
 		Metrics:   metrics.New(sv.start),
 		Routes:    s.Routes,
-		Version:   version,
-		Commit:    commit,
+		Version:   build.Version,
+		Commit:    build.Commit,
 		StartTime: sv.start,
 	})
 	if err != nil {

@@ -1,9 +1,10 @@
 // Package api is the HTTP side of the OpenKES server: the route table, the
 // handlers, the error mapping and the server lifecycle.
 //
-// It depends on auth, crypto, keystore, log and metrics, never the other way
-// round. The wire format (paths, bodies, status codes and error messages)
-// is upstream KES's, spec api.md; where upstream is buggy the handlers say so.
+// It depends on auth, crypto, keystore, log, metrics and version, never the
+// other way round. The wire format (paths, bodies, status codes and error
+// messages) is upstream KES's, spec api.md; where upstream is buggy the
+// handlers say so.
 package api
 
 import (
@@ -27,6 +28,7 @@ import (
 	"github.com/openkes/kes/internal/keystore"
 	"github.com/openkes/kes/internal/log"
 	"github.com/openkes/kes/internal/metrics"
+	"github.com/openkes/kes/internal/version"
 )
 
 // KeyStore is what the handlers need of the key cache in front of the
@@ -56,8 +58,8 @@ type Config struct {
 	// crypto.DefaultKeyType(), which depends on the CPU.
 	KeyType crypto.KeyType
 
-	// Version and Commit are reported by /version and /v1/status. Empty
-	// means "<unknown>".
+	// Version and Commit are reported by /version and /v1/status (the
+	// binary passes its [version.Get]). Empty means [version.Unknown].
 	Version, Commit string
 
 	// StartTime is when the server started: the creation time of config
@@ -121,10 +123,10 @@ func New(cfg *Config) (*Server, error) {
 		s.keyType = crypto.DefaultKeyType()
 	}
 	if s.version == "" {
-		s.version = "<unknown>"
+		s.version = version.Unknown
 	}
 	if s.commit == "" {
-		s.commit = "<unknown>"
+		s.commit = version.Unknown
 	}
 	if s.started.IsZero() {
 		s.started = time.Now()
