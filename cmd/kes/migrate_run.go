@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore"
 )
@@ -418,7 +419,7 @@ func (m *migrator) dryRun(ctx context.Context, src, dst keystore.Store, pattern 
 		t.copied, t.overwritten, t.skipped)
 	if t.conflicts > 0 {
 		return fmt.Errorf("%d keys already exist at the target. Use '--merge' to skip or '-f / --force' to overwrite existing keys: %w",
-			t.conflicts, keystore.ErrExists)
+			t.conflicts, kes.ErrKeyExists)
 	}
 	return nil
 }

@@ -165,7 +165,7 @@ func createKeys(ctx context.Context, keys *cache.Cache[crypto.Key], names []stri
 		if err == nil {
 			continue
 		}
-		if !errors.Is(err, kes.ErrKeyNotFound) {
+		if !errors.Is(err, keystore.ErrNotFound) {
 			return fmt.Errorf("failed to create key '%s': %w", name, err)
 		}
 		key, err := crypto.GenerateKey(crypto.DefaultKeyType(), admin.String(), time.Now().UTC(), nil)
@@ -177,7 +177,7 @@ func createKeys(ctx context.Context, keys *cache.Cache[crypto.Key], names []stri
 		if err != nil {
 			return fmt.Errorf("failed to create key '%s': %w", name, err)
 		}
-		if err := keys.Create(ctx, name, b); err != nil && !errors.Is(err, kes.ErrKeyExists) {
+		if err := keys.Create(ctx, name, b); err != nil && !errors.Is(err, keystore.ErrExists) {
 			return fmt.Errorf("failed to create key '%s': %w", name, err)
 		}
 	}
