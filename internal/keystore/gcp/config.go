@@ -1,0 +1,106 @@
+package gcp
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strings"
+)
+
+// Config is the gcp.secretmanager key store of a KES config file (spec
+// config.md §9.5). It holds a secret (Credentials.PrivateKey): [Config.String]
+// never prints it.
+type Config struct {
+	// ProjectID is the GCP project. Required.
+	ProjectID string
+
+	// Endpoint is the API endpoint (host:port). Empty means the SDK default,
+	// secretmanager.googleapis.com:443.
+	Endpoint string
+
+	// Scopes are the OAuth2 scopes. Nil means the SDK default
+	// (https://www.googleapis.com/auth/cloud-platform).
+	Scopes []string
+
+	// Credentials is the service account. A zero value means Application
+	// Default Credentials; otherwise all four fields are set.
+	Credentials Credentials
+
+	// testOnlyRootCAs, if not nil, replaces the system roots for the API
+	// endpoint and the status probe, so tests can run a TLS fake on
+	// loopback. Set by export_test.go.
+	testOnlyRootCAs *x509.CertPool
+}
+
+// Credentials is a service account key of [Config]: the fields of the JSON
+// key file Google issues.
+type Credentials struct {
+	ClientEmail  string
+	ClientID     string
+	PrivateKeyID string
+	// PrivateKey is the PEM key. Literal `\n` sequences (as YAML files
+	// often carry them) are turned into newlines.
+	PrivateKey string
+}
+
+// String returns upstream's banner line, "GCP SecretManager: Project=<id>",
+// so that printing the configuration never prints a credential.
+func (c *Config) String() string { return "GCP SecretManager: Project=" + c.ProjectID }
+
+const (
+	defaultEndpoint = "secretmanager.googleapis.com:443"
+	defaultProbeURL = "https://secretmanager.googleapis.com"
+)
+
+func (c *Config) check() error {
+	if c.ProjectID == "" {
+		return errors.New("gcp: no project ID specified")
+	}
+	if !c.Credentials.isZero() {
+		cr := c.Credentials
+		switch {
+		case cr.ClientEmail == "":
+			return errors.New("gcp: no client email specified")
+		case cr.ClientID == "":
+			return errors.New("gcp: no client ID specified")
+		case cr.PrivateKeyID == "":
+			return errors.New("gcp: no private key ID specified")
+		case cr.PrivateKey == "":
+			return errors.New("gcp: no private key specified")
+		}
+	}
+	return nil
+}
+
+func (cr Credentials) isZero() bool { return cr == Credentials{} }
+
+// probeURL is the URL the status probe GETs: the endpoint over HTTPS, or
+// https://secretmanager.googleapis.com when none is set, as upstream.
+func (c *Config) probeURL() string {
+	switch {
+	case c.Endpoint == "":
+		return defaultProbeURL
+	case strings.Contains(c.Endpoint, "://"):
+		return c.Endpoint
+	}
+	return "https://" + c.Endpoint
+}
+
+// serviceAccountJSON returns the key file upstream KES synthesises from the
+// credentials: type service_account with Google's fixed URLs.
+func (c *Config) serviceAccountJSON() ([]byte, error) {
+	cr := c.Credentials
+	return json.Marshal(map[string]string{
+		"type":                        "service_account",
+		"project_id":                  c.ProjectID,
+		"private_key_id":              cr.PrivateKeyID,
+		"private_key":                 strings.ReplaceAll(cr.PrivateKey, `\n`, "\n"),
+		"client_email":                cr.ClientEmail,
+		"client_id":                   cr.ClientID,
+		"auth_uri":                    "https://accounts.google.com/o/oauth2/auth",
+		"token_uri":                   "https://accounts.google.com/o/oauth2/token",
+		"auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+		"client_x509_cert_url":        "https://www.googleapis.com/robot/v1/metadata/x509/" + url.PathEscape(cr.ClientEmail),
+	})
+}
