@@ -375,13 +375,17 @@ func (s *Store) retry(ctx context.Context, fn func(context.Context) error) error
 
 // classify turns an RPC error into the store's terms: UNAVAILABLE (the
 // service or the network is down) is a [*keystore.UnreachableError]; an
-// error after the caller's context ended is that context's error.
+// error after the caller's context ended is that context's error, and so
+// is DEADLINE_EXCEEDED (the service may answer it a moment before the
+// caller's own timer fires).
 func classify(ctx context.Context, err error) error {
-	if status.Code(err) == codes.Unavailable {
+	switch {
+	case status.Code(err) == codes.Unavailable:
 		return &keystore.UnreachableError{Err: err}
-	}
-	if ctx.Err() != nil {
+	case ctx.Err() != nil:
 		return fmt.Errorf("%w (%w)", ctx.Err(), err)
+	case status.Code(err) == codes.DeadlineExceeded:
+		return fmt.Errorf("%w (%w)", context.DeadlineExceeded, err)
 	}
 	return err
 }

@@ -3,6 +3,7 @@ package gcp_test
 import (
 	"crypto/tls"
 	"encoding/json"
+	"log/slog"
 	"testing"
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
@@ -34,7 +35,7 @@ func config(g *fake.GCP, sa fake.GCPServiceAccount) *gcp.Config {
 
 func connect(t *testing.T, c *gcp.Config) *gcp.Store {
 	t.Helper()
-	s, err := gcp.Connect(t.Context(), c, nil)
+	s, err := gcp.Connect(t.Context(), c, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
