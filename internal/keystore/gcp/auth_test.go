@@ -139,3 +139,19 @@ func TestApplicationDefaultCredentials(t *testing.T) {
 		t.Fatalf("%d new tokens for calls with a valid one", got-n)
 	}
 }
+
+// TestInvalidKey: a private key that does not parse fails, and the error
+// does not print it.
+func TestInvalidKey(t *testing.T) {
+	g := fake.StartGCP(t, fake.GCPOptions{})
+	c := config(g, g.ServiceAccount(t, "kes"))
+	c.Credentials.PrivateKey = "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw==\n-----END PRIVATE KEY-----\n"
+	s, err := gcp.Connect(t.Context(), c, nil)
+	if err == nil {
+		defer s.Close()
+		err = s.Create(t.Context(), "k", []byte("v"))
+	}
+	if err == nil || strings.Contains(err.Error(), "c2VjcmV0LWtleS1ieXRlcw") {
+		t.Fatalf("invalid key: got %v, want an error without the key", err)
+	}
+}

@@ -33,7 +33,7 @@ func config(g *fake.GCP, sa fake.GCPServiceAccount) *gcp.Config {
 	return c
 }
 
-func connect(t *testing.T, c *gcp.Config) *gcp.Store {
+func connect(t testing.TB, c *gcp.Config) *gcp.Store {
 	t.Helper()
 	s, err := gcp.Connect(t.Context(), c, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	if err != nil {
