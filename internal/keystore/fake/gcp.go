@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,6 +63,7 @@ type GCP struct {
 	failures []GCPFailure
 	stalls   map[string]chan struct{} // method → closed to release
 	stalled  chan string
+	conns    atomic.Int64 // connections accepted
 }
 
 // GCPRequest is one RPC the fake received.
@@ -134,7 +136,7 @@ func StartGCP(t testing.TB, opts GCPOptions) *GCP {
 	secretmanagerpb.RegisterSecretManagerServiceServer(g.srv, g)
 	go func() {
 		defer close(g.served)
-		g.srv.Serve(lis)
+		g.srv.Serve(countingListener{lis, &g.conns})
 	}()
 	t.Cleanup(g.Stop)
 	return g
@@ -188,6 +190,23 @@ func (g *GCP) Stall(method string) (release func()) {
 
 // Stalled receives the method of every call that starts waiting in a Stall.
 func (g *GCP) Stalled() <-chan string { return g.stalled }
+
+// Connections returns the number of connections accepted so far (gRPC and
+// plain HTTPS requests such as a status probe share the listener).
+func (g *GCP) Connections() int64 { return g.conns.Load() }
+
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
 
 // PutSecret stores a secret with the given versions directly, as another
 // client (for example upstream KES) would have left it. A nil entry is a

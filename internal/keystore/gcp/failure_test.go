@@ -268,3 +268,20 @@ func TestLostAnswers(t *testing.T) {
 		t.Fatalf("versions of b = %q; want the value twice (the retry added version 2)", v)
 	}
 }
+
+// TestStatusConnections: repeated status probes reuse the probe's
+// connection instead of opening one each. (Over HTTP/2 an unread answer
+// would not show here: the probe's draining and closing of each body is
+// not checked by this test.)
+func TestStatusConnections(t *testing.T) {
+	s, g := newStore(t, fake.GCPOptions{})
+	before := g.Connections()
+	for range 10 {
+		if _, err := s.Status(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := g.Connections() - before; n > 1 {
+		t.Fatalf("10 probes opened %d connections", n)
+	}
+}
