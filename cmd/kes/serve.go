@@ -107,7 +107,7 @@ func serve(ctx context.Context, env *Env, s *serverSetup) error {
 	if err != nil {
 		return err
 	}
-	conf, err := api.NewTLSConfig(s.TLS, sv.srv.SkipAuth())
+	conf, err := api.NewTLSConfig(s.TLS, api.SkipAuth(s.Routes))
 	if err != nil {
 		return err
 	}
@@ -165,7 +165,7 @@ func serve(ctx context.Context, env *Env, s *serverSetup) error {
 		case <-sv.retireTimer:
 			sv.closeRetired()
 		case <-tlsTicker.C:
-			if conf, err := api.NewTLSConfig(sv.setup.TLS, sv.srv.SkipAuth()); err != nil {
+			if conf, err := api.NewTLSConfig(sv.setup.TLS, api.SkipAuth(sv.setup.Routes)); err != nil {
 				fmt.Fprintf(env.Stderr, "Failed to reload TLS configuration: %v\n", err)
 			} else {
 				sv.tlsConf.Store(conf)
@@ -218,11 +218,7 @@ func (sv *server) reload(ctx context.Context, addr net.Addr) error {
 	if err != nil {
 		return err
 	}
-	skipAuth := false
-	for _, r := range next.Routes {
-		skipAuth = skipAuth || r.SkipAuth
-	}
-	conf, err := api.NewTLSConfig(next.TLS, skipAuth)
+	conf, err := api.NewTLSConfig(next.TLS, api.SkipAuth(next.Routes))
 	if err != nil {
 		return err
 	}

@@ -102,3 +102,8 @@ type RouteConfig struct {
 	// Timeout replaces the route's default timeout when > 0.
 	Timeout time.Duration
 }
+
+// public reports whether c turns rt from a policy-checked route into one
+// that only identifies its caller: what skip_auth does, and only to such
+// routes.
+func (c RouteConfig) public(rt *route) bool { return c.SkipAuth && rt.Auth == authVerify }

@@ -95,7 +95,6 @@ type state struct {
 	routes   []route
 	mux      *http.ServeMux          // every route; answers what the fast path does not
 	handlers map[string]http.Handler // route path → handler, for the fast path
-	skipAuth bool
 	// replaced is closed when Update replaces this state, so that long
 	// requests (the log streams) can check their caller again.
 	replaced chan struct{}
@@ -154,9 +153,8 @@ func (s *Server) Update(keys KeyStore, authorizer *auth.Authorizer, routeConfig 
 			if c.Timeout > 0 {
 				rt.Timeout = c.Timeout
 			}
-			if c.SkipAuth && rt.Auth == authVerify {
+			if c.public(rt) {
 				rt.Auth = authIdentify
-				st.skipAuth = true
 			}
 		}
 		h := s.handler(st, rt)
@@ -199,9 +197,23 @@ func isListRoute(p string) bool {
 	return p == "/v1/key/list/" || p == "/v1/policy/list/" || p == "/v1/identity/list/"
 }
 
-// SkipAuth reports whether any route is public. The TLS layer must then
-// request instead of require client certificates (identity-and-auth.md §3).
-func (s *Server) SkipAuth() bool { return s.state.Load().skipAuth }
+// SkipAuth reports whether routeConfig makes any route public that
+// otherwise checks its caller's policy. The TLS layer must then request
+// instead of require client certificates (identity-and-auth.md §3), so
+// [NewTLSConfig] takes its answer.
+//
+// It is the one place that decides: the handlers ([Server.Update]), the
+// start, the SIGHUP reload and the periodic TLS re-read all ask it, so they
+// never disagree. skip_auth on a route that authenticates nobody anyway
+// (/version) or only identifies (self-describe) does not count.
+func SkipAuth(routeConfig map[string]RouteConfig) bool {
+	for _, rt := range routes() {
+		if c, ok := routeConfig[rt.Path]; ok && c.public(&rt) {
+			return true
+		}
+	}
+	return false
+}
 
 // ServeHTTP routes the request.
 //
