@@ -155,7 +155,7 @@ func absPath(p string) string {
 
 // connectStore reads a KES config file and connects its keystore.
 func connectStore(ctx context.Context, logTo io.Writer, role, file string) (keystore.Store, error) {
-	f, err := config.ReadFile(file)
+	f, err := config.ReadFile(file, configSchema())
 	if err != nil {
 		return nil, fmt.Errorf("reading %s config: %w", role, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/openkes/kes/internal/crypto"
 	"github.com/openkes/kes/internal/keystore"
 	"github.com/openkes/kes/internal/keystore/cache"
+	"github.com/openkes/kes/internal/keystore/stores"
 	"github.com/openkes/kes/internal/log"
 )
 
@@ -112,10 +113,16 @@ func runServer(ctx context.Context, env *Env, file, addr string) error {
 	return serve(ctx, env, setup)
 }
 
+// configSchema is what a server configuration file may name: every key
+// store of the table.
+func configSchema() *config.Schema {
+	return &config.Schema{KeyStores: stores.All}
+}
+
 // readSetup reads a config file into a serverSetup and prints the
 // warnings about keys it ignores.
 func readSetup(env *Env, file string) (*serverSetup, error) {
-	cfg, err := config.ReadFile(file)
+	cfg, err := config.ReadFile(file, configSchema())
 	if err != nil {
 		return nil, err
 	}

@@ -4,11 +4,16 @@
 // The YAML is walked as a yaml.Node tree so that every error names the file
 // and line ("<file>:<line>: <message>"), unlike upstream every unknown or
 // mistyped key is an error, and the legacy keys upstream accepted keep
-// working (config.md §12). Keystore backends are listed in one table
-// (keystores.go); only a backend's Connect reaches its store package.
+// working (config.md §12).
 //
-// This package must not import internal/api, internal/metrics or any HTTP
-// handler code: the server imports it, not the other way round.
+// The package owns the file, not the facts in it: the keystore section is
+// decoded by the table of key stores the caller passes in a [Schema]
+// (internal/keystore/stores), straight into each store's own Config type,
+// with the exported [Decoder] that adds file:line to every error.
+//
+// This package must not import internal/api, internal/metrics, a key store
+// or a vendor SDK: the server imports it, not the other way round
+// (TestDeps in the module root checks it).
 package config
 
 import (
@@ -135,19 +140,32 @@ type RouteConfig struct {
 // cannot be read yields the *fs.PathError of os.Open; a file larger than
 // MaxFileSize an [*Error] matching ErrFileTooLarge; otherwise errors are as
 // for [Parse].
-func ReadFile(filename string) (*File, error) {
+func ReadFile(filename string, schema *Schema) (*File, error) {
 	data, err := readFile(filename)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(data, filename)
+	return Parse(data, filename, schema)
+}
+
+// Schema is what a configuration file may name that this package does not
+// own. A nil *Schema is the zero Schema.
+type Schema struct {
+	// KeyStores lists the key stores the keystore section may name
+	// (internal/keystore/stores.All). Nil means none: every keystore
+	// section is an unknown key.
+	KeyStores []Backend
 }
 
 // Parse parses and validates the configuration data; filename is used in
 // error messages only. "${NAME}" references are resolved with
 // os.LookupEnv. Every error is an [*Error] holding the line of the
-// offending key or value.
-func Parse(data []byte, filename string) (*File, error) {
+// offending key or value. schema says which key stores and routes the file
+// may name.
+func Parse(data []byte, filename string, schema *Schema) (*File, error) {
+	if schema == nil {
+		schema = new(Schema)
+	}
 	if len(data) > MaxFileSize {
 		return nil, &Error{File: filename, Err: ErrFileTooLarge}
 	}
@@ -156,7 +174,7 @@ func Parse(data []byte, filename string) (*File, error) {
 		return nil, yamlError(filename, err)
 	}
 	// Without aliases a document cannot hold more values than bytes.
-	d := &decoder{file: filename, lookup: os.LookupEnv, budget: 2*len(data) + 1024}
+	d := &Decoder{file: filename, lookup: os.LookupEnv, budget: 2*len(data) + 1024, schema: schema}
 	root := &doc
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
 		root = doc.Content[0]
@@ -213,7 +231,7 @@ type rawFile struct {
 }
 
 // decodeFile decodes the document root and validates it.
-func (d *decoder) decodeFile(root *yaml.Node) (*File, error) {
+func (d *Decoder) decodeFile(root *yaml.Node) (*File, error) {
 	if root = resolve(root); root == nil || root.Kind == 0 {
 		root = &yaml.Node{Kind: yaml.MappingNode, Line: 1}
 	}
@@ -223,19 +241,19 @@ func (d *decoder) decodeFile(root *yaml.Node) (*File, error) {
 	r := &rawFile{root: root, tlsNode: root}
 	var rootID, adminID string
 	var rootNode *yaml.Node
-	err := d.mapping(root, "", map[string]field{
+	err := d.Mapping(root, "", map[string]Field{
 		"version": d.version,
 		"address": d.address(&r.Address),
 		"admin": func(p string, k, v *yaml.Node) error {
 			r.adminNode = k
-			return d.mapping(v, p, map[string]field{"identity": func(p string, k, v *yaml.Node) error {
+			return d.Mapping(v, p, map[string]Field{"identity": func(p string, k, v *yaml.Node) error {
 				r.adminNode = k
-				return d.str(&adminID)(p, k, v)
+				return d.Str(&adminID)(p, k, v)
 			}})
 		},
 		"root": func(p string, k, v *yaml.Node) error {
 			rootNode = k
-			return d.str(&rootID)(p, k, v)
+			return d.Str(&rootID)(p, k, v)
 		},
 		"tls":      d.tls(r),
 		"cache":    d.cache(&r.Cache),
@@ -250,7 +268,7 @@ func (d *decoder) decodeFile(root *yaml.Node) (*File, error) {
 	}
 	switch {
 	case rootNode != nil && r.adminNode != nil:
-		return nil, d.failf(rootNode, "kesconf: legacy key 'root' and 'admin.identity' must not both be specified")
+		return nil, d.Failf(rootNode, "kesconf: legacy key 'root' and 'admin.identity' must not both be specified")
 	case rootNode != nil:
 		r.adminNode, adminID = rootNode, rootID
 	}
@@ -259,13 +277,13 @@ func (d *decoder) decodeFile(root *yaml.Node) (*File, error) {
 }
 
 // validate checks the rules that span sections, in a fixed order.
-func (d *decoder) validate(r *rawFile) (*File, error) {
+func (d *Decoder) validate(r *rawFile) (*File, error) {
 	if r.Admin == "" {
 		n := r.adminNode
 		if n == nil {
 			n = r.root
 		}
-		return nil, d.fail(n, ErrNoAdmin)
+		return nil, d.Fail(n, ErrNoAdmin)
 	}
 	if err := d.validateTLS(r); err != nil {
 		return nil, err
@@ -282,19 +300,19 @@ func (d *decoder) validate(r *rawFile) (*File, error) {
 }
 
 // version accepts only "v1" or an empty value (never env-expanded).
-func (d *decoder) version(path string, _, v *yaml.Node) error {
+func (d *Decoder) version(path string, _, v *yaml.Node) error {
 	s, err := d.scalar(v, path, false)
 	if err != nil {
 		return err
 	}
 	if s != "" && s != "v1" {
-		return d.failf(v, "edge: invalid server config version '%s'", s)
+		return d.Failf(v, "edge: invalid server config version '%s'", s)
 	}
 	return nil
 }
 
 // address checks "[ip]:port" with an empty or IP-literal host.
-func (d *decoder) address(dst *string) field {
+func (d *Decoder) address(dst *string) Field {
 	return func(path string, _, v *yaml.Node) error {
 		s, err := d.scalar(v, path, true)
 		if err != nil || s == "" {
@@ -302,10 +320,10 @@ func (d *decoder) address(dst *string) field {
 		}
 		host, port, err := net.SplitHostPort(s)
 		if _, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil {
-			return d.failf(v, "kesconf: invalid address '%s': missing or invalid port", s)
+			return d.Failf(v, "kesconf: invalid address '%s': missing or invalid port", s)
 		}
 		if host != "" && net.ParseIP(host) == nil {
-			return d.failf(v, "'%s' is not a valid IP address", host)
+			return d.Failf(v, "'%s' is not a valid IP address", host)
 		}
 		*dst = s
 		return nil

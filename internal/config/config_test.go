@@ -9,18 +9,9 @@ import (
 
 	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/config"
+	"github.com/openkes/kes/internal/keystore/stores"
+	"github.com/openkes/kes/internal/keystore/vault"
 )
-
-// base is the File every testdata/<backend>.yml shares, without KeyStore.
-func base(ks config.KeyStore) *config.File {
-	return &config.File{
-		Address:  config.DefaultAddress,
-		Admin:    "disabled",
-		TLS:      config.TLS{KeyFile: "./server.key", CertFile: "./server.crt", Auth: config.AuthOff},
-		Cache:    config.Cache{Any: 5 * time.Minute, Unused: 30 * time.Second},
-		KeyStore: ks,
-	}
-}
 
 func notice(file string, line int, msg string) config.Notice {
 	return config.Notice{File: filepath.Join("testdata", file), Line: line, Msg: msg}
@@ -59,7 +50,7 @@ func TestReadFile(t *testing.T) {
 				},
 			},
 			Keys:     []string{"my-key", "my-key-2"},
-			KeyStore: &config.FSConfig{Path: "/var/lib/kes/keys"},
+			KeyStore: &stores.FS{Path: "/var/lib/kes/keys"},
 			Notices:  []config.Notice{notice("full.yml", 36, "api route '/v1/unknown' does not exist and is ignored")},
 		}},
 		{"legacy-v017.yml", &config.File{
@@ -73,7 +64,7 @@ func TestReadFile(t *testing.T) {
 				Allow:      []string{"/v1/key/create/my-key*", "/v1/key/generate/my-key*"},
 				Identities: []kes.Identity{"df7281ca3fed4ef7d06297eb7cb9d590a4edc863b4425f4762bb2afaebfd3258"},
 			}},
-			KeyStore: &config.FSConfig{Path: "./keys"},
+			KeyStore: &stores.FS{Path: "./keys"},
 		}},
 		{"legacy-v013.yml", &config.File{
 			Address: "0.0.0.0:7373",
@@ -84,11 +75,13 @@ func TestReadFile(t *testing.T) {
 				Allow:      []string{"/v1/key/create/app-key", "/v1/key/generate/app-key"},
 				Identities: []kes.Identity{"df7281ca3fed4ef7d06297eb7cb9d590a4edc863b4425f4762bb2afaebfd3258"},
 			}},
-			KeyStore: &config.VaultConfig{
-				Endpoint: "https://127.0.0.1:8200", Engine: "kv", EngineVersion: "v1",
-				AppRole:    config.VaultAppRole{Engine: "approle", ID: "f5d6a54f-2ad1-4ba4-8d8a-4fbb3a4a6e5f", Secret: "1ba4b8aa-1ed2-4c2e-81d6-c1eb2c4f5d6a"},
+			// The store's defaults (engine kv, v1, approle) are the vault
+			// package's: the decoded Config leaves them empty.
+			KeyStore: &stores.Vault{Config: vault.Config{
+				Endpoint:   "https://127.0.0.1:8200",
+				AppRole:    &vault.AppRole{ID: "f5d6a54f-2ad1-4ba4-8d8a-4fbb3a4a6e5f", Secret: "1ba4b8aa-1ed2-4c2e-81d6-c1eb2c4f5d6a"},
 				StatusPing: 10 * time.Second,
-			},
+			}},
 			Notices: []config.Notice{notice("legacy-v013.yml", 23, "legacy key 'keys.vault.approle.retry' is ignored")},
 		}},
 		{"vectors.yml", &config.File{
@@ -109,54 +102,12 @@ func TestReadFile(t *testing.T) {
 					"aeb84fdc4ed6fc04eb3895b603f8da0d8fc1a0cd429dac1a66c3f12bdfe93f06",
 				},
 			}},
-			KeyStore: &config.FSConfig{Path: "/tmp/vectors/keystore"},
+			KeyStore: &stores.FS{Path: "/tmp/vectors/keystore"},
 		}},
-		{"fs.yml", base(&config.FSConfig{Path: "/var/lib/kes"})},
-		{"vault.yml", withNotices(base(&config.VaultConfig{
-			Endpoint: "https://127.0.0.1:8200", Engine: "secrets", EngineVersion: "v2", Namespace: "ns1", Prefix: "tenant-1",
-			Transit:    config.VaultTransit{Engine: "my-transit", Key: "my-transit-key"},
-			AppRole:    config.VaultAppRole{Engine: "my-approle", Namespace: "/", ID: "f5d6a54f", Secret: "1ba4b8aa"},
-			TLS:        config.VaultTLS{KeyFile: "./vault-client.key", CertFile: "./vault-client.crt", CAPath: "./vault-ca.pem"},
-			StatusPing: 10 * time.Second,
-		}), notice("vault.yml", 21, "legacy key 'keystore.vault.approle.retry' is ignored"))},
-		{"vault-kubernetes.yml", withNotices(base(&config.VaultConfig{
-			Endpoint: "https://vault.example.com:8200", Engine: "kv", EngineVersion: "v1",
-			Kubernetes: config.VaultKubernetes{Engine: "k8s", Namespace: "team", Role: "kes", JWT: "/var/run/secrets/kubernetes.io/serviceaccount/token"},
-			StatusPing: config.DefaultVaultStatusPing,
-		}), notice("vault-kubernetes.yml", 14, "legacy key 'keystore.vault.kubernetes.retry' is ignored"))},
-		{"fortanix.yml", base(&config.FortanixConfig{
-			Endpoint: "https://sdkms.fortanix.com", GroupID: "8b2f0e2a", APIKey: "NjE1ZmQ4MTYtMjEzOS00", CAPath: "./fortanix-ca.pem",
-		})},
-		{"keysecure.yml", withNotices(base(&config.KeySecureConfig{
-			Endpoint: "https://127.0.0.1", Token: "ehTdmWGS7fBq", Domain: "root", CAPath: "./keysecure-ca.pem",
-		}), notice("keysecure.yml", 13, "legacy key 'keystore.gemalto.keysecure.credentials.retry' is ignored"))},
-		{"gcp.yml", base(&config.GCPConfig{
-			ProjectID: "my-project", Endpoint: "secretmanager.googleapis.com:443",
-			Scopes: []string{"https://www.googleapis.com/auth/cloud-platform"},
-			Credentials: config.GCPCredentials{
-				ClientEmail: "kes@my-project.iam.gserviceaccount.com", ClientID: "1234567890", PrivateKeyID: "0a1b2c3d",
-				PrivateKey: "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
-			},
-		})},
-		{"aws.yml", base(&config.AWSConfig{
-			Endpoint: "secretsmanager.us-east-2.amazonaws.com", Region: "us-east-2", KMSKey: "alias/kes",
-			AccessKey: "AKIAIOSFODNN7EXAMPLE", SecretKey: "wJalrXUtnFEMI", SessionToken: "FwoGZXIvYXdz",
-		})},
-		{"azure.yml", base(&config.AzureConfig{
-			Endpoint:    "https://kes.vault.azure.net",
-			Credentials: config.AzureCredentials{TenantID: "3a2c1b0d", ClientID: "7e6f5a4b", ClientSecret: "s3cr3t"},
-		})},
-		{"azure-managed.yml", base(&config.AzureConfig{
-			Endpoint: "https://kes.vault.azure.net", ManagedIdentityClientID: "9c8d7e6f",
-		})},
-		{"entrust.yml", base(&config.EntrustConfig{
-			Endpoint: "https://keycontrol.example.com", VaultID: "1b2c3d4e", BoxID: "kes-box",
-			Username: "kes", Password: "p4ssw0rd", CAPath: "./entrust-ca.pem",
-		})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			got, err := config.ReadFile(filepath.Join("testdata", tt.file))
+			got, err := config.ReadFile(filepath.Join("testdata", tt.file), schema)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -165,37 +116,6 @@ func TestReadFile(t *testing.T) {
 				if !reflect.DeepEqual(got.KeyStore, tt.want.KeyStore) {
 					t.Errorf("keystore: got %#v, want %#v", got.KeyStore, tt.want.KeyStore)
 				}
-			}
-		})
-	}
-}
-
-func withNotices(f *config.File, n ...config.Notice) *config.File {
-	f.Notices = n
-	return f
-}
-
-func TestBanner(t *testing.T) {
-	tests := []struct {
-		file, want string
-	}{
-		{"fs.yml", "Filesystem: /var/lib/kes"},
-		{"vault.yml", "Hashicorp Vault: https://127.0.0.1:8200"},
-		{"fortanix.yml", "Fortanix SDKMS: https://sdkms.fortanix.com"},
-		{"keysecure.yml", "Gemalto KeySecure: https://127.0.0.1"},
-		{"gcp.yml", "GCP SecretManager: Project=my-project"},
-		{"aws.yml", "AWS SecretsManager: secretsmanager.us-east-2.amazonaws.com"},
-		{"azure.yml", "Azure KeyVault: https://kes.vault.azure.net"},
-		{"entrust.yml", "Entrust KeyControl: https://keycontrol.example.com"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.file, func(t *testing.T) {
-			f, err := config.ReadFile(filepath.Join("testdata", tt.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := f.KeyStore.Banner(); got != tt.want {
-				t.Errorf("Banner() = %q, want %q", got, tt.want)
 			}
 		})
 	}

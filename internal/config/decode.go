@@ -11,13 +11,26 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// decoder walks a yaml.Node tree. Every error it returns is an [*Error]
-// carrying the file name and the line of the offending node.
-type decoder struct {
+// Decoder walks the yaml.Node tree of one configuration file. Every error it
+// returns is an [*Error] carrying the file name and the line of the
+// offending node, and every string it reads may be a "${NAME}" reference to
+// an environment variable (config.md §2).
+//
+// [Parse] creates the Decoder and hands it to the decode function of the
+// key store section ([Backend]), which describes its keys with [Field]s:
+//
+//	err := d.Mapping(val, path, map[string]config.Field{
+//		"endpoint": d.Str(&c.Endpoint),
+//		"tls":      d.Sub(map[string]config.Field{"ca": d.Str(&c.CAPath)}),
+//	})
+//
+// A Decoder is used by one goroutine, for one file.
+type Decoder struct {
 	file    string
 	lookup  func(string) (string, bool) // environment; os.LookupEnv
 	notices []Notice
 	budget  int // values left to visit; bounds alias amplification
+	schema  *Schema
 }
 
 // errTooComplex is returned when aliases make the document expand to far
@@ -25,19 +38,22 @@ type decoder struct {
 var errTooComplex = errors.New("kesconf: invalid YAML: too many values (aliases expand too much)")
 
 // visit charges n values against the budget.
-func (d *decoder) visit(at *yaml.Node, n int) error {
+func (d *Decoder) visit(at *yaml.Node, n int) error {
 	if d.budget -= n; d.budget < 0 {
-		return d.fail(at, errTooComplex)
+		return d.Fail(at, errTooComplex)
 	}
 	return nil
 }
 
-// field decodes the value of one mapping key. path is the dotted key path
-// (e.g. "tls.key"), key the key node and val its value node.
-type field func(path string, key, val *yaml.Node) error
+// Field decodes the value of one mapping key. path is the dotted key path
+// (e.g. "tls.key"), key the key node and val its value node. An error it
+// returns should come from the [Decoder] ([Decoder.Fail]), so that it
+// names the line.
+type Field func(path string, key, val *yaml.Node) error
 
-// fail returns err positioned at n.
-func (d *decoder) fail(n *yaml.Node, err error) error {
+// Fail returns err as an [*Error] at the line of n (0 if n is nil). err
+// keeps its text: the caller owns the message, the Decoder adds the place.
+func (d *Decoder) Fail(n *yaml.Node, err error) error {
 	line := 0
 	if n != nil {
 		line = n.Line
@@ -45,13 +61,13 @@ func (d *decoder) fail(n *yaml.Node, err error) error {
 	return &Error{File: d.file, Line: line, Err: err}
 }
 
-// failf returns a formatted error positioned at n.
-func (d *decoder) failf(n *yaml.Node, format string, args ...any) error {
-	return d.fail(n, fmt.Errorf(format, args...))
+// Failf returns a formatted error at the line of n, as [Decoder.Fail].
+func (d *Decoder) Failf(n *yaml.Node, format string, args ...any) error {
+	return d.Fail(n, fmt.Errorf(format, args...))
 }
 
 // notice records an accepted but ignored key.
-func (d *decoder) notice(n *yaml.Node, format string, args ...any) {
+func (d *Decoder) notice(n *yaml.Node, format string, args ...any) {
 	d.notices = append(d.notices, Notice{File: d.file, Line: n.Line, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -84,19 +100,20 @@ func kindName(n *yaml.Node) string {
 	}
 }
 
-// mapping calls fields[key] for each entry of the mapping n. A null n is an
-// empty mapping. Unknown and duplicate keys are errors.
-func (d *decoder) mapping(n *yaml.Node, path string, fields map[string]field) error {
+// Mapping calls fields[key] for each entry of the mapping n, in file order.
+// path is the dotted path of n, for messages. A null n is an empty mapping.
+// Unknown and duplicate keys are errors.
+func (d *Decoder) Mapping(n *yaml.Node, path string, fields map[string]Field) error {
 	if n = resolve(n); isNull(n) {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
-		return d.fail(n, &TypeError{Key: path, Want: "a mapping", Got: kindName(n)})
+		return d.Fail(n, &TypeError{Key: path, Want: "a mapping", Got: kindName(n)})
 	}
 	return d.entries(n, path, func(p string, k, v *yaml.Node) error {
 		f, ok := fields[k.Value]
 		if !ok {
-			return d.fail(k, &UnknownKeyError{Key: p})
+			return d.Fail(k, &UnknownKeyError{Key: p})
 		}
 		return f(p, k, v)
 	})
@@ -104,7 +121,7 @@ func (d *decoder) mapping(n *yaml.Node, path string, fields map[string]field) er
 
 // entries calls fn for every key/value pair of the mapping n, rejecting
 // non-scalar and duplicate keys.
-func (d *decoder) entries(n *yaml.Node, path string, fn field) error {
+func (d *Decoder) entries(n *yaml.Node, path string, fn Field) error {
 	if err := d.visit(n, len(n.Content)/2); err != nil {
 		return err
 	}
@@ -112,14 +129,14 @@ func (d *decoder) entries(n *yaml.Node, path string, fn field) error {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := resolve(n.Content[i]), n.Content[i+1]
 		if k == nil || k.Kind != yaml.ScalarNode {
-			return d.fail(n.Content[i], &TypeError{Key: path, Want: "a scalar key", Got: kindName(n.Content[i])})
+			return d.Fail(n.Content[i], &TypeError{Key: path, Want: "a scalar key", Got: kindName(n.Content[i])})
 		}
 		p := k.Value
 		if path != "" {
 			p = path + "." + k.Value
 		}
 		if first, ok := seen[k.Value]; ok {
-			return d.fail(k, &DuplicateKeyError{Key: p, FirstLine: first})
+			return d.Fail(k, &DuplicateKeyError{Key: p, FirstLine: first})
 		}
 		seen[k.Value] = k.Line
 		if err := fn(p, k, v); err != nil {
@@ -131,12 +148,12 @@ func (d *decoder) entries(n *yaml.Node, path string, fn field) error {
 
 // scalar returns the text of the scalar n ("" for null), expanding a
 // whole-value "${NAME}" reference if expand is set.
-func (d *decoder) scalar(n *yaml.Node, path string, expand bool) (string, error) {
+func (d *Decoder) scalar(n *yaml.Node, path string, expand bool) (string, error) {
 	if n = resolve(n); isNull(n) {
 		return "", nil
 	}
 	if n.Kind != yaml.ScalarNode {
-		return "", d.fail(n, &TypeError{Key: path, Want: "a scalar", Got: kindName(n)})
+		return "", d.Fail(n, &TypeError{Key: path, Want: "a scalar", Got: kindName(n)})
 	}
 	if !expand {
 		return n.Value, nil
@@ -146,7 +163,7 @@ func (d *decoder) scalar(n *yaml.Node, path string, expand bool) (string, error)
 
 // expand implements config.md §2: a value whose trimmed text is exactly
 // "${NAME}" is replaced by the variable's value; anything else is literal.
-func (d *decoder) expand(n *yaml.Node) (string, error) {
+func (d *Decoder) expand(n *yaml.Node) (string, error) {
 	s := strings.TrimSpace(n.Value)
 	if !strings.HasPrefix(s, "${") || !strings.HasSuffix(s, "}") {
 		return n.Value, nil
@@ -154,21 +171,22 @@ func (d *decoder) expand(n *yaml.Node) (string, error) {
 	name := strings.TrimSpace(s[2 : len(s)-1])
 	v, ok := d.lookup(name)
 	if !ok {
-		return "", d.fail(n, &EnvError{Name: name, Line: n.Line})
+		return "", d.Fail(n, &EnvError{Name: name, Line: n.Line})
 	}
 	return v, nil
 }
 
-// str returns a field that stores an env-expanded string in dst.
-func (d *decoder) str(dst *string) field {
+// Str returns a field that stores an env-expanded string in dst.
+func (d *Decoder) Str(dst *string) Field {
 	return func(path string, _, v *yaml.Node) (err error) {
 		*dst, err = d.scalar(v, path, true)
 		return err
 	}
 }
 
-// boolean returns a field that stores a YAML 1.2 boolean in dst.
-func (d *decoder) boolean(dst *bool) field {
+// Boolean returns a field that stores a YAML 1.2 boolean (true, false,
+// null) in dst.
+func (d *Decoder) Boolean(dst *bool) Field {
 	return func(path string, _, v *yaml.Node) error {
 		s, err := d.scalar(v, path, true)
 		if err != nil {
@@ -180,15 +198,15 @@ func (d *decoder) boolean(dst *bool) field {
 		case "false", "False", "FALSE", "":
 			*dst = false
 		default:
-			return d.fail(v, &TypeError{Key: path, Want: "true or false", Got: fmt.Sprintf("'%s'", s)})
+			return d.Fail(v, &TypeError{Key: path, Want: "true or false", Got: fmt.Sprintf("'%s'", s)})
 		}
 		return nil
 	}
 }
 
-// duration returns a field that stores a Go duration string in dst. An
-// empty value is zero; a bare integer other than 0 is an error.
-func (d *decoder) duration(dst *time.Duration) field {
+// Duration returns a field that stores a Go duration string ("15s") in
+// dst. An empty value is zero; a bare integer other than 0 is an error.
+func (d *Decoder) Duration(dst *time.Duration) Field {
 	return func(path string, _, v *yaml.Node) error {
 		s, err := d.scalar(v, path, true)
 		if err != nil {
@@ -200,20 +218,21 @@ func (d *decoder) duration(dst *time.Duration) field {
 		}
 		t, err := time.ParseDuration(s)
 		if err != nil {
-			return d.fail(v, &TypeError{Key: path, Want: "a duration such as 15s or 5m", Got: fmt.Sprintf("'%s'", s)})
+			return d.Fail(v, &TypeError{Key: path, Want: "a duration such as 15s or 5m", Got: fmt.Sprintf("'%s'", s)})
 		}
 		*dst = t
 		return nil
 	}
 }
 
-// list returns the items of the sequence n as strings. A null n is empty.
-func (d *decoder) list(n *yaml.Node, path string, expand bool) ([]string, error) {
+// List returns the items of the sequence n as strings, env-expanded if
+// expand is set. A null n is empty.
+func (d *Decoder) List(n *yaml.Node, path string, expand bool) ([]string, error) {
 	if n = resolve(n); isNull(n) {
 		return nil, nil
 	}
 	if n.Kind != yaml.SequenceNode {
-		return nil, d.fail(n, &TypeError{Key: path, Want: "a sequence", Got: kindName(n)})
+		return nil, d.Fail(n, &TypeError{Key: path, Want: "a sequence", Got: kindName(n)})
 	}
 	if err := d.visit(n, len(n.Content)); err != nil {
 		return nil, err
@@ -229,25 +248,52 @@ func (d *decoder) list(n *yaml.Node, path string, expand bool) ([]string, error)
 	return out, nil
 }
 
-// strList returns a field that stores a list of strings in dst.
-func (d *decoder) strList(dst *[]string, expand bool) field {
+// StrList returns a field that stores a sequence of strings in dst.
+func (d *Decoder) StrList(dst *[]string, expand bool) Field {
 	return func(path string, _, v *yaml.Node) (err error) {
-		*dst, err = d.list(v, path, expand)
+		*dst, err = d.List(v, path, expand)
 		return err
 	}
 }
 
-// ignore returns a field for a legacy key that is accepted and ignored.
-func (d *decoder) ignore() field {
+// Ignore returns a field for a legacy key that is accepted and ignored; the
+// file's [Notice]s say so.
+func (d *Decoder) Ignore() Field {
 	return func(path string, k, _ *yaml.Node) error {
 		d.notice(k, "legacy key '%s' is ignored", path)
 		return nil
 	}
 }
 
-// sub returns a field that decodes a nested mapping.
-func (d *decoder) sub(fields map[string]field) field {
-	return func(path string, _, v *yaml.Node) error { return d.mapping(v, path, fields) }
+// Sub returns a field that decodes a nested mapping with fields.
+func (d *Decoder) Sub(fields map[string]Field) Field {
+	return func(path string, _, v *yaml.Node) error { return d.Mapping(v, path, fields) }
+}
+
+// NonNegative returns a [Decoder.Duration] field that rejects a negative
+// value with the message format (one %v verb for the duration).
+func (d *Decoder) NonNegative(dst *time.Duration, format string) Field {
+	return func(path string, k, v *yaml.Node) error {
+		if err := d.Duration(dst)(path, k, v); err != nil {
+			return err
+		}
+		if *dst < 0 {
+			return d.Failf(v, format, *dst)
+		}
+		return nil
+	}
+}
+
+// Presence returns a field that decodes a nested mapping with fields and,
+// if its value is not null, stores its key node in dst: the caller learns
+// that the section is present and where, for a later error.
+func (d *Decoder) Presence(dst **yaml.Node, fields map[string]Field) Field {
+	return func(p string, k, v *yaml.Node) error {
+		if !isNull(v) {
+			*dst = k
+		}
+		return d.Mapping(v, p, fields)
+	}
 }
 
 // readFile reads name, refusing files larger than MaxFileSize.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/config"
+	"github.com/openkes/kes/internal/keystore/stores"
 )
 
 func TestEnvExpansion(t *testing.T) {
@@ -49,7 +50,7 @@ func TestEnvExpansion(t *testing.T) {
 		"keystore:",
 		"  fs:",
 		"    path: ${KES_TEST_PATH}",
-	)), "kes.yml")
+	)), "kes.yml", schema)
 	var cerr *config.Error
 	if !errors.As(err, &cerr) || cerr.Line != 16 {
 		t.Fatalf("Parse: got %v; want the invalid policy name '${KES_TEST_POLICY}' on line 16 (names are not expanded)", err)
@@ -81,7 +82,7 @@ func TestEnvExpansion(t *testing.T) {
 		"keystore:",
 		"  fs:",
 		"    path: ${KES_TEST_PATH}",
-	)), "kes.yml")
+	)), "kes.yml", schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func TestEnvExpansion(t *testing.T) {
 			Identities: []kes.Identity{"df7281ca3fed4ef7d06297eb7cb9d590a4edc863b4425f4762bb2afaebfd3258"},
 		}},
 		Keys:     []string{"my-key"},
-		KeyStore: &config.FSConfig{Path: "/var/lib/kes"},
+		KeyStore: &stores.FS{Path: "/var/lib/kes"},
 		Notices:  []config.Notice{{File: "kes.yml", Line: 10, Msg: "api route '${KES_TEST_ROUTE}' does not exist and is ignored"}},
 	}
 	if !reflect.DeepEqual(f, want) {
@@ -120,7 +121,7 @@ func TestEnvErrors(t *testing.T) {
 		{"bool", valid("api:", "  /v1/status:", "    skip_auth: ${KES_TEST_BAD_BOOL}"), 11,
 			"kesconf: invalid value for 'api./v1/status.skip_auth': expected true or false, found 'yes'", nil},
 	})
-	_, err := config.Parse([]byte(valid("address: ${KES_TEST_UNSET}")), "kes.yml")
+	_, err := config.Parse([]byte(valid("address: ${KES_TEST_UNSET}")), "kes.yml", schema)
 	var envErr *config.EnvError
 	if !errors.As(err, &envErr) || envErr.Name != "KES_TEST_UNSET" || envErr.Line != 9 {
 		t.Errorf("Parse: got %v, want an EnvError for KES_TEST_UNSET on line 9", err)
@@ -144,7 +145,7 @@ func TestDefaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := config.Parse([]byte(valid(tt.cache...)), "kes.yml")
+			f, err := config.Parse([]byte(valid(tt.cache...)), "kes.yml", schema)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -179,7 +180,7 @@ func TestLogLevels(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.value, func(t *testing.T) {
-			f, err := config.Parse([]byte(valid("log:", "  error: "+tt.value, "  audit: "+tt.value)), "kes.yml")
+			f, err := config.Parse([]byte(valid("log:", "  error: "+tt.value, "  audit: "+tt.value)), "kes.yml", schema)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -191,11 +192,11 @@ func TestLogLevels(t *testing.T) {
 }
 
 func TestReadFileErrors(t *testing.T) {
-	if _, err := config.ReadFile("testdata/does-not-exist.yml"); err == nil {
+	if _, err := config.ReadFile("testdata/does-not-exist.yml", schema); err == nil {
 		t.Error("ReadFile of a missing file: got no error")
 	}
 	big := make([]byte, config.MaxFileSize+1)
-	_, err := config.Parse(big, "big.yml")
+	_, err := config.Parse(big, "big.yml", schema)
 	if !errors.Is(err, config.ErrFileTooLarge) {
 		t.Errorf("Parse of %d bytes: got %v, want ErrFileTooLarge", len(big), err)
 	}

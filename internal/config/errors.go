@@ -85,13 +85,3 @@ type RemovedKeyStoreError struct {
 func (e *RemovedKeyStoreError) Error() string {
 	return fmt.Sprintf("kesconf: keystore '%s' is no longer supported; use one of the other keystores", e.Name)
 }
-
-// NotBuiltError is returned by [KeyStore.Connect] for backends whose
-// configuration is parsed but whose store is not part of this release yet.
-type NotBuiltError struct {
-	Name string // e.g. "vault", "aws.secretsmanager"
-}
-
-func (e *NotBuiltError) Error() string {
-	return fmt.Sprintf("keystore '%s' is not built yet in this OpenKES release", e.Name)
-}

@@ -7,7 +7,12 @@ import (
 	"testing"
 
 	"github.com/openkes/kes/internal/config"
+	"github.com/openkes/kes/internal/keystore/stores"
 )
+
+// schema names every store of the server's table, so that the examples
+// decode as the server decodes them.
+var schema = &config.Schema{KeyStores: stores.All}
 
 // doc joins lines into a YAML document; line i of the slice is line i+1.
 func doc(lines ...string) string { return strings.Join(lines, "\n") + "\n" }
@@ -52,7 +57,7 @@ func runErrorTests(t *testing.T, tests []errorTest) {
 	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := config.Parse([]byte(tt.yaml), "kes.yml")
+			_, err := config.Parse([]byte(tt.yaml), "kes.yml", schema)
 			var cerr *config.Error
 			if !errors.As(err, &cerr) {
 				t.Fatalf("Parse: got %v, want a *config.Error", err)
@@ -168,7 +173,7 @@ func TestAliasAmplification(t *testing.T) {
 	for i := range 5000 {
 		fmt.Fprintf(&b, "  p%d: {allow: *a}\n", i)
 	}
-	_, err := config.Parse([]byte(b.String()), "kes.yml")
+	_, err := config.Parse([]byte(b.String()), "kes.yml", schema)
 	var cerr *config.Error
 	if !errors.As(err, &cerr) || cerr.Err.Error() != "kesconf: invalid YAML: too many values (aliases expand too much)" {
 		t.Fatalf("Parse: got %v, want the too-many-values error", err)
@@ -176,9 +181,9 @@ func TestAliasAmplification(t *testing.T) {
 }
 
 func TestSecretsNotPrinted(t *testing.T) {
-	for _, file := range []string{"full.yml", "vault.yml", "fortanix.yml", "keysecure.yml", "gcp.yml", "aws.yml", "azure.yml", "entrust.yml"} {
+	for _, file := range []string{"full.yml", "legacy-v013.yml"} {
 		t.Run(file, func(t *testing.T) {
-			f, err := config.ReadFile("testdata/" + file)
+			f, err := config.ReadFile("testdata/"+file, schema)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -26,7 +26,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(valid("a: &a [x, *a]")))
 	f.Add([]byte("x: &x {y: *x}\nadmin: *x\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := config.Parse(data, "fuzz.yml")
+		cfg, err := config.Parse(data, "fuzz.yml", schema)
 		if err != nil {
 			var cerr *config.Error
 			if !errors.As(err, &cerr) {

@@ -35,13 +35,13 @@ type policyNodes struct {
 
 // policies decodes the policy section. Policy names and allow/deny patterns
 // are never env-expanded; identities are.
-func (d *decoder) policies(r *rawFile) field {
+func (d *Decoder) policies(r *rawFile) Field {
 	return func(path string, _, v *yaml.Node) error {
 		if v = resolve(v); isNull(v) {
 			return nil
 		}
 		if v.Kind != yaml.MappingNode {
-			return d.fail(v, &TypeError{Key: path, Want: "a mapping", Got: kindName(v)})
+			return d.Fail(v, &TypeError{Key: path, Want: "a mapping", Got: kindName(v)})
 		}
 		pn := &r.policyNodes
 		pn.names, pn.ids = make(map[string]*yaml.Node), make(map[string][]*yaml.Node)
@@ -49,12 +49,12 @@ func (d *decoder) policies(r *rawFile) field {
 		return d.entries(v, path, func(p string, k, v *yaml.Node) error {
 			var pc PolicyConfig
 			var paths []string
-			err := d.mapping(v, p, map[string]field{
-				"allow": d.strList(&pc.Allow, false),
-				"deny":  d.strList(&pc.Deny, false),
-				"paths": d.strList(&paths, false), // ≤ v0.14: same as allow
+			err := d.Mapping(v, p, map[string]Field{
+				"allow": d.StrList(&pc.Allow, false),
+				"deny":  d.StrList(&pc.Deny, false),
+				"paths": d.StrList(&paths, false), // ≤ v0.14: same as allow
 				"identities": func(p string, _, v *yaml.Node) error {
-					ids, err := d.list(v, p, true)
+					ids, err := d.List(v, p, true)
 					if err != nil {
 						return err
 					}
@@ -81,7 +81,7 @@ func (d *decoder) policies(r *rawFile) field {
 // validatePolicies checks names and the identity assignment rules of
 // identity-and-auth.md §4.2 in file order, so the reported policy is the
 // later of two.
-func (d *decoder) validatePolicies(r *rawFile) error {
+func (d *Decoder) validatePolicies(r *rawFile) error {
 	proxies := make(map[kes.Identity]bool, len(r.TLS.Proxy.Identities))
 	for _, id := range r.TLS.Proxy.Identities {
 		proxies[id] = true
@@ -90,20 +90,20 @@ func (d *decoder) validatePolicies(r *rawFile) error {
 	pn := r.policyNodes
 	for _, name := range pn.order {
 		if !names.Valid(name) {
-			return d.failf(pn.names[name], "kes: policy name '%s' is empty, too long or contains invalid characters", name)
+			return d.Failf(pn.names[name], "kes: policy name '%s' is empty, too long or contains invalid characters", name)
 		}
 		for i, id := range r.Policies[name].Identities {
 			n := pn.ids[name][i]
 			switch {
 			case !names.Valid(id.String()):
-				return d.failf(n, "kes: identity '%s' is empty, too long or contains invalid characters", id)
+				return d.Failf(n, "kes: identity '%s' is empty, too long or contains invalid characters", id)
 			case id == r.Admin:
-				return d.failf(n, "kesconf: invalid policy '%s': identity '%s' is already admin", name, id)
+				return d.Failf(n, "kesconf: invalid policy '%s': identity '%s' is already admin", name, id)
 			case proxies[id]:
-				return d.failf(n, "kesconf: invalid policy '%s': identity '%s' is already a TLS proxy", name, id)
+				return d.Failf(n, "kesconf: invalid policy '%s': identity '%s' is already a TLS proxy", name, id)
 			}
 			if _, ok := assigned[id]; ok {
-				return d.fail(n, fmt.Errorf("kes: cannot assign policy '%s' to '%s': identity already has a policy", name, id))
+				return d.Fail(n, fmt.Errorf("kes: cannot assign policy '%s' to '%s': identity already has a policy", name, id))
 			}
 			assigned[id] = name
 		}
@@ -113,7 +113,7 @@ func (d *decoder) validatePolicies(r *rawFile) error {
 
 // keys decodes the keys section: a list of {name} (predefined keys), or in
 // files of v0.13 and before a mapping holding the keystore.
-func (d *decoder) keys(r *rawFile) field {
+func (d *Decoder) keys(r *rawFile) Field {
 	return func(path string, k, v *yaml.Node) error {
 		if v = resolve(v); v != nil && v.Kind == yaml.MappingNode {
 			return d.keystore(r)(path, k, v)
@@ -122,19 +122,19 @@ func (d *decoder) keys(r *rawFile) field {
 			return nil
 		}
 		if v.Kind != yaml.SequenceNode {
-			return d.fail(v, &TypeError{Key: path, Want: "a sequence", Got: kindName(v)})
+			return d.Fail(v, &TypeError{Key: path, Want: "a sequence", Got: kindName(v)})
 		}
 		seen := make(map[string]bool, len(v.Content))
 		for _, item := range v.Content {
 			var name string
-			if err := d.mapping(item, path+"[]", map[string]field{"name": d.str(&name)}); err != nil {
+			if err := d.Mapping(item, path+"[]", map[string]Field{"name": d.Str(&name)}); err != nil {
 				return err
 			}
 			if name == "" {
-				return d.failf(item, "kesconf: invalid key config: key name is empty")
+				return d.Failf(item, "kesconf: invalid key config: key name is empty")
 			}
 			if seen[name] {
-				return d.failf(item, "kesconf: invalid key config: key '%s' is defined multiple times", name)
+				return d.Failf(item, "kesconf: invalid key config: key '%s' is defined multiple times", name)
 			}
 			seen[name] = true
 			r.Keys = append(r.Keys, name)

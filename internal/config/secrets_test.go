@@ -9,20 +9,13 @@ import (
 )
 
 func TestHasSecrets(t *testing.T) {
+	// Each store's credentials: TestHasSecrets in internal/keystore/stores.
 	for file, want := range map[string]bool{
-		"fs.yml":               false,
-		"full.yml":             false, // password: ""
-		"vault.yml":            true,  // AppRole secret
-		"vault-kubernetes.yml": false, // the JWT is a file path
-		"aws.yml":              true,
-		"azure.yml":            true,
-		"azure-managed.yml":    false,
-		"gcp.yml":              true,
-		"fortanix.yml":         true,
-		"keysecure.yml":        true,
-		"entrust.yml":          true,
+		"full.yml": false, // password: ""
+		"../../keystore/stores/testdata/vault.yml": true, // AppRole secret
+		"../../keystore/stores/testdata/fs.yml":    false,
 	} {
-		f, err := config.ReadFile(filepath.Join("testdata", file))
+		f, err := config.ReadFile(filepath.Join("testdata", file), schema)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -30,7 +23,7 @@ func TestHasSecrets(t *testing.T) {
 			t.Errorf("%s: HasSecrets = %v, want %v", file, got, want)
 		}
 	}
-	f, err := config.Parse([]byte("admin: {identity: disabled}\ntls: {key: k, cert: c, password: s3cret}\nkeystore: {fs: {path: /x}}\n"), "pw.yml")
+	f, err := config.Parse([]byte("admin: {identity: disabled}\ntls: {key: k, cert: c, password: s3cret}\nkeystore: {fs: {path: /x}}\n"), "pw.yml", schema)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,11 +33,11 @@ func TestHasSecrets(t *testing.T) {
 }
 
 func TestExposedSecrets(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("testdata", "vault.yml"))
+	data, err := os.ReadFile(filepath.Join("..", "keystore", "stores", "testdata", "vault.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	noSecrets, err := os.ReadFile(filepath.Join("testdata", "fs.yml"))
+	noSecrets, err := os.ReadFile(filepath.Join("..", "keystore", "stores", "testdata", "fs.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +62,7 @@ func TestExposedSecrets(t *testing.T) {
 		if err := os.Chmod(name, tt.mode); err != nil {
 			t.Fatal(err)
 		}
-		f, err := config.ReadFile(name)
+		f, err := config.ReadFile(name, schema)
 		if err != nil {
 			t.Fatal(err)
 		}

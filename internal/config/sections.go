@@ -4,44 +4,29 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 )
 
-func (d *decoder) cache(c *Cache) field {
-	return d.sub(map[string]field{
-		"expiry": d.sub(map[string]field{
-			"any":     d.nonNegative(&c.Any, "kesconf: invalid cache expiry '%v'"),
-			"unused":  d.nonNegative(&c.Unused, "kesconf: invalid cache unused expiry '%v'"),
-			"offline": d.nonNegative(&c.Offline, "kesconf: invalid offline cache expiry '%v'"),
+func (d *Decoder) cache(c *Cache) Field {
+	return d.Sub(map[string]Field{
+		"expiry": d.Sub(map[string]Field{
+			"any":     d.NonNegative(&c.Any, "kesconf: invalid cache expiry '%v'"),
+			"unused":  d.NonNegative(&c.Unused, "kesconf: invalid cache unused expiry '%v'"),
+			"offline": d.NonNegative(&c.Offline, "kesconf: invalid offline cache expiry '%v'"),
 		}),
 	})
 }
 
-// nonNegative returns a duration field that rejects negative values with
-// the message format (one %v verb for the duration).
-func (d *decoder) nonNegative(dst *time.Duration, format string) field {
-	return func(path string, k, v *yaml.Node) error {
-		if err := d.duration(dst)(path, k, v); err != nil {
-			return err
-		}
-		if *dst < 0 {
-			return d.failf(v, format, *dst)
-		}
-		return nil
-	}
-}
-
-func (d *decoder) log(l *Log) field {
-	return d.sub(map[string]field{
+func (d *Decoder) log(l *Log) Field {
+	return d.Sub(map[string]Field{
 		"error": d.level(&l.Error),
 		"audit": d.level(&l.Audit),
 	})
 }
 
 // level returns a field that decodes a log level (config.md §8).
-func (d *decoder) level(dst *slog.Level) field {
+func (d *Decoder) level(dst *slog.Level) Field {
 	return func(path string, _, v *yaml.Node) error {
 		s, err := d.scalar(v, path, true)
 		if err != nil {
@@ -49,7 +34,7 @@ func (d *decoder) level(dst *slog.Level) field {
 		}
 		l, ok := parseLevel(s)
 		if !ok {
-			return d.failf(v, "kesconf: invalid log level '%s' for '%s'", s, path)
+			return d.Failf(v, "kesconf: invalid log level '%s' for '%s'", s, path)
 		}
 		*dst = l
 		return nil
@@ -89,25 +74,25 @@ var routes = map[string]bool{
 
 // api decodes the api section. Route keys are never env-expanded; keys that
 // name no route are validated, then dropped with a notice.
-func (d *decoder) api(dst *map[string]RouteConfig) field {
+func (d *Decoder) api(dst *map[string]RouteConfig) Field {
 	return func(path string, _, v *yaml.Node) error {
 		if v = resolve(v); isNull(v) {
 			return nil
 		}
 		if v.Kind != yaml.MappingNode {
-			return d.fail(v, &TypeError{Key: path, Want: "a mapping", Got: kindName(v)})
+			return d.Fail(v, &TypeError{Key: path, Want: "a mapping", Got: kindName(v)})
 		}
 		return d.entries(v, "", func(_ string, k, v *yaml.Node) error {
 			route := k.Value
 			var rc RouteConfig
-			err := d.mapping(v, path+"."+route, map[string]field{
-				"skip_auth": d.boolean(&rc.SkipAuth),
+			err := d.Mapping(v, path+"."+route, map[string]Field{
+				"skip_auth": d.Boolean(&rc.SkipAuth),
 				"timeout": func(p string, k, tv *yaml.Node) error {
-					if err := d.duration(&rc.Timeout)(p, k, tv); err != nil {
+					if err := d.Duration(&rc.Timeout)(p, k, tv); err != nil {
 						return err
 					}
 					if rc.Timeout < 0 {
-						return d.failf(tv, "kesconf: invalid timeout '%d' for API '%s'", int64(rc.Timeout), route)
+						return d.Failf(tv, "kesconf: invalid timeout '%d' for API '%s'", int64(rc.Timeout), route)
 					}
 					return nil
 				},

@@ -54,17 +54,17 @@ const (
 	AuthOff = "off"
 )
 
-func (d *decoder) tls(r *rawFile) field {
+func (d *Decoder) tls(r *rawFile) Field {
 	t := &r.TLS
 	return func(path string, k, v *yaml.Node) error {
 		r.tlsNode = k
 		var auth string
-		err := d.mapping(v, path, map[string]field{
-			"key":      d.str(&t.KeyFile),
-			"cert":     d.str(&t.CertFile),
-			"password": d.str(&t.Password),
+		err := d.Mapping(v, path, map[string]Field{
+			"key":      d.Str(&t.KeyFile),
+			"cert":     d.Str(&t.CertFile),
+			"password": d.Str(&t.Password),
 			"auth": func(p string, k, v *yaml.Node) error {
-				if err := d.str(&auth)(p, k, v); err != nil {
+				if err := d.Str(&auth)(p, k, v); err != nil {
 					return err
 				}
 				switch strings.ToLower(auth) {
@@ -73,14 +73,14 @@ func (d *decoder) tls(r *rawFile) field {
 				case AuthOn:
 					t.Auth = AuthOn
 				default:
-					return d.failf(v, "kesconf: invalid tls config: invalid auth '%s'", auth)
+					return d.Failf(v, "kesconf: invalid tls config: invalid auth '%s'", auth)
 				}
 				return nil
 			},
-			"ca": d.str(&t.CAPath),
-			"proxy": d.sub(map[string]field{
+			"ca": d.Str(&t.CAPath),
+			"proxy": d.Sub(map[string]Field{
 				"identities": func(p string, _, v *yaml.Node) error {
-					ids, err := d.list(v, p, true)
+					ids, err := d.List(v, p, true)
 					if err != nil {
 						return err
 					}
@@ -93,7 +93,7 @@ func (d *decoder) tls(r *rawFile) field {
 					}
 					return nil
 				},
-				"header": d.sub(map[string]field{"cert": d.str(&t.Proxy.CertHeader)}),
+				"header": d.Sub(map[string]Field{"cert": d.Str(&t.Proxy.CertHeader)}),
 			}),
 		})
 		return err
@@ -101,19 +101,19 @@ func (d *decoder) tls(r *rawFile) field {
 }
 
 // validateTLS checks the required files and that no proxy is the admin.
-func (d *decoder) validateTLS(r *rawFile) error {
+func (d *Decoder) validateTLS(r *rawFile) error {
 	if r.TLS.Auth == "" {
 		r.TLS.Auth = AuthOff
 	}
 	if r.TLS.KeyFile == "" {
-		return d.fail(r.tlsNode, ErrNoPrivateKey)
+		return d.Fail(r.tlsNode, ErrNoPrivateKey)
 	}
 	if r.TLS.CertFile == "" {
-		return d.fail(r.tlsNode, ErrNoCertificate)
+		return d.Fail(r.tlsNode, ErrNoCertificate)
 	}
 	for i, id := range r.TLS.Proxy.Identities {
 		if id == r.Admin {
-			return d.fail(r.proxyNodes[i], fmt.Errorf("kesconf: invalid tls proxy: identity '%s' is already admin", id))
+			return d.Fail(r.proxyNodes[i], fmt.Errorf("kesconf: invalid tls proxy: identity '%s' is already admin", id))
 		}
 	}
 	return nil

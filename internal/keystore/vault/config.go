@@ -113,17 +113,47 @@ type TLS struct {
 	CAPath   string // CA certificate file or directory; empty means system roots
 }
 
-// Errors of [Connect] for an invalid [Config] (spec config.md §9.2).
+// Errors of [Config.Validate] and [Connect] for an invalid [Config]. Their
+// texts are upstream's (spec config.md §9.2): a configuration file reports
+// them with its file and line.
 var (
-	ErrNoEndpoint     = errors.New("vault: no endpoint specified")
-	ErrEngineVersion  = errors.New("vault: invalid engine API version")
-	ErrNoAuth         = errors.New("vault: no authentication method specified")
-	ErrManyAuth       = errors.New("vault: more than one authentication method specified")
-	ErrNoTransitKey   = errors.New("vault: no transit key specified")
-	ErrAppRoleMissing = errors.New("vault: approle id and secret are required")
-	ErrNoJWT          = errors.New("vault: no kubernetes jwt specified")
-	ErrTLSPair        = errors.New("vault: tls key and cert must be set together")
+	ErrNoEndpoint      = errors.New("kesconf: invalid vault keystore: no endpoint specified")
+	ErrEngineVersion   = errors.New("vault: invalid engine API version")
+	ErrNoTransitKey    = errors.New("kesconf: invalid vault keystore: no transit key specified")
+	ErrNoAuth          = errors.New("kesconf: invalid vault keystore: no authentication method specified")
+	ErrManyAuth        = errors.New("kesconf: invalid vault keystore: more than one authentication method specified")
+	ErrNoAppRoleID     = errors.New("kesconf: invalid vault keystore: no AppRole ID specified")
+	ErrNoAppRoleSecret = errors.New("kesconf: invalid vault keystore: no AppRole secret specified")
+	ErrNoJWT           = errors.New("kesconf: invalid vault keystore: no Kubernetes JWT specified")
+	ErrTLSPair         = errors.New("kesconf: invalid vault keystore: tls.key and tls.cert must be specified together")
 )
+
+// Validate reports the first required field that is missing or
+// inconsistent, in the order upstream checks them, as one of the errors
+// above. It does not contact Vault. A nil Config has no endpoint.
+func (c *Config) Validate() error {
+	switch {
+	case c == nil || c.Endpoint == "":
+		return ErrNoEndpoint
+	case c.EngineVersion != "" && c.EngineVersion != EngineV1 && c.EngineVersion != EngineV2:
+		return ErrEngineVersion
+	case c.Transit != nil && c.Transit.Key == "":
+		return ErrNoTransitKey
+	case c.AppRole == nil && c.Kubernetes == nil:
+		return ErrNoAuth
+	case c.AppRole != nil && c.Kubernetes != nil:
+		return ErrManyAuth
+	case c.AppRole != nil && c.AppRole.ID == "":
+		return ErrNoAppRoleID
+	case c.AppRole != nil && c.AppRole.Secret == "":
+		return ErrNoAppRoleSecret
+	case c.Kubernetes != nil && c.Kubernetes.JWT == "":
+		return ErrNoJWT
+	case (c.TLS.KeyFile == "") != (c.TLS.CertFile == ""):
+		return ErrTLSPair
+	}
+	return nil
+}
 
 // settings is a validated Config with all defaults applied.
 type settings struct {
@@ -136,54 +166,30 @@ type settings struct {
 }
 
 func (c *Config) settings() (*settings, error) {
-	if c == nil || c.Endpoint == "" {
-		return nil, ErrNoEndpoint
+	if err := c.Validate(); err != nil {
+		return nil, err
 	}
 	if _, err := url.Parse(c.Endpoint); err != nil {
 		return nil, fmt.Errorf("vault: invalid endpoint: %w", err)
 	}
-	s := &settings{Config: *c}
+	s := &settings{Config: *c, v2: c.EngineVersion == EngineV2}
 	if s.Engine == "" {
 		s.Engine = DefaultEngine
-	}
-	switch s.EngineVersion {
-	case "", EngineV1:
-	case EngineV2:
-		s.v2 = true
-	default:
-		return nil, ErrEngineVersion
 	}
 	if s.Transit != nil {
 		s.transit = *s.Transit
 		if s.transit.Engine == "" {
 			s.transit.Engine = DefaultTransitEngine
 		}
-		if s.transit.Key == "" {
-			return nil, ErrNoTransitKey
-		}
 	}
-	switch {
-	case s.AppRole == nil && s.Kubernetes == nil:
-		return nil, ErrNoAuth
-	case s.AppRole != nil && s.Kubernetes != nil:
-		return nil, ErrManyAuth
-	case s.AppRole != nil:
-		if s.AppRole.ID == "" || s.AppRole.Secret == "" {
-			return nil, ErrAppRoleMissing
-		}
+	if s.AppRole != nil {
 		s.authMethod = "approle"
 		s.loginPath = loginPath(s.AppRole.Engine, DefaultAppRoleEngine)
 		s.loginNS = loginNamespace(s.AppRole.Namespace, s.Namespace)
-	default:
-		if s.Kubernetes.JWT == "" {
-			return nil, ErrNoJWT
-		}
+	} else {
 		s.authMethod = "kubernetes"
 		s.loginPath = loginPath(s.Kubernetes.Engine, DefaultKubernetesEngine)
 		s.loginNS = loginNamespace(s.Kubernetes.Namespace, s.Namespace)
-	}
-	if (s.TLS.KeyFile == "") != (s.TLS.CertFile == "") {
-		return nil, ErrTLSPair
 	}
 	if s.StatusPing == 0 {
 		s.StatusPing = DefaultStatusPing

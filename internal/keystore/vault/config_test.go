@@ -5,11 +5,13 @@ import (
 	"testing"
 
 	"github.com/openkes/kes/internal/config"
+	"github.com/openkes/kes/internal/keystore/stores"
 	"github.com/openkes/kes/internal/vaulttest"
 )
 
 // TestUpstreamConfigFile: a KES config file written for upstream with a
-// vault: section connects through internal/config unchanged.
+// vault: section connects through internal/config and the store table
+// unchanged. (A test may import them; the vault package never does.)
 func TestUpstreamConfigFile(t *testing.T) {
 	files := vaulttest.NewTLSFiles(t)
 	srv := vaulttest.Start(t, &vaulttest.Options{TLS: files, RequireClientCert: true})
@@ -42,7 +44,7 @@ keystore:
       ping: 10s
 `, srv.TLSURL(), f.engine(), f.transitEngine(), f.mount(), f.roleID(), f.secretID(),
 		files.ClientKeyFile, files.ClientCertFile, files.CAFile)
-	file, err := config.Parse([]byte(yml), "kes.yml")
+	file, err := config.Parse([]byte(yml), "kes.yml", &config.Schema{KeyStores: stores.All})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -146,7 +146,8 @@ func TestConnectErrors(t *testing.T) {
 		{"no auth", vault.Config{Endpoint: "http://127.0.0.1:1"}, vault.ErrNoAuth},
 		{"two auth", vault.Config{Endpoint: "http://127.0.0.1:1", AppRole: approle, Kubernetes: &vault.Kubernetes{JWT: "x"}}, vault.ErrManyAuth},
 		{"transit without key", vault.Config{Endpoint: "http://127.0.0.1:1", AppRole: approle, Transit: &vault.Transit{}}, vault.ErrNoTransitKey},
-		{"approle without secret", vault.Config{Endpoint: "http://127.0.0.1:1", AppRole: &vault.AppRole{ID: "id"}}, vault.ErrAppRoleMissing},
+		{"approle without id", vault.Config{Endpoint: "http://127.0.0.1:1", AppRole: &vault.AppRole{Secret: "secret"}}, vault.ErrNoAppRoleID},
+		{"approle without secret", vault.Config{Endpoint: "http://127.0.0.1:1", AppRole: &vault.AppRole{ID: "id"}}, vault.ErrNoAppRoleSecret},
 		{"kubernetes without jwt", vault.Config{Endpoint: "http://127.0.0.1:1", Kubernetes: &vault.Kubernetes{}}, vault.ErrNoJWT},
 		{"tls half", vault.Config{Endpoint: "http://127.0.0.1:1", AppRole: approle, TLS: vault.TLS{KeyFile: "k"}}, vault.ErrTLSPair},
 	}

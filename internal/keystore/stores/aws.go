@@ -1,4 +1,4 @@
-package config
+package stores
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore"
 )
 
@@ -27,16 +28,16 @@ type AWSConfig struct {
 	AccessKey, SecretKey, SessionToken string
 }
 
-func decodeAWS(d *decoder, path string, key, val *yaml.Node) (KeyStore, error) {
+func decodeAWS(d *config.Decoder, path string, key, val *yaml.Node) (config.KeyStore, error) {
 	c := new(AWSConfig)
-	err := d.mapping(val, path, map[string]field{
-		"endpoint": d.str(&c.Endpoint),
-		"region":   d.str(&c.Region),
-		"kmskey":   d.str(&c.KMSKey),
-		"credentials": d.sub(map[string]field{
-			"accesskey": d.str(&c.AccessKey),
-			"secretkey": d.str(&c.SecretKey),
-			"token":     d.str(&c.SessionToken),
+	err := d.Mapping(val, path, map[string]config.Field{
+		"endpoint": d.Str(&c.Endpoint),
+		"region":   d.Str(&c.Region),
+		"kmskey":   d.Str(&c.KMSKey),
+		"credentials": d.Sub(map[string]config.Field{
+			"accesskey": d.Str(&c.AccessKey),
+			"secretkey": d.Str(&c.SecretKey),
+			"token":     d.Str(&c.SessionToken),
 		}),
 	})
 	if err != nil {
@@ -62,3 +63,6 @@ func (c *AWSConfig) Banner() string { return "AWS SecretsManager: " + c.Endpoint
 // String returns the banner line, so that printing the configuration never
 // prints a credential.
 func (c *AWSConfig) String() string { return c.Banner() }
+
+// HasSecrets reports whether the file holds a secret key or session token.
+func (c *AWSConfig) HasSecrets() bool { return c.SecretKey != "" || c.SessionToken != "" }

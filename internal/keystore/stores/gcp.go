@@ -1,4 +1,4 @@
-package config
+package stores
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore"
 )
 
@@ -37,19 +38,19 @@ type GCPCredentials struct {
 	PrivateKey string
 }
 
-func decodeGCP(d *decoder, path string, key, val *yaml.Node) (KeyStore, error) {
+func decodeGCP(d *config.Decoder, path string, key, val *yaml.Node) (config.KeyStore, error) {
 	c := new(GCPConfig)
 	var creds *yaml.Node
 	cr := &c.Credentials
-	err := d.mapping(val, path, map[string]field{
-		"project_id": d.str(&c.ProjectID),
-		"endpoint":   d.str(&c.Endpoint),
-		"scopes":     d.strList(&c.Scopes, true),
-		"credentials": d.presence(&creds, map[string]field{
-			"client_email":   d.str(&cr.ClientEmail),
-			"client_id":      d.str(&cr.ClientID),
-			"private_key_id": d.str(&cr.PrivateKeyID),
-			"private_key":    d.str(&cr.PrivateKey),
+	err := d.Mapping(val, path, map[string]config.Field{
+		"project_id": d.Str(&c.ProjectID),
+		"endpoint":   d.Str(&c.Endpoint),
+		"scopes":     d.StrList(&c.Scopes, true),
+		"credentials": d.Presence(&creds, map[string]config.Field{
+			"client_email":   d.Str(&cr.ClientEmail),
+			"client_id":      d.Str(&cr.ClientID),
+			"private_key_id": d.Str(&cr.PrivateKeyID),
+			"private_key":    d.Str(&cr.PrivateKey),
 		}),
 	})
 	if err != nil {
@@ -84,3 +85,6 @@ func (c *GCPConfig) Banner() string { return "GCP SecretManager: Project=" + c.P
 // String returns the banner line, so that printing the configuration never
 // prints a credential.
 func (c *GCPConfig) String() string { return c.Banner() }
+
+// HasSecrets reports whether the file holds a private key.
+func (c *GCPConfig) HasSecrets() bool { return c.Credentials.PrivateKey != "" }

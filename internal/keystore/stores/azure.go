@@ -1,4 +1,4 @@
-package config
+package stores
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore"
 )
 
@@ -31,18 +32,18 @@ type AzureCredentials struct {
 	TenantID, ClientID, ClientSecret string
 }
 
-func decodeAzure(d *decoder, path string, key, val *yaml.Node) (KeyStore, error) {
+func decodeAzure(d *config.Decoder, path string, key, val *yaml.Node) (config.KeyStore, error) {
 	c := new(AzureConfig)
 	var creds, managed *yaml.Node
-	err := d.mapping(val, path, map[string]field{
-		"endpoint": d.str(&c.Endpoint),
-		"credentials": d.presence(&creds, map[string]field{
-			"tenant_id":     d.str(&c.Credentials.TenantID),
-			"client_id":     d.str(&c.Credentials.ClientID),
-			"client_secret": d.str(&c.Credentials.ClientSecret),
+	err := d.Mapping(val, path, map[string]config.Field{
+		"endpoint": d.Str(&c.Endpoint),
+		"credentials": d.Presence(&creds, map[string]config.Field{
+			"tenant_id":     d.Str(&c.Credentials.TenantID),
+			"client_id":     d.Str(&c.Credentials.ClientID),
+			"client_secret": d.Str(&c.Credentials.ClientSecret),
 		}),
-		"managed_identity": d.presence(&managed, map[string]field{
-			"client_id": d.str(&c.ManagedIdentityClientID),
+		"managed_identity": d.Presence(&managed, map[string]config.Field{
+			"client_id": d.Str(&c.ManagedIdentityClientID),
 		}),
 	})
 	if err != nil {
@@ -53,7 +54,7 @@ func decodeAzure(d *decoder, path string, key, val *yaml.Node) (KeyStore, error)
 		return nil, err
 	}
 	if creds != nil && managed != nil {
-		return nil, d.failf(managed, "%sonly one of credentials and managed_identity may be specified", prefix)
+		return nil, d.Failf(managed, "%sonly one of credentials and managed_identity may be specified", prefix)
 	}
 	if creds != nil {
 		err = requireAll(d, creds, prefix,
@@ -81,3 +82,6 @@ func (c *AzureConfig) Banner() string { return "Azure KeyVault: " + c.Endpoint }
 // String returns the banner line, so that printing the configuration never
 // prints a credential.
 func (c *AzureConfig) String() string { return c.Banner() }
+
+// HasSecrets reports whether the file holds a client secret.
+func (c *AzureConfig) HasSecrets() bool { return c.Credentials.ClientSecret != "" }

@@ -1,4 +1,4 @@
-package config
+package stores
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore"
 )
 
@@ -24,17 +25,17 @@ type EntrustConfig struct {
 	CAPath string
 }
 
-func decodeEntrust(d *decoder, path string, key, val *yaml.Node) (KeyStore, error) {
+func decodeEntrust(d *config.Decoder, path string, key, val *yaml.Node) (config.KeyStore, error) {
 	c := new(EntrustConfig)
-	err := d.mapping(val, path, map[string]field{
-		"endpoint": d.str(&c.Endpoint),
-		"vault_id": d.str(&c.VaultID),
-		"box_id":   d.str(&c.BoxID),
-		"credentials": d.sub(map[string]field{
-			"username": d.str(&c.Username),
-			"password": d.str(&c.Password),
+	err := d.Mapping(val, path, map[string]config.Field{
+		"endpoint": d.Str(&c.Endpoint),
+		"vault_id": d.Str(&c.VaultID),
+		"box_id":   d.Str(&c.BoxID),
+		"credentials": d.Sub(map[string]config.Field{
+			"username": d.Str(&c.Username),
+			"password": d.Str(&c.Password),
 		}),
-		"tls": d.sub(map[string]field{"ca": d.str(&c.CAPath)}),
+		"tls": d.Sub(map[string]config.Field{"ca": d.Str(&c.CAPath)}),
 	})
 	if err != nil {
 		return nil, err
@@ -62,3 +63,6 @@ func (c *EntrustConfig) Banner() string { return "Entrust KeyControl: " + c.Endp
 // String returns the banner line, so that printing the configuration never
 // prints a credential.
 func (c *EntrustConfig) String() string { return c.Banner() }
+
+// HasSecrets reports whether the file holds a password.
+func (c *EntrustConfig) HasSecrets() bool { return c.Password != "" }

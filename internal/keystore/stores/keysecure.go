@@ -1,4 +1,4 @@
-package config
+package stores
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore"
 )
 
@@ -27,16 +28,16 @@ type KeySecureConfig struct {
 	CAPath string
 }
 
-func decodeKeySecure(d *decoder, path string, key, val *yaml.Node) (KeyStore, error) {
+func decodeKeySecure(d *config.Decoder, path string, key, val *yaml.Node) (config.KeyStore, error) {
 	c := new(KeySecureConfig)
-	err := d.mapping(val, path, map[string]field{
-		"endpoint": d.str(&c.Endpoint),
-		"credentials": d.sub(map[string]field{
-			"token":  d.str(&c.Token),
-			"domain": d.str(&c.Domain),
-			"retry":  d.ignore(),
+	err := d.Mapping(val, path, map[string]config.Field{
+		"endpoint": d.Str(&c.Endpoint),
+		"credentials": d.Sub(map[string]config.Field{
+			"token":  d.Str(&c.Token),
+			"domain": d.Str(&c.Domain),
+			"retry":  d.Ignore(),
 		}),
-		"tls": d.sub(map[string]field{"ca": d.str(&c.CAPath)}),
+		"tls": d.Sub(map[string]config.Field{"ca": d.Str(&c.CAPath)}),
 	})
 	if err != nil {
 		return nil, err
@@ -61,3 +62,6 @@ func (c *KeySecureConfig) Banner() string { return "Gemalto KeySecure: " + c.End
 // String returns the banner line, so that printing the configuration never
 // prints a credential.
 func (c *KeySecureConfig) String() string { return c.Banner() }
+
+// HasSecrets reports whether the file holds a token.
+func (c *KeySecureConfig) HasSecrets() bool { return c.Token != "" }

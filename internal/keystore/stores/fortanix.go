@@ -1,4 +1,4 @@
-package config
+package stores
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore"
 )
 
@@ -26,13 +27,13 @@ type FortanixConfig struct {
 	CAPath string
 }
 
-func decodeFortanix(d *decoder, path string, key, val *yaml.Node) (KeyStore, error) {
+func decodeFortanix(d *config.Decoder, path string, key, val *yaml.Node) (config.KeyStore, error) {
 	c := new(FortanixConfig)
-	err := d.mapping(val, path, map[string]field{
-		"endpoint":    d.str(&c.Endpoint),
-		"group_id":    d.str(&c.GroupID),
-		"credentials": d.sub(map[string]field{"key": d.str(&c.APIKey)}),
-		"tls":         d.sub(map[string]field{"ca": d.str(&c.CAPath)}),
+	err := d.Mapping(val, path, map[string]config.Field{
+		"endpoint":    d.Str(&c.Endpoint),
+		"group_id":    d.Str(&c.GroupID),
+		"credentials": d.Sub(map[string]config.Field{"key": d.Str(&c.APIKey)}),
+		"tls":         d.Sub(map[string]config.Field{"ca": d.Str(&c.CAPath)}),
 	})
 	if err != nil {
 		return nil, err
@@ -57,3 +58,6 @@ func (c *FortanixConfig) Banner() string { return "Fortanix SDKMS: " + c.Endpoin
 // String returns the banner line, so that printing the configuration never
 // prints a credential.
 func (c *FortanixConfig) String() string { return c.Banner() }
+
+// HasSecrets reports whether the file holds an API key.
+func (c *FortanixConfig) HasSecrets() bool { return c.APIKey != "" }
