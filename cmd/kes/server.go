@@ -136,10 +136,6 @@ func readSetup(env *Env, file string) (*serverSetup, error) {
 			"the configuration file holds secrets and is readable by other users",
 			"file", file, "mode", fmt.Sprintf("%04o", mode))
 	}
-	policies := make(map[string]auth.PolicyConfig, len(cfg.Policies))
-	for name, p := range cfg.Policies {
-		policies[name] = auth.PolicyConfig{Allow: p.Allow, Deny: p.Deny, Identities: p.Identities}
-	}
 	routes := make(map[string]api.RouteConfig, len(cfg.API))
 	for path, r := range cfg.API {
 		routes[path] = api.RouteConfig{SkipAuth: r.SkipAuth, Timeout: r.Timeout}
@@ -154,7 +150,7 @@ func readSetup(env *Env, file string) (*serverSetup, error) {
 			CAPath:        cfg.TLS.CAPath,
 		},
 		Admin:    cfg.Admin,
-		Policies: policies,
+		Policies: cfg.Policies,
 		Routes:   routes,
 		Cache:    cache.Config{Any: cfg.Cache.Any, Unused: cfg.Cache.Unused, Offline: cfg.Cache.Offline},
 		Connect:  cfg.KeyStore.Connect,

@@ -68,34 +68,23 @@ type assignment struct {
 // policies. startTime is reported as created_at of the admin, the configured
 // policies and their assignments; created_by of those is the admin.
 //
-// The admin may be any non-empty string ([ErrNoAdmin] otherwise); a value that is not a computable
-// identity (such as "disabled") disables admin access. New validates the
-// policies in name order and returns the first error:
-//
-//   - an invalid policy name or identity (internal/names): the
-//     [kes.ErrInvalidPolicyName] / [kes.ErrInvalidIdentity] value, wrapped
-//     with the "kes: " prefix of the upstream message;
-//   - an identity equal to the admin: an [*AssignError] wrapping
-//     [ErrAdminInPolicy];
-//   - an identity listed in two policies: an [*AssignError] wrapping
-//     [ErrHasPolicy] that names the later policy in name order. An identity
-//     listed twice in the same policy is accepted.
-//
-// Patterns are not validated (see [NewPolicy]). New does not keep
-// references to the given slices.
+// The admin may be any non-empty string ([ErrNoAdmin] otherwise); a value
+// that is not a computable identity (such as "disabled") disables admin
+// access. New validates the policies in name order with [CheckPolicies]
+// and returns its first error. Patterns are not validated (see
+// [NewPolicy]). New does not keep references to the given slices.
 func New(admin kes.Identity, policies map[string]PolicyConfig, startTime time.Time) (*Authorizer, error) {
 	if admin == "" {
 		return nil, ErrNoAdmin
+	}
+	if err := CheckPolicies(admin, nil, slices.Sorted(maps.Keys(policies)), policies); err != nil {
+		return nil, err
 	}
 	s := &snapshot{
 		policies:   make(map[string]*policyEntry, len(policies)),
 		identities: make(map[kes.Identity]*assignment),
 	}
-	for _, name := range slices.Sorted(maps.Keys(policies)) {
-		if !names.Valid(name) {
-			return nil, fmt.Errorf("kes: %w", kes.ErrInvalidPolicyName(name))
-		}
-		conf := policies[name]
+	for name, conf := range policies {
 		entry := &policyEntry{
 			name:      name,
 			policy:    NewPolicy(conf.Allow, conf.Deny),
@@ -104,21 +93,54 @@ func New(admin kes.Identity, policies map[string]PolicyConfig, startTime time.Ti
 		}
 		s.policies[name] = entry
 		for _, id := range conf.Identities {
-			if !names.Valid(string(id)) {
-				return nil, fmt.Errorf("kes: %w", kes.ErrInvalidIdentity(string(id)))
-			}
-			if id == admin {
-				return nil, &AssignError{Policy: name, Identity: id, Err: ErrAdminInPolicy}
-			}
-			if prev, ok := s.identities[id]; ok && prev.policy != entry {
-				return nil, &AssignError{Policy: name, Identity: id, Err: ErrHasPolicy}
-			}
 			s.identities[id] = &assignment{policy: entry, createdAt: startTime, createdBy: admin}
 		}
 	}
 	a := &Authorizer{admin: admin, started: startTime}
 	a.state.Store(s)
 	return a, nil
+}
+
+// CheckPolicies applies the rules of configured policies
+// (identity-and-auth.md §4.2) to the policies named in order, in that
+// order, and returns the first violation as a [*PolicyError]:
+//
+//   - an invalid policy name or identity (internal/names): Err is the
+//     [kes.ErrInvalidPolicyName] / [kes.ErrInvalidIdentity] value, wrapped
+//     with the "kes: " prefix of the upstream message;
+//   - an identity equal to the admin or to one of the TLS proxies: an
+//     [*AssignError] wrapping [ErrAdminInPolicy] or [ErrProxyInPolicy];
+//   - an identity listed in two policies: an [*AssignError] wrapping
+//     [ErrHasPolicy] that names the later policy in order. An identity
+//     listed twice in the same policy is accepted.
+//
+// The configuration file checks in file order, [New] in name order; the
+// rules and their texts are only here.
+func CheckPolicies(admin kes.Identity, proxies []kes.Identity, order []string, policies map[string]PolicyConfig) error {
+	owner := make(map[kes.Identity]string)
+	for _, name := range order {
+		if !names.Valid(name) {
+			return &PolicyError{Policy: name, Index: -1, Err: fmt.Errorf("kes: %w", kes.ErrInvalidPolicyName(name))}
+		}
+		for i, id := range policies[name].Identities {
+			var err error
+			switch prev, ok := owner[id]; {
+			case !names.Valid(string(id)):
+				err = fmt.Errorf("kes: %w", kes.ErrInvalidIdentity(string(id)))
+			case id == admin:
+				err = &AssignError{Policy: name, Identity: id, Err: ErrAdminInPolicy}
+			case slices.Contains(proxies, id):
+				err = &AssignError{Policy: name, Identity: id, Err: ErrProxyInPolicy}
+			case ok && prev != name:
+				err = &AssignError{Policy: name, Identity: id, Err: ErrHasPolicy}
+			}
+			if err != nil {
+				return &PolicyError{Policy: name, Index: i, Err: err}
+			}
+			owner[id] = name
+		}
+	}
+	return nil
 }
 
 // Authorize returns nil if id may call path: id is the admin, or id is

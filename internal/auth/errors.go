@@ -35,11 +35,13 @@ var (
 	ErrAdminInPolicy = errors.New("auth: identity is already admin")
 	// ErrHasPolicy means an identity is listed in more than one policy.
 	ErrHasPolicy = errors.New("auth: identity already has a policy")
+	// ErrProxyInPolicy means a policy lists a TLS proxy identity.
+	ErrProxyInPolicy = errors.New("auth: identity is already a TLS proxy")
 )
 
 // AssignError reports an identity that a configured policy may not list.
-// Err is [ErrAdminInPolicy] or [ErrHasPolicy]; Error returns the exact
-// upstream text (spec config.md §7).
+// Err is [ErrAdminInPolicy], [ErrProxyInPolicy] or [ErrHasPolicy]; Error
+// returns the exact upstream text (spec config.md §7).
 type AssignError struct {
 	Policy   string
 	Identity kes.Identity
@@ -47,11 +49,30 @@ type AssignError struct {
 }
 
 func (e *AssignError) Error() string {
-	if e.Err == ErrAdminInPolicy {
+	switch e.Err {
+	case ErrAdminInPolicy:
 		return fmt.Sprintf("kesconf: invalid policy '%s': identity '%s' is already admin", e.Policy, e.Identity)
+	case ErrProxyInPolicy:
+		return fmt.Sprintf("kesconf: invalid policy '%s': identity '%s' is already a TLS proxy", e.Policy, e.Identity)
 	}
 	return fmt.Sprintf("kes: cannot assign policy '%s' to '%s': identity already has a policy", e.Policy, e.Identity)
 }
 
 // Unwrap returns Err.
 func (e *AssignError) Unwrap() error { return e.Err }
+
+// PolicyError is a configured policy that [CheckPolicies] refuses: which
+// policy, which of its identities, and why. Its text is Err's, the upstream
+// message; a configuration file adds where.
+type PolicyError struct {
+	Policy string
+	// Index is the position of the offending identity in the policy's
+	// Identities, or -1 if the policy name is at fault.
+	Index int
+	Err   error
+}
+
+func (e *PolicyError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *PolicyError) Unwrap() error { return e.Err }

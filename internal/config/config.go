@@ -28,6 +28,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/auth"
 )
 
 // Defaults applied by [Parse] (config.md §3, §5; the documented cache
@@ -72,7 +73,7 @@ type File struct {
 
 	// Policies maps policy names to policies. Nil means no policies: only
 	// the admin is authorized.
-	Policies map[string]PolicyConfig
+	Policies map[string]auth.PolicyConfig
 
 	// Keys lists the predefined key names, created at start and reload if
 	// missing, in file order. Nil means none.

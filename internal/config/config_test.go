@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/auth"
 	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore/stores"
 	"github.com/openkes/kes/internal/keystore/vault"
@@ -38,7 +39,7 @@ func TestReadFile(t *testing.T) {
 				"/v1/ready":     {SkipAuth: true, Timeout: 15 * time.Second},
 				"/v1/key/list/": {Timeout: time.Minute},
 			},
-			Policies: map[string]config.PolicyConfig{
+			Policies: map[string]auth.PolicyConfig{
 				"my-app": {
 					Allow:      []string{"/v1/key/generate/my-app*", "/v1/key/decrypt/my-app*"},
 					Deny:       []string{"/v1/key/generate/my-app-internal*"},
@@ -60,7 +61,7 @@ func TestReadFile(t *testing.T) {
 				Proxy: config.Proxy{CertHeader: "X-Tls-Client-Cert"}},
 			Cache: config.Cache{Any: 5 * time.Minute, Unused: 20 * time.Second},
 			Log:   config.Log{Error: slog.LevelInfo, Audit: config.LevelOff},
-			Policies: map[string]config.PolicyConfig{"my-policy": {
+			Policies: map[string]auth.PolicyConfig{"my-policy": {
 				Allow:      []string{"/v1/key/create/my-key*", "/v1/key/generate/my-key*"},
 				Identities: []kes.Identity{"df7281ca3fed4ef7d06297eb7cb9d590a4edc863b4425f4762bb2afaebfd3258"},
 			}},
@@ -71,7 +72,7 @@ func TestReadFile(t *testing.T) {
 			Admin:   "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22",
 			TLS:     config.TLS{KeyFile: "./server.key", CertFile: "./server.cert", Auth: config.AuthOff},
 			Cache:   config.Cache{Any: 5 * time.Minute, Unused: 30 * time.Second},
-			Policies: map[string]config.PolicyConfig{"prod-app": {
+			Policies: map[string]auth.PolicyConfig{"prod-app": {
 				Allow:      []string{"/v1/key/create/app-key", "/v1/key/generate/app-key"},
 				Identities: []kes.Identity{"df7281ca3fed4ef7d06297eb7cb9d590a4edc863b4425f4762bb2afaebfd3258"},
 			}},
@@ -89,7 +90,7 @@ func TestReadFile(t *testing.T) {
 			Admin:   "538973a3f617c8b166cbae1eeed53e121c8bebde136db0c67ab664a0110c8d5d",
 			TLS:     config.TLS{KeyFile: "/tmp/vectors/server.key", CertFile: "/tmp/vectors/server.crt", Auth: config.AuthOff},
 			Cache:   config.Cache{Any: 5 * time.Minute, Unused: 30 * time.Second},
-			Policies: map[string]config.PolicyConfig{"probe": {
+			Policies: map[string]auth.PolicyConfig{"probe": {
 				Allow: []string{"/v1/key/create/vec-probe-*", "/v1/key/delete/vec-probe-*", "/v1/key/describe/vec-probe-*"},
 				Deny:  []string{"/v1/key/create/vec-probe-denied*"},
 				Identities: []kes.Identity{

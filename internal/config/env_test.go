@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/auth"
 	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore/stores"
 )
@@ -93,7 +94,7 @@ func TestEnvExpansion(t *testing.T) {
 		Cache:   config.Cache{Any: config.DefaultCacheAny, Unused: config.DefaultCacheUnused},
 		Log:     config.Log{Error: slog.LevelDebug},
 		API:     map[string]config.RouteConfig{"/v1/status": {SkipAuth: true, Timeout: 20 * time.Second}},
-		Policies: map[string]config.PolicyConfig{"my-app": {
+		Policies: map[string]auth.PolicyConfig{"my-app": {
 			Allow:      []string{"/v1/key/${KES_TEST_KEY}"},
 			Identities: []kes.Identity{"df7281ca3fed4ef7d06297eb7cb9d590a4edc863b4425f4762bb2afaebfd3258"},
 		}},

@@ -197,3 +197,18 @@ func TestSecretsNotPrinted(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyIdentityTwiceInOnePolicy: the policy rules are auth's
+// (auth.CheckPolicies), which accepts an identity listed twice in the same
+// policy, as the server always did at runtime. Before the rules had one
+// owner, the file refused it with "identity already has a policy" naming
+// the policy itself.
+func TestPolicyIdentityTwiceInOnePolicy(t *testing.T) {
+	f, err := config.Parse([]byte(valid("policy:", "  p:", "    identities: [a1, a1]")), "kes.yml", schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Policies["p"].Identities; len(got) != 2 {
+		t.Errorf("identities: %q", got)
+	}
+}

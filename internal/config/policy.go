@@ -1,30 +1,13 @@
 package config
 
 import (
-	"fmt"
+	"errors"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/openkes/kes"
-	"github.com/openkes/kes/internal/names"
+	"github.com/openkes/kes/internal/auth"
 )
-
-// PolicyConfig is one policy of the policy section (config.md §7,
-// identity-and-auth.md §4).
-type PolicyConfig struct {
-	// Allow lists the path patterns the policy grants, in file order
-	// (legacy "paths" entries appended). Nil grants nothing.
-	Allow []string
-
-	// Deny lists the path patterns the policy refuses; deny wins over
-	// allow. Nil refuses nothing beyond what Allow does not grant.
-	Deny []string
-
-	// Identities are the identities assigned to the policy. Each appears
-	// in at most one policy and is neither the admin nor a TLS proxy. Nil
-	// means none.
-	Identities []kes.Identity
-}
 
 // policyNodes keeps the positions needed to report validation errors.
 type policyNodes struct {
@@ -45,9 +28,9 @@ func (d *Decoder) policies(r *rawFile) Field {
 		}
 		pn := &r.policyNodes
 		pn.names, pn.ids = make(map[string]*yaml.Node), make(map[string][]*yaml.Node)
-		r.Policies = make(map[string]PolicyConfig)
+		r.Policies = make(map[string]auth.PolicyConfig)
 		return d.entries(v, path, func(p string, k, v *yaml.Node) error {
-			var pc PolicyConfig
+			var pc auth.PolicyConfig
 			var paths []string
 			err := d.Mapping(v, p, map[string]Field{
 				"allow": d.StrList(&pc.Allow, false),
@@ -78,37 +61,21 @@ func (d *Decoder) policies(r *rawFile) Field {
 	}
 }
 
-// validatePolicies checks names and the identity assignment rules of
-// identity-and-auth.md §4.2 in file order, so the reported policy is the
-// later of two.
+// validatePolicies applies auth's rules of configured policies
+// (identity-and-auth.md §4.2) in file order, so the reported policy is the
+// later of two, and adds the line of the name or identity at fault.
 func (d *Decoder) validatePolicies(r *rawFile) error {
-	proxies := make(map[kes.Identity]bool, len(r.TLS.Proxy.Identities))
-	for _, id := range r.TLS.Proxy.Identities {
-		proxies[id] = true
-	}
-	assigned := make(map[kes.Identity]string)
 	pn := r.policyNodes
-	for _, name := range pn.order {
-		if !names.Valid(name) {
-			return d.Failf(pn.names[name], "kes: policy name '%s' is empty, too long or contains invalid characters", name)
-		}
-		for i, id := range r.Policies[name].Identities {
-			n := pn.ids[name][i]
-			switch {
-			case !names.Valid(id.String()):
-				return d.Failf(n, "kes: identity '%s' is empty, too long or contains invalid characters", id)
-			case id == r.Admin:
-				return d.Failf(n, "kesconf: invalid policy '%s': identity '%s' is already admin", name, id)
-			case proxies[id]:
-				return d.Failf(n, "kesconf: invalid policy '%s': identity '%s' is already a TLS proxy", name, id)
-			}
-			if _, ok := assigned[id]; ok {
-				return d.Fail(n, fmt.Errorf("kes: cannot assign policy '%s' to '%s': identity already has a policy", name, id))
-			}
-			assigned[id] = name
-		}
+	err := auth.CheckPolicies(r.Admin, r.TLS.Proxy.Identities, pn.order, r.Policies)
+	var perr *auth.PolicyError
+	if !errors.As(err, &perr) {
+		return err
 	}
-	return nil
+	at := pn.names[perr.Policy]
+	if perr.Index >= 0 {
+		at = pn.ids[perr.Policy][perr.Index]
+	}
+	return d.Fail(at, err)
 }
 
 // keys decodes the keys section: a list of {name} (predefined keys), or in
