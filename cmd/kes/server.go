@@ -152,7 +152,7 @@ func readSetup(env *Env, file string) (*serverSetup, error) {
 		Admin:    cfg.Admin,
 		Policies: cfg.Policies,
 		Routes:   routes,
-		Cache:    cache.Config{Any: cfg.Cache.Any, Unused: cfg.Cache.Unused, Offline: cfg.Cache.Offline},
+		Cache:    cfg.Cache,
 		Connect:  cfg.KeyStore.Connect,
 		Banner:   cfg.KeyStore.Banner(),
 		Keys:     cfg.Keys,

@@ -29,16 +29,14 @@ import (
 
 	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/auth"
+	"github.com/openkes/kes/internal/keystore/cache"
 )
 
-// Defaults applied by [Parse] (config.md §3, §5; the documented cache
-// defaults, not upstream HEAD's swapped ones).
-const (
-	DefaultAddress      = "0.0.0.0:7373"
-	DefaultCacheAny     = 5 * time.Minute
-	DefaultCacheUnused  = 30 * time.Second
-	DefaultCacheOffline = 0
-)
+// DefaultAddress is the listen address [Parse] sets when the file has
+// none (config.md §3). Other defaults belong to the packages whose config
+// the file fills: the cache's and the key stores' apply to the fields the
+// file leaves empty.
+const DefaultAddress = "0.0.0.0:7373"
 
 // MaxFileSize is the largest configuration file [ReadFile] and [Parse]
 // accept, in bytes.
@@ -59,8 +57,10 @@ type File struct {
 	// TLS is the server's TLS configuration.
 	TLS TLS
 
-	// Cache holds the key cache intervals.
-	Cache Cache
+	// Cache holds the key cache intervals (config.md §5): expiry.any,
+	// expiry.unused and expiry.offline. Zero means the cache package's
+	// default; never negative after Parse.
+	Cache cache.Config
 
 	// Log holds the minimum levels of the error and audit logs.
 	Log Log
@@ -96,21 +96,6 @@ type Notice struct {
 }
 
 func (n Notice) String() string { return fmt.Sprintf("%s:%d: %s", n.File, n.Line, n.Msg) }
-
-// Cache holds the key cache intervals (config.md §5).
-type Cache struct {
-	// Any is the interval of the full cache flush. Parse sets
-	// DefaultCacheAny when the file has 0 or none.
-	Any time.Duration
-
-	// Unused is the idle time after which an entry is evicted. Parse sets
-	// DefaultCacheUnused when the file has 0 or none.
-	Unused time.Duration
-
-	// Offline is the full-flush interval while the keystore is offline.
-	// Zero disables offline caching.
-	Offline time.Duration
-}
 
 // Log holds the minimum log levels (config.md §8).
 type Log struct {
@@ -207,15 +192,6 @@ func yamlError(filename string, err error) error {
 func setDefaults(f *File) {
 	if f.Address == "" {
 		f.Address = DefaultAddress
-	}
-	if f.Cache.Any == 0 {
-		f.Cache.Any = DefaultCacheAny
-	}
-	if f.Cache.Unused == 0 {
-		f.Cache.Unused = DefaultCacheUnused
-	}
-	if f.Cache.Offline == 0 {
-		f.Cache.Offline = DefaultCacheOffline
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/auth"
 	"github.com/openkes/kes/internal/config"
+	"github.com/openkes/kes/internal/keystore/cache"
 	"github.com/openkes/kes/internal/keystore/stores"
 	"github.com/openkes/kes/internal/keystore/vault"
 )
@@ -33,7 +34,7 @@ func TestReadFile(t *testing.T) {
 					CertHeader: "X-Tls-Client-Cert",
 				},
 			},
-			Cache: config.Cache{Any: 5 * time.Minute, Unused: 20 * time.Second, Offline: time.Hour},
+			Cache: cache.Config{Any: 5 * time.Minute, Unused: 20 * time.Second, Offline: time.Hour},
 			Log:   config.Log{Error: slog.LevelWarn, Audit: config.LevelOff},
 			API: map[string]config.RouteConfig{
 				"/v1/ready":     {SkipAuth: true, Timeout: 15 * time.Second},
@@ -59,7 +60,7 @@ func TestReadFile(t *testing.T) {
 			Admin:   "disabled",
 			TLS: config.TLS{KeyFile: "./server.key", CertFile: "./server.cert", Auth: config.AuthOff,
 				Proxy: config.Proxy{CertHeader: "X-Tls-Client-Cert"}},
-			Cache: config.Cache{Any: 5 * time.Minute, Unused: 20 * time.Second},
+			Cache: cache.Config{Any: 5 * time.Minute, Unused: 20 * time.Second},
 			Log:   config.Log{Error: slog.LevelInfo, Audit: config.LevelOff},
 			Policies: map[string]auth.PolicyConfig{"my-policy": {
 				Allow:      []string{"/v1/key/create/my-key*", "/v1/key/generate/my-key*"},
@@ -71,7 +72,7 @@ func TestReadFile(t *testing.T) {
 			Address: "0.0.0.0:7373",
 			Admin:   "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22",
 			TLS:     config.TLS{KeyFile: "./server.key", CertFile: "./server.cert", Auth: config.AuthOff},
-			Cache:   config.Cache{Any: 5 * time.Minute, Unused: 30 * time.Second},
+			Cache:   cache.Config{},
 			Policies: map[string]auth.PolicyConfig{"prod-app": {
 				Allow:      []string{"/v1/key/create/app-key", "/v1/key/generate/app-key"},
 				Identities: []kes.Identity{"df7281ca3fed4ef7d06297eb7cb9d590a4edc863b4425f4762bb2afaebfd3258"},
@@ -89,7 +90,7 @@ func TestReadFile(t *testing.T) {
 			Address: "127.0.0.1:7373",
 			Admin:   "538973a3f617c8b166cbae1eeed53e121c8bebde136db0c67ab664a0110c8d5d",
 			TLS:     config.TLS{KeyFile: "/tmp/vectors/server.key", CertFile: "/tmp/vectors/server.crt", Auth: config.AuthOff},
-			Cache:   config.Cache{Any: 5 * time.Minute, Unused: 30 * time.Second},
+			Cache:   cache.Config{},
 			Policies: map[string]auth.PolicyConfig{"probe": {
 				Allow: []string{"/v1/key/create/vec-probe-*", "/v1/key/delete/vec-probe-*", "/v1/key/describe/vec-probe-*"},
 				Deny:  []string{"/v1/key/create/vec-probe-denied*"},

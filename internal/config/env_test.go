@@ -10,6 +10,7 @@ import (
 	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/auth"
 	"github.com/openkes/kes/internal/config"
+	"github.com/openkes/kes/internal/keystore/cache"
 	"github.com/openkes/kes/internal/keystore/stores"
 )
 
@@ -91,7 +92,7 @@ func TestEnvExpansion(t *testing.T) {
 		Address: config.DefaultAddress,
 		Admin:   "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22",
 		TLS:     config.TLS{KeyFile: "prefix-${KES_TEST_KEY}", CertFile: "${KES_TEST_KEY}-suffix", Auth: config.AuthOff},
-		Cache:   config.Cache{Any: config.DefaultCacheAny, Unused: config.DefaultCacheUnused},
+		Cache:   cache.Config{},
 		Log:     config.Log{Error: slog.LevelDebug},
 		API:     map[string]config.RouteConfig{"/v1/status": {SkipAuth: true, Timeout: 20 * time.Second}},
 		Policies: map[string]auth.PolicyConfig{"my-app": {
@@ -129,20 +130,22 @@ func TestEnvErrors(t *testing.T) {
 	}
 }
 
+// TestDefaults: the cache intervals the file leaves out or sets to zero
+// stay zero, which the cache package turns into its defaults (5m any, 30s
+// unused, no offline caching), as config.md §5 documents.
 func TestDefaults(t *testing.T) {
 	tests := []struct {
 		name  string
 		cache []string
-		want  config.Cache
+		want  cache.Config
 	}{
-		{"absent", nil, config.Cache{Any: 5 * time.Minute, Unused: 30 * time.Second}},
-		{"empty", []string{"cache:"}, config.Cache{Any: 5 * time.Minute, Unused: 30 * time.Second}},
-		{"zero", []string{"cache:", "  expiry:", "    any: 0s", "    unused: 0s", "    offline: 0s"},
-			config.Cache{Any: 5 * time.Minute, Unused: 30 * time.Second}},
-		{"unused-only", []string{"cache:", "  expiry:", "    unused: 10s"}, config.Cache{Any: 5 * time.Minute, Unused: 10 * time.Second}},
-		{"any-only", []string{"cache:", "  expiry:", "    any: 1m"}, config.Cache{Any: time.Minute, Unused: 30 * time.Second}},
+		{"absent", nil, cache.Config{}},
+		{"empty", []string{"cache:"}, cache.Config{}},
+		{"zero", []string{"cache:", "  expiry:", "    any: 0s", "    unused: 0s", "    offline: 0s"}, cache.Config{}},
+		{"unused-only", []string{"cache:", "  expiry:", "    unused: 10s"}, cache.Config{Unused: 10 * time.Second}},
+		{"any-only", []string{"cache:", "  expiry:", "    any: 1m"}, cache.Config{Any: time.Minute}},
 		{"all", []string{"cache:", "  expiry:", "    any: 1h", "    unused: 1m", "    offline: 10m"},
-			config.Cache{Any: time.Hour, Unused: time.Minute, Offline: 10 * time.Minute}},
+			cache.Config{Any: time.Hour, Unused: time.Minute, Offline: 10 * time.Minute}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,7 +153,7 @@ func TestDefaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if f.Cache != tt.want {
+			if !reflect.DeepEqual(f.Cache, tt.want) {
 				t.Errorf("Cache: got %+v, want %+v", f.Cache, tt.want)
 			}
 			if f.Address != config.DefaultAddress || f.TLS.Auth != config.AuthOff || f.Log != (config.Log{}) {

@@ -5,10 +5,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/openkes/kes/internal/keystore/cache"
 	"go.yaml.in/yaml/v3"
 )
 
-func (d *Decoder) cache(c *Cache) Field {
+func (d *Decoder) cache(c *cache.Config) Field {
 	return d.Sub(map[string]Field{
 		"expiry": d.Sub(map[string]Field{
 			"any":     d.NonNegative(&c.Any, "kesconf: invalid cache expiry '%v'"),
