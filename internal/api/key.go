@@ -250,7 +250,7 @@ func (s *Server) decryptKey(w http.ResponseWriter, r *request) {
 		return
 	}
 	plaintext, err := key.Secret.Decrypt(req.Ciphertext, req.Context)
-	if errors.Is(err, kes.ErrDecrypt) {
+	if errors.Is(err, crypto.ErrDecrypt) {
 		writeError(w, kes.ErrDecrypt)
 		return
 	}

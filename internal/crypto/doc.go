@@ -34,7 +34,8 @@
 //
 // # Dependencies
 //
-// The package imports the SDK (for [kes.ErrDecrypt]), the standard library,
-// golang.org/x/crypto, golang.org/x/sys/cpu, protowire and the msgp runtime.
-// It must not import the server, a key store or anything that does I/O.
+// The package imports the standard library, golang.org/x/crypto,
+// golang.org/x/sys/cpu, protowire and the msgp runtime. It must not import
+// the SDK, net/http, the server, a key store or anything that does I/O: its
+// errors are its own, and the API maps them to upstream's (TestDeps).
 package crypto

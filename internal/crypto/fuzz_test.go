@@ -10,7 +10,6 @@ import (
 
 	"github.com/openkes/kes/internal/vectors"
 
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/crypto"
 )
 
@@ -59,7 +58,7 @@ func FuzzParseKey(f *testing.F) {
 }
 
 // FuzzDecrypt checks that Decrypt never panics and fails only with
-// kes.ErrDecrypt, for typed keys of both types and an untyped legacy key, and
+// crypto.ErrDecrypt, for typed keys of both types and an untyped legacy key, and
 // that Encrypt output always decrypts.
 func FuzzDecrypt(f *testing.F) {
 	type vector struct {
@@ -82,7 +81,7 @@ func FuzzDecrypt(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data, context []byte) {
 		for _, k := range keys {
-			if pt, err := k.Decrypt(data, context); err != nil && (!errors.Is(err, kes.ErrDecrypt) || pt != nil) {
+			if pt, err := k.Decrypt(data, context); err != nil && (!errors.Is(err, crypto.ErrDecrypt) || pt != nil) {
 				t.Fatalf("%v: Decrypt = %x, %v", k, pt, err)
 			}
 			ct, err := k.Encrypt(data, context)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/crypto"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -332,8 +331,8 @@ func TestUntypedLegacyKeyHonoursLegacyTag(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, kes.ErrDecrypt) {
-				t.Errorf("err = %v, want kes.ErrDecrypt", err)
+			if !errors.Is(err, crypto.ErrDecrypt) {
+				t.Errorf("err = %v, want crypto.ErrDecrypt", err)
 			}
 		})
 	}

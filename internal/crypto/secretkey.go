@@ -13,7 +13,6 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/openkes/kes"
 	"golang.org/x/crypto/chacha20"
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -40,6 +39,10 @@ var (
 	// ErrFIPS is returned when a ChaCha20 key is used in FIPS 140 mode, where
 	// only AES256 keys are available.
 	ErrFIPS = errors.New("crypto: ChaCha20 is not available in FIPS 140 mode")
+	// ErrDecrypt is returned when a ciphertext does not decrypt: malformed,
+	// another key or another context. It says nothing about which, on
+	// purpose; the API answers ErrDecrypt for it.
+	ErrDecrypt = errors.New("crypto: decryption failed")
 )
 
 // SecretKey is a master key: 32 bytes and a [KeyType].
@@ -148,7 +151,7 @@ func (k SecretKey) encrypt(random io.Reader, plaintext, associatedData []byte) (
 // format that does not parse as one is decrypted as raw.
 //
 // Any failure (too short, malformed, wrong key, wrong associated data) returns
-// [kes.ErrDecrypt]. The only other errors are [ErrKeyType] for the zero
+// [ErrDecrypt]. The only other errors are [ErrKeyType] for the zero
 // SecretKey and [ErrFIPS] for a ChaCha20 key in FIPS 140 mode.
 //
 // Legacy ciphertexts carry an algorithm tag. As upstream KES, Decrypt ignores
@@ -175,7 +178,7 @@ func (k SecretKey) Decrypt(ciphertext, associatedData []byte) ([]byte, error) {
 		}
 	}
 	if len(ciphertext) <= ivSize+nonceSize {
-		return nil, kes.ErrDecrypt
+		return nil, ErrDecrypt
 	}
 	sealed := len(ciphertext) - ivSize - nonceSize
 	iv := ciphertext[sealed : sealed+ivSize]
@@ -192,18 +195,18 @@ func (k SecretKey) openLegacy(c legacyCiphertext, associatedData []byte) ([]byte
 }
 
 // open decrypts sealed (C‖TAG) with the one-time key of type t derived from
-// iv. Every failure is kes.ErrDecrypt.
+// iv. Every failure is ErrDecrypt.
 func (k SecretKey) open(t KeyType, iv, nonce, sealed, associatedData []byte) ([]byte, error) {
 	if len(iv) != ivSize || len(nonce) != nonceSize || len(sealed) < tagSize {
-		return nil, kes.ErrDecrypt
+		return nil, ErrDecrypt
 	}
 	aead, err := newAEAD(t, &k.key, iv)
 	if err != nil {
-		return nil, kes.ErrDecrypt
+		return nil, ErrDecrypt
 	}
 	plaintext, err := aead.Open(make([]byte, 0, len(sealed)-tagSize), nonce, sealed, associatedData)
 	if err != nil {
-		return nil, kes.ErrDecrypt
+		return nil, ErrDecrypt
 	}
 	return plaintext, nil
 }

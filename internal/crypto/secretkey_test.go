@@ -15,7 +15,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/crypto"
 	"golang.org/x/sys/cpu"
 )
@@ -201,8 +200,8 @@ func TestEncryptDecrypt(t *testing.T) {
 				if err != nil || !bytes.Equal(pt, plaintext) || pt == nil {
 					t.Errorf("Decrypt = %x, %v; want %x", pt, err, plaintext)
 				}
-				if _, err := k.Decrypt(ct, []byte("x")); !errors.Is(err, kes.ErrDecrypt) {
-					t.Errorf("other context: err = %v, want kes.ErrDecrypt", err)
+				if _, err := k.Decrypt(ct, []byte("x")); !errors.Is(err, crypto.ErrDecrypt) {
+					t.Errorf("other context: err = %v, want crypto.ErrDecrypt", err)
 				}
 			})
 		}
@@ -222,14 +221,14 @@ func TestDecryptErrors(t *testing.T) {
 		ciphertext []byte
 		wantErr    error
 	}{
-		{"nil", aes, nil, kes.ErrDecrypt},
-		{"28 bytes", aes, make([]byte, 28), kes.ErrDecrypt},
-		{"29 bytes", aes, make([]byte, 29), kes.ErrDecrypt},
-		{"44 zero bytes", chacha, make([]byte, 44), kes.ErrDecrypt},
-		{"brace only", aes, []byte("{"), kes.ErrDecrypt},
-		{"0x95 only", aes, []byte{0x95}, kes.ErrDecrypt},
-		{"JSON null", aes, []byte("null"), kes.ErrDecrypt},
-		{"other type", chacha, valid, kes.ErrDecrypt},
+		{"nil", aes, nil, crypto.ErrDecrypt},
+		{"28 bytes", aes, make([]byte, 28), crypto.ErrDecrypt},
+		{"29 bytes", aes, make([]byte, 29), crypto.ErrDecrypt},
+		{"44 zero bytes", chacha, make([]byte, 44), crypto.ErrDecrypt},
+		{"brace only", aes, []byte("{"), crypto.ErrDecrypt},
+		{"0x95 only", aes, []byte{0x95}, crypto.ErrDecrypt},
+		{"JSON null", aes, []byte("null"), crypto.ErrDecrypt},
+		{"other type", chacha, valid, crypto.ErrDecrypt},
 		{"zero key", crypto.SecretKey{}, valid, crypto.ErrKeyType},
 	}
 	for _, tt := range tests {

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/crypto"
 	"golang.org/x/crypto/chacha20"
 )
@@ -118,8 +117,8 @@ func TestSpecRawCiphertexts(t *testing.T) {
 			if err != nil || !bytes.Equal(pt, specP) {
 				t.Errorf("Decrypt = %q, %v; want %q", pt, err, specP)
 			}
-			if _, err := k.Decrypt(b64(t, tt.ciphertext), nil); !errors.Is(err, kes.ErrDecrypt) {
-				t.Errorf("Decrypt without context: err = %v, want kes.ErrDecrypt", err)
+			if _, err := k.Decrypt(b64(t, tt.ciphertext), nil); !errors.Is(err, crypto.ErrDecrypt) {
+				t.Errorf("Decrypt without context: err = %v, want crypto.ErrDecrypt", err)
 			}
 		})
 	}
@@ -171,8 +170,8 @@ func TestSpecLegacyCiphertexts(t *testing.T) {
 			if err != nil || !bytes.Equal(pt, specP) {
 				t.Errorf("Decrypt = %q, %v; want %q", pt, err, specP)
 			}
-			if _, err := k.Decrypt(tt.ciphertext, []byte("bucket/other")); !errors.Is(err, kes.ErrDecrypt) {
-				t.Errorf("wrong context: err = %v, want kes.ErrDecrypt", err)
+			if _, err := k.Decrypt(tt.ciphertext, []byte("bucket/other")); !errors.Is(err, crypto.ErrDecrypt) {
+				t.Errorf("wrong context: err = %v, want crypto.ErrDecrypt", err)
 			}
 		})
 	}

@@ -230,8 +230,8 @@ func TestNegativeVectors(t *testing.T) {
 			optional++
 			continue
 		}
-		if !errors.Is(err, kes.ErrDecrypt) || plaintext != nil {
-			t.Errorf("line %d (%s): err = %v, plaintext %x; want kes.ErrDecrypt", i+1, v.Case, err, plaintext)
+		if !errors.Is(err, crypto.ErrDecrypt) || plaintext != nil {
+			t.Errorf("line %d (%s): err = %v, plaintext %x; want crypto.ErrDecrypt", i+1, v.Case, err, plaintext)
 		}
 		checked++
 	}
