@@ -114,9 +114,9 @@ func runServer(ctx context.Context, env *Env, file, addr string) error {
 }
 
 // configSchema is what a server configuration file may name: every key
-// store of the table.
+// store of the table and every route of the API's.
 func configSchema() *config.Schema {
-	return &config.Schema{KeyStores: stores.All}
+	return &config.Schema{KeyStores: stores.All, Routes: api.Paths()}
 }
 
 // readSetup reads a config file into a serverSetup and prints the
@@ -136,10 +136,6 @@ func readSetup(env *Env, file string) (*serverSetup, error) {
 			"the configuration file holds secrets and is readable by other users",
 			"file", file, "mode", fmt.Sprintf("%04o", mode))
 	}
-	routes := make(map[string]api.RouteConfig, len(cfg.API))
-	for path, r := range cfg.API {
-		routes[path] = api.RouteConfig{SkipAuth: r.SkipAuth, Timeout: r.Timeout}
-	}
 	return &serverSetup{
 		Addr: cfg.Address,
 		TLS: &api.TLSConfig{
@@ -151,7 +147,7 @@ func readSetup(env *Env, file string) (*serverSetup, error) {
 		},
 		Admin:    cfg.Admin,
 		Policies: cfg.Policies,
-		Routes:   routes,
+		Routes:   cfg.API,
 		Cache:    cfg.Cache,
 		Connect:  cfg.KeyStore.Connect,
 		Banner:   cfg.KeyStore.Banner(),

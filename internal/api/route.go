@@ -3,6 +3,8 @@ package api
 import (
 	"net/http"
 	"time"
+
+	"github.com/openkes/kes/internal/apiroute"
 )
 
 // authMode says how a route authenticates its caller (spec
@@ -94,16 +96,21 @@ func routes() []route {
 }
 
 // RouteConfig overrides the defaults of one route (config file `api:`).
-type RouteConfig struct {
-	// SkipAuth makes the route public: the identity is computed when a
-	// certificate is present, but no policy is checked. It is ignored for
-	// the routes that change policies and assignments.
-	SkipAuth bool
-	// Timeout replaces the route's default timeout when > 0.
-	Timeout time.Duration
-}
+type RouteConfig = apiroute.Config
 
 // public reports whether c turns rt from a policy-checked route into one
 // that only identifies its caller: what skip_auth does, and only to such
 // routes.
-func (c RouteConfig) public(rt *route) bool { return c.SkipAuth && rt.Auth == authVerify }
+func public(c RouteConfig, rt *route) bool { return c.SkipAuth && rt.Auth == authVerify }
+
+// Paths returns the path of every route, in table order: what the
+// configuration file's api section may configure. The caller owns the
+// slice.
+func Paths() []string {
+	rs := routes()
+	paths := make([]string, len(rs))
+	for i, rt := range rs {
+		paths[i] = rt.Path
+	}
+	return paths
+}

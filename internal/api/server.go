@@ -153,7 +153,7 @@ func (s *Server) Update(keys KeyStore, authorizer *auth.Authorizer, routeConfig 
 			if c.Timeout > 0 {
 				rt.Timeout = c.Timeout
 			}
-			if c.public(rt) {
+			if public(c, rt) {
 				rt.Auth = authIdentify
 			}
 		}
@@ -208,7 +208,7 @@ func isListRoute(p string) bool {
 // (/version) or only identifies (self-describe) does not count.
 func SkipAuth(routeConfig map[string]RouteConfig) bool {
 	for _, rt := range routes() {
-		if c, ok := routeConfig[rt.Path]; ok && c.public(&rt) {
+		if c, ok := routeConfig[rt.Path]; ok && public(c, &rt) {
 			return true
 		}
 	}

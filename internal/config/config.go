@@ -23,11 +23,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/apiroute"
 	"github.com/openkes/kes/internal/auth"
 	"github.com/openkes/kes/internal/keystore/cache"
 )
@@ -67,9 +67,9 @@ type File struct {
 
 	// API holds per-route settings keyed by the exact route path
 	// ("/v1/status", "/v1/key/list/"). Nil or a missing route means the
-	// route table's defaults. Keys that name no route are not in it; see
-	// Notices.
-	API map[string]RouteConfig
+	// route table's defaults. Keys that name no route of Schema.Routes
+	// are not in it; see Notices.
+	API map[string]apiroute.Config
 
 	// Policies maps policy names to policies. Nil means no policies: only
 	// the admin is authorized.
@@ -110,18 +110,6 @@ type Log struct {
 // LevelOff is the level "off" maps to: above every record the server emits.
 const LevelOff = slog.LevelError + 1
 
-// RouteConfig holds the settings of one API route (config.md §6).
-type RouteConfig struct {
-	// SkipAuth makes the route public: the identity is computed if a
-	// certificate is present, but no policy is checked. False means the
-	// route's default authentication.
-	SkipAuth bool
-
-	// Timeout replaces the route's default timeout. Zero keeps the
-	// default; it is never negative after Parse.
-	Timeout time.Duration
-}
-
 // ReadFile reads and parses the configuration file filename. A file that
 // cannot be read yields the *fs.PathError of os.Open; a file larger than
 // MaxFileSize an [*Error] matching ErrFileTooLarge; otherwise errors are as
@@ -141,6 +129,11 @@ type Schema struct {
 	// (internal/keystore/stores.All). Nil means none: every keystore
 	// section is an unknown key.
 	KeyStores []Backend
+
+	// Routes lists the route paths the api section may configure: the
+	// server's route table (api.Paths). Settings of any other path are
+	// validated, then dropped with a [Notice]. Nil means none.
+	Routes []string
 }
 
 // Parse parses and validates the configuration data; filename is used in

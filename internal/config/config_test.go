@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/apiroute"
 	"github.com/openkes/kes/internal/auth"
 	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore/cache"
@@ -36,7 +37,7 @@ func TestReadFile(t *testing.T) {
 			},
 			Cache: cache.Config{Any: 5 * time.Minute, Unused: 20 * time.Second, Offline: time.Hour},
 			Log:   config.Log{Error: slog.LevelWarn, Audit: config.LevelOff},
-			API: map[string]config.RouteConfig{
+			API: map[string]apiroute.Config{
 				"/v1/ready":     {SkipAuth: true, Timeout: 15 * time.Second},
 				"/v1/key/list/": {Timeout: time.Minute},
 			},

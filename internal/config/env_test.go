@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/apiroute"
 	"github.com/openkes/kes/internal/auth"
 	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore/cache"
@@ -94,7 +95,7 @@ func TestEnvExpansion(t *testing.T) {
 		TLS:     config.TLS{KeyFile: "prefix-${KES_TEST_KEY}", CertFile: "${KES_TEST_KEY}-suffix", Auth: config.AuthOff},
 		Cache:   cache.Config{},
 		Log:     config.Log{Error: slog.LevelDebug},
-		API:     map[string]config.RouteConfig{"/v1/status": {SkipAuth: true, Timeout: 20 * time.Second}},
+		API:     map[string]apiroute.Config{"/v1/status": {SkipAuth: true, Timeout: 20 * time.Second}},
 		Policies: map[string]auth.PolicyConfig{"my-app": {
 			Allow:      []string{"/v1/key/${KES_TEST_KEY}"},
 			Identities: []kes.Identity{"df7281ca3fed4ef7d06297eb7cb9d590a4edc863b4425f4762bb2afaebfd3258"},
@@ -203,5 +204,23 @@ func TestReadFileErrors(t *testing.T) {
 	_, err := config.Parse(big, "big.yml", schema)
 	if !errors.Is(err, config.ErrFileTooLarge) {
 		t.Errorf("Parse of %d bytes: got %v, want ErrFileTooLarge", len(big), err)
+	}
+}
+
+// TestAPIRoutesFromTable: the api section knows the routes of the server's
+// route table (api.Paths), the legacy policy and identity routes included,
+// which the list config kept before did not have: their settings were
+// dropped as if the routes did not exist. Other paths still are.
+func TestAPIRoutesFromTable(t *testing.T) {
+	f, err := config.Parse([]byte(valid("api:", "  /v1/policy/write/:", "    timeout: 5s", "  /v1/nope:", "    timeout: 5s")), "kes.yml", schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]apiroute.Config{"/v1/policy/write/": {Timeout: 5 * time.Second}}
+	if !reflect.DeepEqual(f.API, want) {
+		t.Errorf("API: got %v, want %v", f.API, want)
+	}
+	if len(f.Notices) != 1 || f.Notices[0].Msg != "api route '/v1/nope' does not exist and is ignored" {
+		t.Errorf("notices: %v", f.Notices)
 	}
 }

@@ -6,13 +6,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/openkes/kes/internal/api"
 	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore/stores"
 )
 
-// schema names every store of the server's table, so that the examples
-// decode as the server decodes them.
-var schema = &config.Schema{KeyStores: stores.All}
+// schema names every store and every route of the server's tables, so
+// that the examples decode as the server decodes them.
+var schema = &config.Schema{KeyStores: stores.All, Routes: api.Paths()}
 
 // doc joins lines into a YAML document; line i of the slice is line i+1.
 func doc(lines ...string) string { return strings.Join(lines, "\n") + "\n" }

@@ -2,9 +2,11 @@ package config
 
 import (
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/openkes/kes/internal/apiroute"
 	"github.com/openkes/kes/internal/keystore/cache"
 	"go.yaml.in/yaml/v3"
 )
@@ -62,20 +64,9 @@ func parseLevel(s string) (slog.Level, bool) {
 	return l, true
 }
 
-// routes are the exact route paths of api.md §3 that the api section may
-// configure. Prefix routes end with '/'.
-var routes = map[string]bool{
-	"/version": true, "/v1/ready": true, "/v1/status": true, "/v1/metrics": true, "/v1/api": true,
-	"/v1/key/create/": true, "/v1/key/import/": true, "/v1/key/describe/": true, "/v1/key/list/": true,
-	"/v1/key/delete/": true, "/v1/key/generate/": true, "/v1/key/encrypt/": true, "/v1/key/decrypt/": true,
-	"/v1/key/hmac/": true, "/v1/policy/describe/": true, "/v1/policy/read/": true, "/v1/policy/list/": true,
-	"/v1/identity/describe/": true, "/v1/identity/self/describe": true, "/v1/identity/list/": true,
-	"/v1/log/error": true, "/v1/log/audit": true,
-}
-
 // api decodes the api section. Route keys are never env-expanded; keys that
 // name no route are validated, then dropped with a notice.
-func (d *Decoder) api(dst *map[string]RouteConfig) Field {
+func (d *Decoder) api(dst *map[string]apiroute.Config) Field {
 	return func(path string, _, v *yaml.Node) error {
 		if v = resolve(v); isNull(v) {
 			return nil
@@ -85,7 +76,7 @@ func (d *Decoder) api(dst *map[string]RouteConfig) Field {
 		}
 		return d.entries(v, "", func(_ string, k, v *yaml.Node) error {
 			route := k.Value
-			var rc RouteConfig
+			var rc apiroute.Config
 			err := d.Mapping(v, path+"."+route, map[string]Field{
 				"skip_auth": d.Boolean(&rc.SkipAuth),
 				"timeout": func(p string, k, tv *yaml.Node) error {
@@ -101,12 +92,12 @@ func (d *Decoder) api(dst *map[string]RouteConfig) Field {
 			if err != nil {
 				return err
 			}
-			if !routes[route] {
+			if !slices.Contains(d.schema.Routes, route) {
 				d.notice(k, "api route '%s' does not exist and is ignored", route)
 				return nil
 			}
 			if *dst == nil {
-				*dst = make(map[string]RouteConfig)
+				*dst = make(map[string]apiroute.Config)
 			}
 			(*dst)[route] = rc
 			return nil
