@@ -31,21 +31,30 @@
 // and a read that raced with the delete does not put it back. Store errors
 // and decode errors are never cached: the next request tries again.
 //
-// The package imports only the keystore contract and golang.org/x/sync.
+// # Deadlines
+//
+// Every method returns when its context ends, even if the store does not
+// honour the context: the store call then goes on alone on a goroutine that
+// the cache owns ([Cache.Close] waits for it), and its outcome still updates
+// the cache (a Create that succeeds late drops the stale entry). A miss
+// starts one store read that concurrent misses of the same name share; a
+// caller whose context ends stops waiting for it, and the read itself is
+// cancelled only when no caller waits for it any more, so one impatient
+// caller never fails the others.
+//
+// The package imports only the keystore contract.
 package cache
 
 import (
+	"bytes"
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 
 	"github.com/openkes/kes/internal/keystore"
 )
@@ -62,11 +71,6 @@ const (
 // writes it again. Hot keys are read by many cores at once; writing the
 // time on every hit would bounce its cache line between them.
 const touchInterval = time.Millisecond
-
-// maxRetries bounds how often a caller whose context is still live retries
-// a coalesced store read that failed because the context of the caller that
-// started it ended.
-const maxRetries = 2
 
 // Config configures a [Cache]. The zero value is the documented default
 // configuration.
@@ -113,11 +117,17 @@ type Cache[T any] struct {
 	now                        func() time.Time
 	start                      time.Time // clock origin
 
-	entries sync.Map     // name → *entry[T]
-	count   atomic.Int64 // entries plus slots reserved by insert
-	evictMu sync.Mutex   // one eviction at a time
-	group   singleflight.Group
+	entries sync.Map      // name → *entry[T]
+	count   atomic.Int64  // entries plus slots reserved by insert
+	evictMu sync.Mutex    // one eviction at a time
 	epoch   atomic.Uint64 // bumped by every Create and Delete
+
+	readMu sync.Mutex
+	reads  map[string]*read[T] // the store read in flight per name
+
+	// calls counts the goroutines that call the store on behalf of a
+	// caller: shared reads and calls that a caller may abandon.
+	calls sync.WaitGroup
 
 	offline atomic.Pointer[offlineState] // nil while online
 
@@ -133,6 +143,16 @@ type entry[T any] struct {
 	value   T
 	fetched int64        // clock when read from the store
 	used    atomic.Int64 // clock of the last Get that returned it
+}
+
+// read is one store read of a name, shared by the callers of Get that
+// missed the name while it ran.
+type read[T any] struct {
+	done    chan struct{} // closed when val and err are set
+	val     T
+	err     error
+	waiters int                // callers waiting; guarded by Cache.readMu
+	cancel  context.CancelFunc // cancels the store read
 }
 
 type offlineState struct {
@@ -163,6 +183,7 @@ func New[T any](store keystore.Store, decode func(name string, value []byte) (T,
 		probeInterval: orDefault(cfg.ProbeInterval, DefaultProbeInterval),
 		maxEntries:    int64(cfg.MaxEntries),
 		now:           cfg.Now,
+		reads:         make(map[string]*read[T]),
 	}
 	if c.maxEntries <= 0 {
 		c.maxEntries = DefaultMaxEntries
@@ -189,8 +210,18 @@ func (c *Cache[T]) clock() int64 { return int64(c.now().Sub(c.start)) }
 // Get returns the decoded value of name. A cached value is returned without
 // a store read. Otherwise the store is read and the value decoded and cached;
 // concurrent misses of the same name share one store read. Errors of the
-// store (keystore.ErrNotFound included) and of decode are returned, not cached.
+// store (keystore.ErrNotFound included) and of decode are returned, not
+// cached. If ctx ends first, Get returns an error wrapping ctx.Err().
 func (c *Cache[T]) Get(ctx context.Context, name string) (T, error) {
+	if v, ok := c.Lookup(name); ok {
+		return v, nil
+	}
+	return c.miss(ctx, name)
+}
+
+// Lookup returns the cached value of name without reading the store. ok is
+// false if name is not cached or its entry may no longer be served.
+func (c *Cache[T]) Lookup(name string) (v T, ok bool) {
 	now := c.clock()
 	if v, ok := c.entries.Load(name); ok {
 		e := v.(*entry[T])
@@ -198,11 +229,11 @@ func (c *Cache[T]) Get(ctx context.Context, name string) (T, error) {
 			if now-e.used.Load() >= int64(touchInterval) {
 				e.used.Store(now)
 			}
-			return e.value, nil
+			return e.value, true
 		}
 		c.remove(name, e)
 	}
-	return c.miss(ctx, name)
+	return v, false
 }
 
 // fresh reports whether e may be served at clock now.
@@ -218,27 +249,87 @@ func (c *Cache[T]) fresh(e *entry[T], now int64) bool {
 	return false
 }
 
+// miss waits for the store read of name, starting one unless one is in
+// flight. The read does not end with the context of the caller that
+// started it: it runs until it is done or every caller waiting for it has
+// left.
 func (c *Cache[T]) miss(ctx context.Context, name string) (T, error) {
-	var zero T
-	for attempt := 0; ; attempt++ {
-		ch := c.group.DoChan(name, func() (any, error) { return c.fetch(ctx, name) })
-		select {
-		case <-ctx.Done():
-			return zero, ctx.Err()
-		case r := <-ch:
-			if r.Err == nil {
-				v, _ := r.Val.(T)
-				return v, nil
-			}
-			// The read was started by another caller whose context ended;
-			// ours has not, so read again.
-			ctxErr := errors.Is(r.Err, context.Canceled) || errors.Is(r.Err, context.DeadlineExceeded)
-			if ctxErr && r.Shared && ctx.Err() == nil && attempt < maxRetries {
-				continue
-			}
-			return zero, r.Err
-		}
+	c.readMu.Lock()
+	rd, ok := c.reads[name]
+	if !ok {
+		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		rd = &read[T]{done: make(chan struct{}), cancel: cancel}
+		c.reads[name] = rd
+		c.calls.Go(func() { c.read(rctx, name, rd) })
 	}
+	rd.waiters++
+	c.readMu.Unlock()
+
+	select {
+	case <-rd.done:
+		return rd.val, rd.err
+	case <-ctx.Done():
+	}
+	c.readMu.Lock()
+	rd.waiters--
+	last := rd.waiters == 0
+	if last && c.reads[name] == rd {
+		delete(c.reads, name) // the next miss starts a new read
+	}
+	c.readMu.Unlock()
+	select {
+	case <-rd.done: // the answer came with the end of ctx: use it
+		return rd.val, rd.err
+	default:
+	}
+	if last {
+		rd.cancel()
+	}
+	var zero T
+	return zero, fmt.Errorf("cache: get %q: %w", name, ctx.Err())
+}
+
+// read runs the store read rd of name and hands its result to the waiters.
+func (c *Cache[T]) read(ctx context.Context, name string, rd *read[T]) {
+	rd.val, rd.err = c.fetch(ctx, name)
+	rd.cancel()
+	c.readMu.Lock()
+	if c.reads[name] == rd {
+		delete(c.reads, name)
+	}
+	c.readMu.Unlock()
+	close(rd.done)
+}
+
+// detach returns f(), which calls the store for a caller with context ctx.
+// If ctx can end, f runs on a goroutine of its own and detach returns an
+// error wrapping ctx.Err() as soon as ctx ends, even if the store ignores
+// ctx; f then finishes alone, and Close waits for it.
+func detach[R any](calls *sync.WaitGroup, ctx context.Context, f func() (R, error)) (R, error) {
+	if ctx.Done() == nil {
+		return f()
+	}
+	type result struct {
+		v   R
+		err error
+	}
+	ch := make(chan result, 1)
+	calls.Go(func() {
+		v, err := f()
+		ch <- result{v, err}
+	})
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+	}
+	select {
+	case r := <-ch: // the answer came with the end of ctx: use it
+		return r.v, r.err
+	default:
+	}
+	var zero R
+	return zero, fmt.Errorf("cache: key store call abandoned: %w", ctx.Err())
 }
 
 // fetch reads, decodes and caches name. It runs once at a time per name.
@@ -341,32 +432,53 @@ func (c *Cache[T]) invalidate(name string) {
 		c.count.Add(-1)
 	}
 	// Later Gets must not join a read that began before the change.
-	c.group.Forget(name)
+	c.readMu.Lock()
+	delete(c.reads, name)
+	c.readMu.Unlock()
 }
 
 // Create stores value under name (see [keystore.Store]). The value is not
 // cached: the first Get reads it back through the store, as any other key.
 func (c *Cache[T]) Create(ctx context.Context, name string, value []byte) error {
-	err := c.store.Create(ctx, name, value)
-	if err == nil {
-		// Another node may have deleted and this one re-created the key.
-		c.invalidate(name)
+	if ctx.Done() != nil {
+		// A call that ctx abandons still writes value, which the caller
+		// owns again once Create returns.
+		value = bytes.Clone(value)
 	}
+	_, err := detach(&c.calls, ctx, func() (struct{}, error) {
+		err := c.store.Create(ctx, name, value)
+		if err == nil {
+			// Another node may have deleted and this one re-created the key.
+			c.invalidate(name)
+		}
+		return struct{}{}, err
+	})
 	return err
 }
 
 // Delete removes name from the store and the cache. The cache entry is
 // dropped even if the store fails, since the store may have deleted it.
 func (c *Cache[T]) Delete(ctx context.Context, name string) error {
-	err := c.store.Delete(ctx, name)
-	c.invalidate(name)
+	_, err := detach(&c.calls, ctx, func() (struct{}, error) {
+		err := c.store.Delete(ctx, name)
+		c.invalidate(name)
+		return struct{}{}, err
+	})
 	return err
 }
 
 // List lists the names in the store (see [keystore.Store]); it is not
 // cached.
 func (c *Cache[T]) List(ctx context.Context, prefix, continueAt string, n int) ([]string, string, error) {
-	return c.store.List(ctx, prefix, continueAt, n)
+	type page struct {
+		names []string
+		next  string
+	}
+	p, err := detach(&c.calls, ctx, func() (page, error) {
+		names, next, err := c.store.List(ctx, prefix, continueAt, n)
+		return page{names, next}, err
+	})
+	return p.names, p.next, err
 }
 
 // Status probes the store. While the background probe has flagged the store
@@ -376,7 +488,7 @@ func (c *Cache[T]) Status(ctx context.Context) (keystore.State, error) {
 	if st := c.offline.Load(); st != nil {
 		return keystore.State{}, &keystore.UnreachableError{Err: fmt.Errorf("cache: key store is offline: %w", st.err)}
 	}
-	return c.store.Status(ctx)
+	return detach(&c.calls, ctx, func() (keystore.State, error) { return c.store.Status(ctx) })
 }
 
 // Offline reports whether the last status probe failed.
@@ -390,12 +502,14 @@ func (c *Cache[T]) Len() int {
 	return n
 }
 
-// Close stops the background goroutine, waits for it and closes the store.
-// Later calls return the first call's result.
+// Close stops the background goroutine, waits for it and for the store
+// calls that callers abandoned, and closes the store. Later calls return
+// the first call's result. No other method may be called once Close began.
 func (c *Cache[T]) Close() error {
 	c.closeOnce.Do(func() {
 		c.cancel()
 		c.done.Wait()
+		c.calls.Wait()
 		c.closeErr = c.store.Close()
 	})
 	return c.closeErr
@@ -422,7 +536,8 @@ func (c *Cache[T]) run(ctx context.Context) {
 // probe calls the store's Status and sets or clears the offline flag.
 func (c *Cache[T]) probe(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, c.probeInterval)
-	_, err := c.store.Status(pctx)
+	// A store that ignores pctx must not stop the sweeps.
+	_, err := detach(&c.calls, pctx, func() (keystore.State, error) { return c.store.Status(pctx) })
 	cancel()
 	if ctx.Err() != nil {
 		return // closing

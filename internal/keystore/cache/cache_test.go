@@ -443,15 +443,20 @@ func TestConcurrentMisses(t *testing.T) {
 	})
 }
 
+// A caller whose context ends stops waiting, but the read it started goes
+// on for the callers still waiting: earlier, the read ran under the first
+// caller's context, so its deadline failed everyone who joined it (and they
+// read again). Now the read is shared and cancelled only by the last
+// caller to leave (TestReadCanceledWhenAllLeave).
 func TestCanceledLeader(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c, s, _ := newCache(t, cache.Config{})
 		s.put(t, "k", "v")
+		release := make(chan struct{})
+		readErr := make(chan error, 1)
 		s.getHook = func(ctx context.Context, _ string, call int64) error {
-			if call == 1 {
-				<-ctx.Done()
-				return ctx.Err()
-			}
+			<-release
+			readErr <- ctx.Err()
 			return nil
 		}
 		leaderCtx, cancel := context.WithCancel(context.Background())
@@ -465,11 +470,123 @@ func TestCanceledLeader(t *testing.T) {
 		if err := <-leader; !errors.Is(err, context.Canceled) {
 			t.Fatalf("leader: got %v, want context.Canceled", err)
 		}
+		close(release)
+		if err := <-readErr; err != nil {
+			t.Fatalf("the shared read was canceled with its first caller: %v", err)
+		}
 		if err := <-follower; err != nil {
 			t.Fatalf("follower with a live context: %v", err)
 		}
-		if s.gets.Load() != 2 {
-			t.Fatalf("%d reads, want 2", s.gets.Load())
+		if s.gets.Load() != 1 {
+			t.Fatalf("%d reads, want 1", s.gets.Load())
+		}
+	})
+}
+
+func TestReadCanceledWhenAllLeave(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, s, _ := newCache(t, cache.Config{})
+		s.put(t, "k", "v")
+		readErr := make(chan error, 1)
+		s.getHook = func(ctx context.Context, _ string, call int64) error {
+			if call == 1 {
+				<-ctx.Done()
+				readErr <- ctx.Err()
+				return ctx.Err()
+			}
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() {
+				if _, err := c.Get(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("Get past its deadline: got %v, want context.DeadlineExceeded", err)
+				}
+			})
+		}
+		wg.Wait()
+		if err := <-readErr; !errors.Is(err, context.Canceled) {
+			t.Fatalf("the read nobody waits for: got %v, want context.Canceled", err)
+		}
+		// The next miss starts a new read instead of joining the canceled one.
+		mustGet(t, c, s, "k", "v", 2)
+	})
+}
+
+// blockingStore is a store whose calls ignore their context: each blocks
+// until release is closed.
+type blockingStore struct {
+	fakeStore
+	release chan struct{}
+}
+
+func (s *blockingStore) Create(ctx context.Context, name string, value []byte) error {
+	<-s.release
+	return s.fakeStore.Create(context.Background(), name, value)
+}
+
+func (s *blockingStore) Delete(ctx context.Context, name string) error {
+	<-s.release
+	return s.fakeStore.Delete(context.Background(), name)
+}
+
+func (s *blockingStore) List(ctx context.Context, prefix, continueAt string, n int) ([]string, string, error) {
+	<-s.release
+	return s.fakeStore.List(context.Background(), prefix, continueAt, n)
+}
+
+func (s *blockingStore) Status(ctx context.Context) (keystore.State, error) {
+	<-s.release
+	return s.fakeStore.Status(context.Background())
+}
+
+func (s *blockingStore) Get(ctx context.Context, name string) ([]byte, error) {
+	<-s.release
+	return s.fakeStore.Get(context.Background(), name)
+}
+
+// Every method returns at the caller's deadline even if the store ignores
+// it; the calls finish later, their effects reach the cache, and Close
+// waits for them.
+func TestStoreIgnoresDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &blockingStore{release: make(chan struct{})}
+		store.put(t, "old", "v")
+		c := cache.New(store, func(_ string, v []byte) (string, error) { return string(v), nil }, cache.Config{})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		calls := map[string]func() error{
+			"Get":    func() error { _, err := c.Get(ctx, "old"); return err },
+			"Create": func() error { return c.Create(ctx, "new", []byte("v")) },
+			"Delete": func() error { return c.Delete(ctx, "gone") },
+			"List":   func() error { _, _, err := c.List(ctx, "", "", 0); return err },
+			"Status": func() error { _, err := c.Status(ctx); return err },
+		}
+		start := time.Now()
+		for name, call := range calls {
+			if err := call(); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%s: got %v, want context.DeadlineExceeded", name, err)
+			}
+			if d := time.Since(start); d != time.Second {
+				t.Errorf("%s returned after %v, want 1s", name, d)
+			}
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- c.Close() }()
+		synctest.Wait()
+		select {
+		case <-closed:
+			t.Fatal("Close returned while abandoned store calls still ran")
+		default:
+		}
+		close(store.release)
+		if err := <-closed; err != nil {
+			t.Fatal(err)
+		}
+		if v, err := store.Store.Get(context.Background(), "new"); err != nil || string(v) != "v" {
+			t.Fatalf("the abandoned Create did not complete: %q, %v", v, err)
 		}
 	})
 }
