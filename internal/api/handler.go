@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -22,6 +23,7 @@ type request struct {
 	*http.Request
 	state    *state // what the server was configured with when r started
 	route    *route
+	start    time.Time
 	Resource string       // the path after the route prefix, e.g. the key name
 	Identity kes.Identity // empty on unauthenticated routes
 	IP       netip.Addr
@@ -67,7 +69,7 @@ func (s *Server) handler(st *state, rt *route) http.Handler {
 			growStack()
 		}
 		start := time.Now()
-		req := &request{Request: r, state: st, route: rt, w: statusWriter{ResponseWriter: rw}}
+		req := &request{Request: r, state: st, route: rt, start: start, w: statusWriter{ResponseWriter: rw}}
 		w := &req.w
 		s.serve(w, req, start)
 		if w.status == 0 {
@@ -164,9 +166,11 @@ func (s *Server) serve(w *statusWriter, r *request, start time.Time) {
 	rt.Handle(s, w, r)
 }
 
-// setWriteDeadline applies the route's timeout. Like upstream, a timeout is
-// a write deadline: past it, the response cannot be written and the
-// connection is dropped.
+// setWriteDeadline applies the route's timeout to writing the response. The
+// handler's store calls end at the timeout (storeContext), and the answer
+// is then 503; the write deadline comes writeGrace later, so that answer
+// can still be written, and drops the connection of a client that does not
+// read its response.
 //
 // On HTTP/1.1 the deadline belongs to the connection and outlives the
 // request, so a route without timeout (the log streams) clears it. Setting
@@ -179,13 +183,13 @@ func setWriteDeadline(w *statusWriter, r *request, start time.Time) {
 	c, ok := r.Context().Value(connKey{}).(*connInfo)
 	if !ok || r.ProtoMajor != 1 {
 		if timeout > 0 {
-			http.NewResponseController(w.ResponseWriter).SetWriteDeadline(start.Add(timeout))
+			http.NewResponseController(w.ResponseWriter).SetWriteDeadline(start.Add(timeout + writeGrace))
 		}
 		return
 	}
 	var want time.Time
 	if timeout > 0 {
-		want = start.Add(timeout)
+		want = start.Add(timeout + writeGrace)
 	}
 	if want.IsZero() == c.deadline.IsZero() && (want.IsZero() || c.deadline.Sub(want).Abs() < deadlineSlack) {
 		return
@@ -193,6 +197,20 @@ func setWriteDeadline(w *statusWriter, r *request, start time.Time) {
 	if c.conn.SetWriteDeadline(want) == nil {
 		c.deadline = want
 	}
+}
+
+// writeGrace is how long after the route's timeout the response may still
+// be written. It exceeds deadlineSlack, so an HTTP/1.1 write deadline left
+// in place is still after the timeout.
+const writeGrace = 2 * deadlineSlack
+
+// storeContext returns the context of r's key store calls: r's context,
+// ending at the route's timeout. Routes without timeout get r's context.
+func (r *request) storeContext() (context.Context, context.CancelFunc) {
+	if r.route.Timeout <= 0 {
+		return r.Context(), func() {}
+	}
+	return context.WithDeadline(r.Context(), r.start.Add(r.route.Timeout))
 }
 
 // deadlineSlack is how far the write deadline of an HTTP/1.1 connection may

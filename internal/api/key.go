@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -22,6 +23,11 @@ var (
 	errEncrypt     = kes.NewError(http.StatusInternalServerError, "failed to encrypt plaintext")
 	errNewKey      = kes.NewError(http.StatusInternalServerError, "failed to create key")
 	errDecrypt     = kes.NewError(http.StatusInternalServerError, "failed to decrypt ciphertext")
+
+	// errTimeout answers a request whose key store call outlived the
+	// route's timeout: the answer of upstream's per-route timeout handler
+	// (≤ 2023-10, spec api.md §5), which clients retry.
+	errTimeout = kes.NewError(http.StatusServiceUnavailable, "request timeout exceeded")
 )
 
 // The byte-string fields of the request bodies, for readBytesJSON.
@@ -43,14 +49,19 @@ func keyName(w http.ResponseWriter, r *request) (string, bool) {
 }
 
 // storeError writes the answer for a key store error: not-found and exists
-// are the client's business, anything else is logged and answered with the
-// generic failure, so no store detail reaches the client.
-func (s *Server) storeError(w http.ResponseWriter, r *request, err error, failure *kes.Error) {
+// are the client's business; a call that the route's timeout ended (ctx is
+// the context of the call) answers upstream's timeout error; anything else
+// is logged and answered with the generic failure, so no store detail
+// reaches the client.
+func (s *Server) storeError(ctx context.Context, w http.ResponseWriter, r *request, err error, failure *kes.Error) {
 	switch {
 	case errors.Is(err, keystore.ErrNotFound):
 		writeError(w, kes.ErrKeyNotFound)
 	case errors.Is(err, keystore.ErrExists):
 		writeError(w, kes.ErrKeyExists)
+	case ctx.Err() != nil:
+		s.errLog.Error(err.Error(), reqAttrs(r))
+		writeError(w, errTimeout)
 	default:
 		s.errLog.Error(err.Error(), reqAttrs(r))
 		writeError(w, failure)
@@ -63,9 +74,14 @@ func (s *Server) getKey(w http.ResponseWriter, r *request) (crypto.Key, bool) {
 	if !ok {
 		return crypto.Key{}, false
 	}
-	key, err := r.state.keys.Get(r.Context(), name)
+	if key, ok := r.state.keys.Lookup(name); ok {
+		return key, true
+	}
+	ctx, cancel := r.storeContext()
+	defer cancel()
+	key, err := r.state.keys.Get(ctx, name)
 	if err != nil {
-		s.storeError(w, r, err, errReadKey)
+		s.storeError(ctx, w, r, err, errReadKey)
 		return crypto.Key{}, false
 	}
 	return key, true
@@ -93,8 +109,10 @@ func (s *Server) storeKey(w http.ResponseWriter, r *request, name string, key cr
 		writeError(w, errNewKey)
 		return
 	}
-	if err := r.state.keys.Create(r.Context(), name, b); err != nil {
-		s.storeError(w, r, err, errCreateKey)
+	ctx, cancel := r.storeContext()
+	defer cancel()
+	if err := r.state.keys.Create(ctx, name, b); err != nil {
+		s.storeError(ctx, w, r, err, errCreateKey)
 		return
 	}
 	writeOK(w)
@@ -153,8 +171,10 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *request) {
 	if !ok {
 		return
 	}
-	if err := r.state.keys.Delete(r.Context(), name); err != nil {
-		s.storeError(w, r, err, errDeleteKey)
+	ctx, cancel := r.storeContext()
+	defer cancel()
+	if err := r.state.keys.Delete(ctx, name); err != nil {
+		s.storeError(ctx, w, r, err, errDeleteKey)
 		return
 	}
 	writeOK(w)
@@ -174,12 +194,14 @@ func (s *Server) listKeys(w http.ResponseWriter, r *request) {
 		return
 	}
 	prefix = strings.TrimSuffix(prefix, "*")
+	ctx, cancel := r.storeContext()
+	defer cancel()
 	all := []string{}
 	next := ""
 	for {
-		page, cont, err := r.state.keys.List(r.Context(), prefix, next, keystore.ListPageSize)
+		page, cont, err := r.state.keys.List(ctx, prefix, next, keystore.ListPageSize)
 		if err != nil {
-			s.storeError(w, r, err, errListKeys)
+			s.storeError(ctx, w, r, err, errListKeys)
 			return
 		}
 		all = append(all, page...)

@@ -32,7 +32,7 @@ type route struct {
 	Method  string        // PUT routes also accept POST
 	Path    string        // the registered pattern; prefix routes end in '/'
 	MaxBody int64         // 0: the body is never read
-	Timeout time.Duration // write deadline of the response; 0: none
+	Timeout time.Duration // deadline of the store calls and the response; 0: none
 	Auth    authMode
 	Counted bool // counted and timed in the HTTP metrics
 	Audited bool // produces an audit event

@@ -33,7 +33,14 @@ import (
 
 // KeyStore is what the handlers need of the key cache in front of the
 // configured store (internal/keystore/cache).
+//
+// Every method that takes a context must return once it ends, with an
+// error wrapping ctx.Err(), even if the store behind does not answer: the
+// handlers pass the route's deadline and answer 503 when it passes.
 type KeyStore interface {
+	// Lookup returns a cached key without calling the store: the fast
+	// path, which needs no deadline.
+	Lookup(name string) (crypto.Key, bool)
 	Get(ctx context.Context, name string) (crypto.Key, error)
 	Create(ctx context.Context, name string, value []byte) error
 	Delete(ctx context.Context, name string) error

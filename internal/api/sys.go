@@ -25,7 +25,14 @@ func (s *Server) getVersion(w http.ResponseWriter, _ *request) {
 }
 
 func (s *Server) getReady(w http.ResponseWriter, r *request) {
-	if _, err := r.state.keys.Status(r.Context()); err != nil {
+	ctx, cancel := r.storeContext()
+	defer cancel()
+	if _, err := r.state.keys.Status(ctx); err != nil {
+		if ctx.Err() != nil {
+			s.errLog.Warn(err.Error(), reqAttrs(r))
+			writeError(w, errTimeout)
+			return
+		}
 		if keystore.IsUnreachable(err) {
 			s.errLog.Warn(err.Error(), reqAttrs(r))
 			writeError(w, kes.ErrStoreUnreachable)
@@ -48,7 +55,13 @@ func (s *Server) getStatus(w http.ResponseWriter, r *request) {
 		UsableCPUs: runtime.GOMAXPROCS(0),
 	}
 	resp.HeapAlloc, resp.StackAlloc = memStats()
-	state, err := r.state.keys.Status(r.Context())
+	ctx, cancel := r.storeContext()
+	defer cancel()
+	state, err := r.state.keys.Status(ctx)
+	if err != nil && ctx.Err() != nil {
+		writeError(w, errTimeout)
+		return
+	}
 	if err != nil {
 		// Upstream sends only keystore_unreachable; the kms-go SDK rejects a
 		// status with it but without keystore_unavailable, so both are sent.
