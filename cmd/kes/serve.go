@@ -75,8 +75,11 @@ func serve(ctx context.Context, env *Env, s *serverSetup) error {
 	sv := &server{env: env, start: time.Now(), setup: s, errLevel: new(slog.LevelVar), auditLevel: new(slog.LevelVar)}
 	sv.errLevel.Set(s.ErrorLvl)
 	sv.auditLevel.Set(s.AuditLvl)
-	sv.errLog = log.NewErrorLog(env.Stderr, sv.errLevel)
-	auditLog := log.NewAuditLog(env.Stdout, sv.auditLevel)
+	// The logs count into the metrics from their first record on: the key
+	// store logs its login before the API server exists.
+	m := metrics.New(sv.start)
+	sv.errLog = log.NewErrorLog(env.Stderr, sv.errLevel, m.ErrorEvent)
+	auditLog := log.NewAuditLog(env.Stdout, sv.auditLevel, m.AuditEvent)
 
 	authorizer, err := auth.New(s.Admin, s.Policies, sv.start)
 	if err != nil {
@@ -98,7 +101,7 @@ func serve(ctx context.Context, env *Env, s *serverSetup) error {
 		Auth:      authorizer,
 		ErrorLog:  sv.errLog,
 		AuditLog:  auditLog,
-		Metrics:   metrics.New(sv.start),
+		Metrics:   m,
 		Routes:    s.Routes,
 		Version:   build.Version,
 		Commit:    build.Commit,

@@ -132,7 +132,7 @@ func readSetup(env *Env, file string) (*serverSetup, error) {
 	if mode, exposed := config.ExposedSecrets(file, cfg); exposed {
 		// The server's error log does not exist yet: the same format, at
 		// the configured level.
-		log.NewErrorLog(env.Stderr, cfg.Log.Error).Logger().Error(
+		log.NewErrorLog(env.Stderr, cfg.Log.Error, nil).Logger().Error(
 			"the configuration file holds secrets and is readable by other users",
 			"file", file, "mode", fmt.Sprintf("%04o", mode))
 	}

@@ -35,10 +35,11 @@ func BenchmarkHandler(b *testing.B) {
 	keys := cache.New(&mem.Store{}, func(_ string, v []byte) (crypto.Key, error) { return crypto.ParseKey(v) }, cache.Config{})
 	defer keys.Close()
 	authorizer, _ := auth.New(apiKey.Identity(), nil, start)
+	m := metrics.New(start)
 	srv, err := New(&Config{
 		Keys: keys, Auth: authorizer,
-		ErrorLog: log.NewErrorLog(io.Discard, nil), AuditLog: log.NewAuditLog(io.Discard, nil),
-		Metrics: metrics.New(start),
+		ErrorLog: log.NewErrorLog(io.Discard, nil, m.ErrorEvent), AuditLog: log.NewAuditLog(io.Discard, nil, m.AuditEvent),
+		Metrics: m,
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -147,9 +147,9 @@ func startServer(t testing.TB, opts serverOptions) *testServer {
 		t.Fatal(err)
 	}
 	ts := &testServer{Dir: dir, Audit: new(syncBuffer), Errors: new(syncBuffer)}
-	ts.ErrorLog = log.NewErrorLog(ts.Errors, slogLevel(-4))
-	ts.AuditLog = log.NewAuditLog(ts.Audit, slogLevel(0))
 	ts.Metrics = metrics.New(start)
+	ts.ErrorLog = log.NewErrorLog(ts.Errors, slogLevel(-4), ts.Metrics.ErrorEvent)
+	ts.AuditLog = log.NewAuditLog(ts.Audit, slogLevel(0), ts.Metrics.AuditEvent)
 	srv, err := api.New(&api.Config{
 		Keys:      keys,
 		Auth:      authorizer,

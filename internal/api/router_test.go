@@ -23,7 +23,7 @@ func TestFastRouter(t *testing.T) {
 	s, err := New(&Config{
 		Keys:     cache.New(&mem.Store{}, func(_ string, v []byte) (crypto.Key, error) { return crypto.ParseKey(v) }, cache.Config{}),
 		Auth:     authorizer,
-		ErrorLog: log.NewErrorLog(io.Discard, nil), AuditLog: log.NewAuditLog(io.Discard, nil),
+		ErrorLog: log.NewErrorLog(io.Discard, nil, nil), AuditLog: log.NewAuditLog(io.Discard, nil, nil),
 		Metrics: metrics.New(time.Now()),
 	})
 	if err != nil {

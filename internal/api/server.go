@@ -50,6 +50,11 @@ type KeyStore interface {
 
 // Config is the configuration of a [Server]. Keys, Auth, ErrorLog,
 // AuditLog and Metrics are required; every other zero value has a default.
+//
+// The logs count their events into Metrics only if they were created with
+// Metrics.ErrorEvent and Metrics.AuditEvent as their onEvent hooks: the
+// server does not change logs it is handed, whose first records (the key
+// store login) may predate it.
 type Config struct {
 	Keys     KeyStore
 	Auth     *auth.Authorizer
@@ -123,8 +128,6 @@ func New(cfg *Config) (*Server, error) {
 		started: cfg.StartTime,
 		rand:    cfg.Rand,
 	}
-	s.errors.OnEvent = s.metrics.ErrorEvent
-	s.audit.OnEvent = s.metrics.AuditEvent
 	if s.keyType == 0 {
 		s.keyType = crypto.DefaultKeyType()
 	}

@@ -61,13 +61,9 @@ type AuditEvent struct {
 // nanoseconds are shown correctly by every client.
 //
 // An AuditLog must be created with [NewAuditLog]. It is safe for concurrent
-// use; OnEvent must be set before the first event is logged.
+// use.
 type AuditLog struct {
-	// OnEvent, if not nil, is called once for every event that passes the
-	// level, whether or not anyone subscribes. It may be called
-	// concurrently and must be cheap.
-	OnEvent func()
-
+	onEvent func()
 	level   slog.Leveler
 	console *lineWriter
 	hub     hub
@@ -76,11 +72,16 @@ type AuditLog struct {
 // NewAuditLog returns an audit log that prints to w and streams to
 // subscribers when level is INFO or below. A nil level means INFO; pass a
 // *slog.LevelVar to change the level at run time.
-func NewAuditLog(w io.Writer, level slog.Leveler) *AuditLog {
+//
+// onEvent, if not nil, is called once for every event that passes the
+// level, from the first one on, whether or not anyone subscribes. It may be
+// called concurrently and must be cheap.
+func NewAuditLog(w io.Writer, level slog.Leveler, onEvent func()) *AuditLog {
 	if level == nil {
 		level = slog.LevelInfo
 	}
 	return &AuditLog{
+		onEvent: onEvent,
 		level:   level,
 		console: newLineWriter(w),
 	}
@@ -116,7 +117,7 @@ func (a *AuditLog) Log(ev AuditEvent) {
 		linePool.Put(bp)
 	}
 
-	if f := a.OnEvent; f != nil {
+	if f := a.onEvent; f != nil {
 		f()
 	}
 	if a.hub.active() {

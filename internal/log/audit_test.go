@@ -65,7 +65,7 @@ func TestAuditLogFormat(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			a := log.NewAuditLog(&buf, nil)
+			a := log.NewAuditLog(&buf, nil, nil)
 			sub := a.Subscribe()
 			defer sub.Close()
 
@@ -86,7 +86,7 @@ func TestAuditLogFormat(t *testing.T) {
 // time.Duration (nanoseconds), and releases up to 2023-10 sent nanoseconds
 // truncated to microseconds; we keep what every client decodes correctly.
 func TestAuditResponseTimeNanoseconds(t *testing.T) {
-	a := log.NewAuditLog(new(bytes.Buffer), nil)
+	a := log.NewAuditLog(new(bytes.Buffer), nil, nil)
 	sub := a.Subscribe()
 	defer sub.Close()
 
@@ -113,7 +113,7 @@ func TestAuditResponseTimeNanoseconds(t *testing.T) {
 
 func TestAuditLogZeroTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		a := log.NewAuditLog(new(bytes.Buffer), nil)
+		a := log.NewAuditLog(new(bytes.Buffer), nil, nil)
 		sub := a.Subscribe()
 		defer sub.Close()
 
@@ -141,8 +141,7 @@ func TestAuditLogLevel(t *testing.T) {
 			}
 			var buf bytes.Buffer
 			var counted int
-			a := log.NewAuditLog(&buf, level)
-			a.OnEvent = func() { counted++ }
+			a := log.NewAuditLog(&buf, level, func() { counted++ })
 			sub := a.Subscribe()
 
 			a.Log(log.AuditEvent{Time: auditTime, Method: "GET", Path: "/v1/key/describe/k", Status: 200})
@@ -162,7 +161,7 @@ func TestAuditLogLevel(t *testing.T) {
 				t.Errorf("%d stream events, want %d", got, n)
 			}
 			if counted != n {
-				t.Errorf("OnEvent called %d times, want %d", counted, n)
+				t.Errorf("onEvent called %d times, want %d", counted, n)
 			}
 		})
 	}
@@ -171,7 +170,7 @@ func TestAuditLogLevel(t *testing.T) {
 func TestAuditLogLevelVar(t *testing.T) {
 	var buf bytes.Buffer
 	var level slog.LevelVar
-	a := log.NewAuditLog(&buf, &level)
+	a := log.NewAuditLog(&buf, &level, nil)
 	ev := log.AuditEvent{Time: auditTime, Method: "GET", Path: "/v1/identity/self/describe", Status: 200}
 
 	a.Log(ev)

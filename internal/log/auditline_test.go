@@ -251,7 +251,7 @@ func FuzzAuditLine(f *testing.F) {
 
 // TestAuditLogAllocs checks that a console line costs no allocation.
 func TestAuditLogAllocs(t *testing.T) {
-	a := NewAuditLog(io.Discard, nil)
+	a := NewAuditLog(io.Discard, nil, nil)
 	ev := AuditEvent{
 		Time: time.Now(), Method: "POST", Path: "/v1/key/generate/k", IP: netip.MustParseAddr("10.0.0.5"),
 		Identity: testIdentity, Status: 200, Duration: 427 * time.Microsecond,

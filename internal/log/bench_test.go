@@ -24,7 +24,7 @@ func drain(b *testing.B, sub *log.Subscription) {
 
 func BenchmarkErrorLog(b *testing.B) {
 	run := func(b *testing.B, subscribers int) {
-		l := log.NewErrorLog(io.Discard, nil)
+		l := log.NewErrorLog(io.Discard, nil, nil)
 		for range subscribers {
 			drain(b, l.Subscribe())
 		}
@@ -41,7 +41,7 @@ func BenchmarkErrorLog(b *testing.B) {
 
 func BenchmarkAuditLog(b *testing.B) {
 	run := func(b *testing.B, subscribers int) {
-		a := log.NewAuditLog(io.Discard, nil)
+		a := log.NewAuditLog(io.Discard, nil, nil)
 		for range subscribers {
 			drain(b, a.Subscribe())
 		}
@@ -65,7 +65,7 @@ func BenchmarkAuditLog(b *testing.B) {
 		}
 		b.Cleanup(func() { f.Close() })
 		w := &countingWriter{w: f}
-		a := log.NewAuditLog(w, nil)
+		a := log.NewAuditLog(w, nil, nil)
 		ev := log.AuditEvent{
 			Time: time.Now(), Method: "POST", Path: "/v1/key/generate/my-key", IP: netip.MustParseAddr("10.0.0.5"),
 			Identity: testIdentity, Status: 200, Duration: 427 * time.Microsecond,

@@ -33,8 +33,10 @@
 //
 // # Metrics
 //
-// [ErrorLog.OnEvent] and [AuditLog.OnEvent] are called once for every record
-// that passes the level filter, whether or not anybody subscribes. Wired to
+// The onEvent hooks given to [NewErrorLog] and [NewAuditLog] are called once
+// for every record that passes the level filter, whether or not anybody
+// subscribes. They are fixed at construction, so the first record, often
+// logged while the server connects to its key store, is counted too. Wired to
 // the kes_log_error_events and kes_log_audit_events counters this counts
 // every event the server produces, as KES releases up to 2024-01-11 did
 // (later releases count one per event and subscriber).

@@ -22,23 +22,23 @@ import (
 // [Subscription] as {"message":"<that line without its newline>"}\n.
 //
 // An ErrorLog must be created with [NewErrorLog]. It is safe for concurrent
-// use; OnEvent must be set before the first record is logged.
+// use.
 type ErrorLog struct {
-	// OnEvent, if not nil, is called once for every record that passes the
-	// level, after it was written to the console and before its stream event
-	// is published, whether or not anyone subscribes. Calls are serialized.
-	// It must be cheap and must not log to this ErrorLog.
-	OnEvent func()
-
-	logger *slog.Logger
-	hub    hub
+	onEvent func()
+	logger  *slog.Logger
+	hub     hub
 }
 
 // NewErrorLog returns an error log that prints to w and streams to
 // subscribers the records at or above level. A nil level means INFO; pass
 // a *slog.LevelVar to change the level at run time.
-func NewErrorLog(w io.Writer, level slog.Leveler) *ErrorLog {
-	l := new(ErrorLog)
+//
+// onEvent, if not nil, is called once for every record that passes the
+// level, from the first one on, after it was written to w and before its
+// stream event is published, whether or not anyone subscribes. Calls are
+// serialized. It must be cheap and must not log to this ErrorLog.
+func NewErrorLog(w io.Writer, level slog.Leveler, onEvent func()) *ErrorLog {
+	l := &ErrorLog{onEvent: onEvent}
 	s := &errorSink{w: w, log: l}
 	l.logger = slog.New(slog.NewTextHandler(s, &slog.HandlerOptions{Level: level}))
 	return l
@@ -68,7 +68,7 @@ type errorSink struct {
 
 func (s *errorSink) Write(line []byte) (int, error) {
 	n, err := s.w.Write(line)
-	if f := s.log.OnEvent; f != nil {
+	if f := s.log.onEvent; f != nil {
 		f()
 	}
 	if s.log.hub.active() {

@@ -83,7 +83,7 @@ func TestErrorLogFormat(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			l := log.NewErrorLog(&buf, slog.LevelDebug)
+			l := log.NewErrorLog(&buf, slog.LevelDebug, nil)
 			sub := l.Subscribe()
 			defer sub.Close()
 
@@ -108,7 +108,7 @@ func TestErrorLogFormat(t *testing.T) {
 }
 
 func TestErrorLogEventBytes(t *testing.T) {
-	l := log.NewErrorLog(new(bytes.Buffer), nil)
+	l := log.NewErrorLog(new(bytes.Buffer), nil, nil)
 	sub := l.Subscribe()
 	defer sub.Close()
 
@@ -147,8 +147,7 @@ func TestErrorLogLevel(t *testing.T) {
 			for i, rl := range recordLevels {
 				var buf bytes.Buffer
 				var counted int
-				l := log.NewErrorLog(&buf, level)
-				l.OnEvent = func() { counted++ }
+				l := log.NewErrorLog(&buf, level, func() { counted++ })
 				sub := l.Subscribe()
 
 				l.Logger().Log(t.Context(), rl, "message")
@@ -165,7 +164,7 @@ func TestErrorLogLevel(t *testing.T) {
 					t.Errorf("%v record: %d stream events, want %d", rl, got, n)
 				}
 				if counted != n {
-					t.Errorf("%v record: OnEvent called %d times, want %d", rl, counted, n)
+					t.Errorf("%v record: onEvent called %d times, want %d", rl, counted, n)
 				}
 			}
 		})
@@ -175,7 +174,7 @@ func TestErrorLogLevel(t *testing.T) {
 func TestErrorLogLevelVar(t *testing.T) {
 	var buf bytes.Buffer
 	var level slog.LevelVar
-	l := log.NewErrorLog(&buf, &level)
+	l := log.NewErrorLog(&buf, &level, nil)
 
 	l.Logger().Info("one")
 	level.Set(log.LevelOff)
@@ -196,7 +195,7 @@ func TestErrorLogLevelVar(t *testing.T) {
 
 func TestErrorLogWith(t *testing.T) {
 	var buf bytes.Buffer
-	l := log.NewErrorLog(&buf, nil)
+	l := log.NewErrorLog(&buf, nil, nil)
 	sub := l.Subscribe()
 	defer sub.Close()
 
@@ -214,7 +213,7 @@ func TestErrorLogWith(t *testing.T) {
 func TestErrorLogServerLog(t *testing.T) {
 	var buf bytes.Buffer
 	var level slog.LevelVar
-	l := log.NewErrorLog(&buf, &level)
+	l := log.NewErrorLog(&buf, &level, nil)
 
 	l.ServerLog().Printf("http: TLS handshake error from %s: %s", "127.0.0.1:36900", "tls: client didn't provide a certificate")
 	level.Set(slog.LevelWarn)

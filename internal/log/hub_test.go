@@ -6,8 +6,8 @@ import (
 )
 
 func TestHubUnsubscribeFrees(t *testing.T) {
-	l := NewErrorLog(io.Discard, nil)
-	a := NewAuditLog(io.Discard, nil)
+	l := NewErrorLog(io.Discard, nil, nil)
+	a := NewAuditLog(io.Discard, nil, nil)
 	subs := []*Subscription{l.Subscribe(), l.Subscribe(), a.Subscribe()}
 	if !l.hub.active() || !a.hub.active() {
 		t.Fatal("hub not active with subscribers")
@@ -26,7 +26,7 @@ func TestHubUnsubscribeFrees(t *testing.T) {
 // does no JSON work: it allocates nothing (slog pools its buffers), while
 // encoding for a subscriber allocates.
 func TestNoSubscriberNoEncoding(t *testing.T) {
-	l := NewErrorLog(io.Discard, nil)
+	l := NewErrorLog(io.Discard, nil, nil)
 	logger := l.Logger()
 	without := testing.AllocsPerRun(100, func() { logger.Error("keystore failure") })
 	maxWithout := 0.0

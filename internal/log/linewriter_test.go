@@ -267,7 +267,7 @@ func stressLine(g, i int) string {
 func TestAuditLogConcurrentLines(t *testing.T) {
 	const goroutines, perGoroutine = 8, 300
 	r := recorder{gosched: true}
-	a := NewAuditLog(&r, nil)
+	a := NewAuditLog(&r, nil, nil)
 	at := time.Date(2026, 11, 27, 15, 52, 25, 928123456, time.UTC)
 
 	want := make(map[string]int)

@@ -15,7 +15,7 @@ import (
 )
 
 func TestSubscribeOnlyLaterEvents(t *testing.T) {
-	l := log.NewErrorLog(io.Discard, nil)
+	l := log.NewErrorLog(io.Discard, nil, nil)
 	l.Logger().Error("before")
 	sub := l.Subscribe()
 	defer sub.Close()
@@ -30,7 +30,7 @@ func TestSubscribeOnlyLaterEvents(t *testing.T) {
 }
 
 func TestSlowSubscriberDoesNotBlock(t *testing.T) {
-	a := log.NewAuditLog(io.Discard, nil)
+	a := log.NewAuditLog(io.Discard, nil, nil)
 	stalled := a.Subscribe() // never read
 	defer stalled.Close()
 	reader := a.Subscribe() // read after every event
@@ -59,7 +59,7 @@ func TestSlowSubscriberDoesNotBlock(t *testing.T) {
 }
 
 func TestSubscriptionClose(t *testing.T) {
-	l := log.NewErrorLog(io.Discard, nil)
+	l := log.NewErrorLog(io.Discard, nil, nil)
 	sub := l.Subscribe()
 	other := l.Subscribe()
 	defer other.Close()
@@ -103,7 +103,7 @@ func (w *flushWriter) flush() error { w.flushes++; return nil }
 
 func TestStream(t *testing.T) {
 	t.Run("until closed", func(t *testing.T) {
-		l := log.NewErrorLog(io.Discard, nil)
+		l := log.NewErrorLog(io.Discard, nil, nil)
 		sub := l.Subscribe()
 		l.Logger().Error("one")
 		l.Logger().Error("two")
@@ -121,7 +121,7 @@ func TestStream(t *testing.T) {
 		}
 	})
 	t.Run("until context done", func(t *testing.T) {
-		l := log.NewErrorLog(io.Discard, nil)
+		l := log.NewErrorLog(io.Discard, nil, nil)
 		sub := l.Subscribe()
 		defer sub.Close()
 		ctx, cancel := context.WithCancel(t.Context())
@@ -131,7 +131,7 @@ func TestStream(t *testing.T) {
 		}
 	})
 	t.Run("until write fails", func(t *testing.T) {
-		l := log.NewErrorLog(io.Discard, nil)
+		l := log.NewErrorLog(io.Discard, nil, nil)
 		sub := l.Subscribe()
 		defer sub.Close()
 		for range 3 {
@@ -158,12 +158,10 @@ func (b *lockedBuffer) Write(p []byte) (int, error) {
 
 func TestConcurrentLogging(t *testing.T) {
 	var errOut, auditOut lockedBuffer
-	l := log.NewErrorLog(&errOut, nil)
-	a := log.NewAuditLog(&auditOut, nil)
 	var mu sync.Mutex
 	var errCount, auditCount int
-	l.OnEvent = func() { mu.Lock(); errCount++; mu.Unlock() }
-	a.OnEvent = func() { mu.Lock(); auditCount++; mu.Unlock() }
+	l := log.NewErrorLog(&errOut, nil, func() { mu.Lock(); errCount++; mu.Unlock() })
+	a := log.NewAuditLog(&auditOut, nil, func() { mu.Lock(); auditCount++; mu.Unlock() })
 
 	// A reader that sees everything, started before any logging.
 	errSub, auditSub := l.Subscribe(), a.Subscribe()
@@ -211,7 +209,7 @@ func TestConcurrentLogging(t *testing.T) {
 		t.Errorf("audit log printed %d lines, want %d", n, total)
 	}
 	if errCount != total || auditCount != total {
-		t.Errorf("OnEvent counted %d error and %d audit events, want %d each", errCount, auditCount, total)
+		t.Errorf("onEvent counted %d error and %d audit events, want %d each", errCount, auditCount, total)
 	}
 	if got := uint64(errEvents) + errSub.Dropped(); got != total {
 		t.Errorf("error subscriber received+dropped %d, want %d", got, total)

@@ -21,8 +21,8 @@
 //   - kes_log_error_events and kes_log_audit_events count every log event
 //     the server produces (records passing the level, whether or not anyone
 //     streams them), as releases up to 2024-01-11 did: wire
-//     [Metrics.ErrorEvent] and [Metrics.AuditEvent] to the OnEvent hooks of
-//     the error and audit log.
+//     [Metrics.ErrorEvent] and [Metrics.AuditEvent] to the onEvent hooks
+//     of the error and audit log constructors.
 //   - The kes_system_* gauges are sampled when the registry is scraped.
 //
 // This package must not import internal/api, a key store or the SDK.
