@@ -28,15 +28,17 @@ func TestStartEventsCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	admin, _ := kes.GenerateAPIKey(nil)
+	store := new(mem.Store)
 	setup := &serverSetup{
 		Addr:  "127.0.0.1:0",
 		TLS:   &api.TLSConfig{CertFile: filepath.Join(dir, "server.crt"), KeyFile: filepath.Join(dir, "server.key")},
 		Admin: admin.Identity(),
 		Connect: func(_ context.Context, l *slog.Logger) (keystore.Store, error) {
 			l.Info("logged in to the key store")
-			return new(mem.Store), nil
+			return store, nil
 		},
 		Banner: "In Memory",
+		Keys:   []string{"predefined"},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	outR, outW := io.Pipe()
@@ -81,6 +83,10 @@ func TestStartEventsCounted(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^kes_log_error_events 1$`).Match(body) {
 		t.Fatalf("kes_log_error_events does not count the record logged at start:\n%s", grepLines(string(body), "kes_log_"))
+	}
+	// The config's predefined keys were created at start.
+	if _, err := store.Get(t.Context(), "predefined"); err != nil {
+		t.Fatalf("predefined key: %v", err)
 	}
 }
 
