@@ -50,6 +50,24 @@ type Store interface {
 	io.Closer
 }
 
+// Replacer is the optional capability of a [Store] to replace a value
+// atomically, without a window in which the name is missing or holds a
+// value that was not asked for. Callers find it by type assertion:
+//
+//	if r, ok := store.(keystore.Replacer); ok { ... }
+//
+// A store implements it only if it can compare and swap; it is safe for
+// concurrent use like the Store.
+type Replacer interface {
+	// Replace stores new under name if the value stored under name is
+	// old (compare-and-swap): of concurrent Replace calls from the same
+	// old value, exactly one succeeds. It returns an error matching
+	// ErrNotFound if nothing is stored under name and one matching
+	// ErrChanged if the stored value is not old; the stored value is then
+	// unchanged.
+	Replace(ctx context.Context, name string, old, new []byte) error
+}
+
 // Errors a [Store] returns, wrapped with the store and operation. The API
 // maps them to upstream's statuses and texts in one place.
 var (
@@ -58,6 +76,10 @@ var (
 
 	// ErrExists means a value is already stored under the name.
 	ErrExists = errors.New("keystore: key already exists")
+
+	// ErrChanged means [Replacer.Replace] found another value than the one
+	// it was to replace: someone changed the key since it was read.
+	ErrChanged = errors.New("keystore: key changed since it was read")
 )
 
 // State is the result of a successful [Store.Status] probe.

@@ -27,8 +27,8 @@
 //
 // # Consistency
 //
-// Deleting or creating a key through the cache removes it from the cache,
-// and a read that raced with the delete does not put it back. Store errors
+// Deleting, creating or replacing a key through the cache removes it from
+// the cache, and a read that raced with the change does not put it back. Store errors
 // and decode errors are never cached: the next request tries again.
 //
 // # Deadlines
@@ -49,6 +49,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -120,7 +121,7 @@ type Cache[T any] struct {
 	entries sync.Map      // name → *entry[T]
 	count   atomic.Int64  // entries plus slots reserved by insert
 	evictMu sync.Mutex    // one eviction at a time
-	epoch   atomic.Uint64 // bumped by every Create and Delete
+	epoch   atomic.Uint64 // bumped by every Create, Delete and Replace
 
 	readMu sync.Mutex
 	reads  map[string]*read[T] // the store read in flight per name
@@ -137,7 +138,10 @@ type Cache[T any] struct {
 	closeErr  error
 }
 
-var _ keystore.Store = (*Cache[[]byte])(nil)
+var (
+	_ keystore.Store    = (*Cache[[]byte])(nil)
+	_ keystore.Replacer = (*Cache[[]byte])(nil)
+)
 
 type entry[T any] struct {
 	value   T
@@ -461,6 +465,28 @@ func (c *Cache[T]) Create(ctx context.Context, name string, value []byte) error 
 func (c *Cache[T]) Delete(ctx context.Context, name string) error {
 	_, err := detach(&c.calls, ctx, func() (struct{}, error) {
 		err := c.store.Delete(ctx, name)
+		c.invalidate(name)
+		return struct{}{}, err
+	})
+	return err
+}
+
+// Replace replaces the value of name in the store (see [keystore.Replacer])
+// and drops name from the cache, also when the store fails, since it may
+// have replaced the value. It returns an error matching
+// errors.ErrUnsupported if the store is not a [keystore.Replacer].
+func (c *Cache[T]) Replace(ctx context.Context, name string, old, new []byte) error {
+	r, ok := c.store.(keystore.Replacer)
+	if !ok {
+		return fmt.Errorf("cache: replace %q: %w", name, errors.ErrUnsupported)
+	}
+	if ctx.Done() != nil {
+		// A call that ctx abandons still uses the values, which the
+		// caller owns again once Replace returns.
+		old, new = bytes.Clone(old), bytes.Clone(new)
+	}
+	_, err := detach(&c.calls, ctx, func() (struct{}, error) {
+		err := r.Replace(ctx, name, old, new)
 		c.invalidate(name)
 		return struct{}{}, err
 	})

@@ -760,3 +760,30 @@ func BenchmarkHit(b *testing.B) {
 		}
 	})
 }
+
+func TestReplace(t *testing.T) {
+	c, s, _ := newCache(t, cache.Config{})
+	s.put(t, "k", "v1")
+	mustGet(t, c, s, "k", "v1", 1)
+	if err := c.Replace(t.Context(), "k", []byte("v1"), []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	mustGet(t, c, s, "k", "v2", 2) // the cached v1 was dropped
+	if err := c.Replace(t.Context(), "k", []byte("v1"), []byte("v3")); !errors.Is(err, keystore.ErrChanged) {
+		t.Fatalf("Replace from a stale value: got %v, want keystore.ErrChanged", err)
+	}
+	mustGet(t, c, s, "k", "v2", 3) // dropped even so: the store may have changed
+}
+
+func TestReplaceUnsupported(t *testing.T) {
+	// A store without the capability: only the Store methods.
+	store := struct{ keystore.Store }{new(mem.Store)}
+	c := cache.New(store, func(_ string, v []byte) ([]byte, error) { return v, nil }, cache.Config{})
+	defer c.Close()
+	if err := c.Create(t.Context(), "k", []byte("v1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Replace(t.Context(), "k", []byte("v1"), []byte("v2")); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("Replace on a store that cannot: got %v, want errors.ErrUnsupported", err)
+	}
+}

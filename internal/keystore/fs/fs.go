@@ -8,15 +8,17 @@
 // Writes are atomic and exclusive: the value is written to a temporary file
 // whose name contains a '.', fsync'ed, and hard-linked to the key name, which
 // fails if the name exists; [New] sweeps the temporary files a crash left
-// behind, so that no key's bytes outlive its deletion. Every operation works
-// below an [os.Root], so no name, symlink or ".." can reach outside the
-// directory; names that a directory cannot hold safely are rejected before
-// the disk is touched.
+// behind, so that no key's bytes outlive its deletion. [Store.Replace]
+// renames such a file over the key instead, so a reader sees the old or the
+// new value, never none. Every operation works below an [os.Root], so no
+// name, symlink or ".." can reach outside the directory; names that a
+// directory cannot hold safely are rejected before the disk is touched.
 //
 // It imports only the keystore contract and the SDK's error values.
 package fs
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -26,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/openkes/kes/internal/keystore"
@@ -52,9 +55,16 @@ var ErrTooLarge = errors.New("value exceeds 1 MiB")
 // directory.
 type Store struct {
 	dir string
+
+	// mu makes Replace's compare and rename one step with respect to the
+	// Replace and Delete calls of this Store.
+	mu sync.Mutex
 }
 
-var _ keystore.Store = (*Store)(nil)
+var (
+	_ keystore.Store    = (*Store)(nil)
+	_ keystore.Replacer = (*Store)(nil)
+)
 
 // New returns a store that keeps its keys in dir. It creates dir and its
 // parents with mode 0700 if missing, and removes the temporary files that
@@ -268,6 +278,8 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	}
 	defer root.Close()
 
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	fi, err := root.Lstat(name)
 	if errors.Is(err, iofs.ErrNotExist) {
 		return fmt.Errorf("fs: delete %q: %w", name, keystore.ErrNotFound)
@@ -287,6 +299,56 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	}
 	if err := syncDir(root); err != nil {
 		return fmt.Errorf("fs: delete %q: %w", name, err)
+	}
+	return nil
+}
+
+// Replace writes new to the file name if its content is old; see
+// [keystore.Replacer]. The new content is written to a temporary file with
+// mode 0600 and fsync'ed, renamed over name (atomic) and the directory
+// fsync'ed. It returns an error matching keystore.ErrNotFound if there is
+// no such file, one matching keystore.ErrChanged if the content is not
+// old, one wrapping [ErrInvalidName] for a name the directory cannot hold
+// and one wrapping [ErrTooLarge] for a value larger than [MaxValueSize].
+//
+// The compare and the rename are one step for the callers of this Store
+// (one process). Another process that shares the directory and writes the
+// same key at the same moment is not excluded.
+func (s *Store) Replace(ctx context.Context, name string, old, new []byte) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	if len(new) > MaxValueSize {
+		return fmt.Errorf("fs: replace %q: %w", name, ErrTooLarge)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	current, err := s.Get(ctx, name)
+	if err != nil {
+		return fmt.Errorf("fs: replace: %w", err)
+	}
+	if !bytes.Equal(current, old) {
+		return fmt.Errorf("fs: replace %q: %w", name, keystore.ErrChanged)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	root, err := s.openRoot()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	tmp := ".tmp-" + rand.Text()
+	if err := writeSynced(root, tmp, new); err != nil {
+		root.Remove(tmp)
+		return fmt.Errorf("fs: replace %q: %w", name, err)
+	}
+	if err := root.Rename(tmp, name); err != nil {
+		root.Remove(tmp)
+		return fmt.Errorf("fs: replace %q: %w", name, err)
+	}
+	if err := syncDir(root); err != nil {
+		return fmt.Errorf("fs: replace %q: %w", name, err)
 	}
 	return nil
 }

@@ -468,3 +468,44 @@ func TestSweepTemporaryFiles(t *testing.T) {
 		t.Fatalf("List = %q, %v; want none", names, err)
 	}
 }
+
+func TestReplaceLayout(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	if err := s.Create(t.Context(), "my-key", []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Replace(t.Context(), "my-key", []byte("old"), []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "my-key" {
+		t.Fatalf("directory holds %v, want only my-key (no temporary file left)", entries)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "my-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode() != 0o600 {
+		t.Errorf("file mode = %v, want 0600", fi.Mode())
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "my-key")); string(got) != "new" {
+		t.Errorf("file content = %q, want %q", got, "new")
+	}
+
+	// A failed replace leaves the file alone.
+	before := snapshot(t, dir)
+	if err := s.Replace(t.Context(), "my-key", []byte("old"), []byte("other")); !errors.Is(err, keystore.ErrChanged) {
+		t.Fatalf("Replace from a stale value: got %v, want keystore.ErrChanged", err)
+	}
+	if err := s.Replace(t.Context(), "my-key", []byte("new"), bytes.Repeat([]byte("x"), fs.MaxValueSize+1)); !errors.Is(err, fs.ErrTooLarge) {
+		t.Fatalf("Replace with a too large value: got %v, want fs.ErrTooLarge", err)
+	}
+	if err := s.Replace(t.Context(), "../my-key", []byte("new"), []byte("x")); !errors.Is(err, fs.ErrInvalidName) {
+		t.Fatalf("Replace of an invalid name: got %v, want fs.ErrInvalidName", err)
+	}
+	assertUnchanged(t, dir, before)
+}

@@ -6,6 +6,7 @@
 package mem
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -29,7 +30,10 @@ type Store struct {
 	keys map[string][]byte
 }
 
-var _ keystore.Store = (*Store)(nil)
+var (
+	_ keystore.Store    = (*Store)(nil)
+	_ keystore.Replacer = (*Store)(nil)
+)
 
 // Status reports a fixed latency of [Latency]. It fails only if ctx is done.
 func (s *Store) Status(ctx context.Context) (keystore.State, error) {
@@ -83,6 +87,25 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		return fmt.Errorf("mem: delete %q: %w", name, keystore.ErrNotFound)
 	}
 	delete(s.keys, name)
+	return nil
+}
+
+// Replace stores a copy of new under name if the value stored under name is
+// old; see [keystore.Replacer].
+func (s *Store) Replace(ctx context.Context, name string, old, new []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.keys[name]
+	if !ok {
+		return fmt.Errorf("mem: replace %q: %w", name, keystore.ErrNotFound)
+	}
+	if !bytes.Equal(v, old) {
+		return fmt.Errorf("mem: replace %q: %w", name, keystore.ErrChanged)
+	}
+	s.keys[name] = append([]byte{}, new...)
 	return nil
 }
 

@@ -88,9 +88,11 @@ func RunOptions(t *testing.T, newStore func(t *testing.T) keystore.Store, opts O
 		{"ConcurrentDistinct", testConcurrentDistinct},
 		{"Status", testStatus},
 	}
+	replacer := false
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newStore(t)
+			_, replacer = s.(keystore.Replacer)
 			t.Cleanup(func() {
 				if err := s.Close(); err != nil {
 					t.Errorf("Close: %v", err)
@@ -99,6 +101,101 @@ func RunOptions(t *testing.T, newStore func(t *testing.T) keystore.Store, opts O
 			tt.fn(t, s, opts)
 		})
 	}
+	if !replacer {
+		return // the optional capability is not offered
+	}
+	for _, tt := range []struct {
+		name string
+		fn   func(t *testing.T, s keystore.Replacer, opts Options)
+	}{
+		{"Replace", testReplace},
+		{"ConcurrentReplace", testConcurrentReplace},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t)
+			t.Cleanup(func() {
+				if err := s.Close(); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			})
+			r, ok := s.(keystore.Replacer)
+			if !ok {
+				t.Fatal("the store offered keystore.Replacer in the other tests but not here")
+			}
+			tt.fn(t, r, opts)
+		})
+	}
+}
+
+// replacerStore is a store with the Replace capability.
+type replacerStore interface {
+	keystore.Store
+	keystore.Replacer
+}
+
+func testReplace(t *testing.T, r keystore.Replacer, _ Options) {
+	s := r.(replacerStore)
+	ctx := t.Context()
+	mustCreate(t, s, "k", []byte("v1"))
+	if err := r.Replace(ctx, "k", []byte("v1"), []byte("v2")); err != nil {
+		t.Fatalf("Replace(k, v1, v2): %v", err)
+	}
+	mustGet(t, s, "k", []byte("v2"))
+	err := r.Replace(ctx, "k", []byte("v1"), []byte("v3"))
+	if !errors.Is(err, keystore.ErrChanged) {
+		t.Fatalf("Replace from a stale value: got %v, want keystore.ErrChanged", err)
+	}
+	mustGet(t, s, "k", []byte("v2"))
+	if err := r.Replace(ctx, "missing", []byte("v1"), []byte("v2")); !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("Replace of a missing key: got %v, want keystore.ErrNotFound", err)
+	}
+	if _, err := s.Get(ctx, "missing"); !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("Replace of a missing key created it: Get = %v", err)
+	}
+	// Replace keeps no reference to new.
+	next := []byte("v4")
+	if err := r.Replace(ctx, "k", []byte("v2"), next); err != nil {
+		t.Fatalf("Replace(k, v2, v4): %v", err)
+	}
+	next[0] = 'x'
+	mustGet(t, s, "k", []byte("v4"))
+	names, _, err := s.List(ctx, "", "", 0)
+	if err != nil || !slices.Equal(names, []string{"k"}) {
+		t.Fatalf("List after Replace = %q, %v; want [k]", names, err)
+	}
+}
+
+func testConcurrentReplace(t *testing.T, r keystore.Replacer, opts Options) {
+	s := r.(replacerStore)
+	mustCreate(t, s, "contended", []byte("v0"))
+	n := opts.Concurrency
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = r.Replace(t.Context(), "contended", []byte("v0"), fmt.Appendf(nil, "value-%d", i))
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("Replace by goroutines %d and %d both succeeded", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, keystore.ErrChanged):
+			t.Errorf("goroutine %d: got error %v, want keystore.ErrChanged", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no concurrent Replace succeeded")
+	}
+	mustGet(t, s, "contended", fmt.Appendf(nil, "value-%d", winner))
 }
 
 func testCreateGetDelete(t *testing.T, s keystore.Store, _ Options) {

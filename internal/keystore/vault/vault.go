@@ -39,6 +39,15 @@ const maxNameLen = 255
 
 // Store is a key store on a Vault K/V engine. It is safe for concurrent use.
 // Create it with [Connect] and release it with [Store.Close].
+//
+// Store does not implement [keystore.Replacer]. K/V v1 has no
+// check-and-set, and a read-then-write could lose a concurrent change. K/V
+// v2 has one (a write with option cas = the current version), but it
+// writes a new version, while keys are read from version 1, as upstream
+// reads them (spec config.md §9.2): neither this store nor an upstream node
+// sharing the engine would ever serve the replaced value. Replacing on v2
+// first needs reads that follow the latest version, which changes what
+// upstream nodes see, so it is left to the key rotation work.
 type Store struct {
 	cfg    *settings
 	base   *api.Client // no token, no namespace

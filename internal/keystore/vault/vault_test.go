@@ -167,3 +167,12 @@ func TestConnectErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestNoReplacer pins that the Vault store does not offer atomic replace
+// (see the Store doc): callers that type-assert for it must not find it.
+func TestNoReplacer(t *testing.T) {
+	var s keystore.Store = (*vault.Store)(nil)
+	if _, ok := s.(keystore.Replacer); ok {
+		t.Fatal("*vault.Store implements keystore.Replacer, but reads only version 1 of a K/V v2 secret")
+	}
+}
