@@ -48,15 +48,17 @@ type server struct {
 	setup      *serverSetup
 
 	// retired are the key caches that reloads replaced. Requests that
-	// started before a reload may still use them, so they are closed
-	// retireDelay later (retireTimer), or when the server stops.
+	// started before a reload may still use them, so they are closed once
+	// the longest of those requests has passed (retireTimer), or when the
+	// server stops.
 	retired     []*cache.Cache[crypto.Key]
 	retireTimer <-chan time.Time
 }
 
-// retireDelay is how long a replaced key store stays open for requests in
-// flight: longer than the default route timeouts (10 and 15 s).
-const retireDelay = time.Minute
+// retireMargin is how much longer than the longest request of the replaced
+// configuration (api.Server.MaxRequestDuration) a replaced key store stays
+// open for the requests in flight.
+const retireMargin = 5 * time.Second
 
 // closeRetired closes the key caches replaced by reloads.
 func (sv *server) closeRetired() {
@@ -229,8 +231,10 @@ func (sv *server) reload(ctx context.Context, addr net.Addr) error {
 	if err != nil {
 		return err
 	}
+	// Requests that started before the update keep the old routes'
+	// timeouts: the old store stays open until the longest has passed.
 	sv.retired = append(sv.retired, sv.keys)
-	sv.retireTimer = time.After(retireDelay)
+	sv.retireTimer = time.After(sv.srv.MaxRequestDuration() + retireMargin)
 	sv.srv.Update(keys, authorizer, next.Routes)
 	sv.keys, sv.setup = keys, next
 	sv.tlsConf.Store(conf)

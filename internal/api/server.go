@@ -207,6 +207,17 @@ func isListRoute(p string) bool {
 	return p == "/v1/key/list/" || p == "/v1/policy/list/" || p == "/v1/identity/list/"
 }
 
+// MaxRequestDuration returns how long a request that starts now may use
+// the key store: the longest route timeout plus the grace for writing the
+// answer. The log streams, which have no timeout, do not use the key store.
+func (s *Server) MaxRequestDuration() time.Duration {
+	longest := time.Duration(0)
+	for _, rt := range s.state.Load().routes {
+		longest = max(longest, rt.Timeout)
+	}
+	return longest + writeGrace
+}
+
 // SkipAuth reports whether routeConfig makes any route public that
 // otherwise checks its caller's policy. The TLS layer must then request
 // instead of require client certificates (identity-and-auth.md §3), so
