@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -69,6 +70,7 @@ func newVendorServer(t testing.TB, h http.Handler) *vendorServer {
 	t.Helper()
 	v := &vendorServer{stop: make(chan struct{}), changed: make(chan struct{})}
 	v.srv = httptest.NewUnstartedServer(v.wrap(h))
+	v.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // rejected test certificates are expected
 	v.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			v.mu.Lock()

@@ -265,7 +265,7 @@ func TestFailures(t *testing.T) {
 		if !errors.As(err, &se) || se.Status != 500 || len(f.Requests()) != 1 {
 			t.Fatalf("Create with 500: %v after %d requests; want one request and an error", err, len(f.Requests()))
 		}
-		f.Inject(fake.Fault{Path: "/crypto/v1/keys/export", Status: 503, Body: `{"message":"unavailable"}`, Times: 100})
+		f.Inject(fake.Fault{Path: "/crypto/v1/keys/export", Status: 503, Body: `{"message":"unavailable"}`, Times: rest.DefaultAttempts})
 		if _, err := s.Get(ctx, "k"); !keystore.IsUnreachable(err) {
 			t.Fatalf("Get with persistent 503: %v, want unreachable", err)
 		}

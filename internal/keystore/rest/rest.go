@@ -227,7 +227,8 @@ func (c *Client) Do(ctx context.Context, r *Request) (*Response, error) {
 
 func retryable(r *Request, resp *Response, err error) bool {
 	if err != nil {
-		return r.Idempotent
+		var cert *tls.CertificateVerificationError
+		return r.Idempotent && !errors.As(err, &cert) // a bad certificate stays bad
 	}
 	switch {
 	case resp.Status == http.StatusTooManyRequests || resp.Status == http.StatusServiceUnavailable:
