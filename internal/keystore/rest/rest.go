@@ -216,9 +216,6 @@ func (c *Client) Do(ctx context.Context, r *Request) (*Response, error) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			if err == nil {
-				return resp, nil
-			}
 			return nil, &keystore.UnreachableError{Err: ctx.Err()}
 		case <-t.C:
 		}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -129,4 +131,27 @@ func TestTLSConfigErrors(t *testing.T) {
 	if err != nil || c.RootCAs != nil || c.MinVersion < 0x0303 {
 		t.Errorf("TLSConfig(\"\") = %+v, %v; want system roots, TLS 1.2+", c, err)
 	}
+}
+
+// FuzzCheckPathName checks that every accepted name, escaped, stays one
+// path segment that decodes back to the name.
+func FuzzCheckPathName(f *testing.F) {
+	for _, s := range []string{"my-key", "a b", "..", "a/b", "%2F", "ü", "a;b", "a+b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if rest.CheckPathName(name, 255) != nil {
+			return
+		}
+		u, err := url.Parse("https://host/api/v1/vault/secrets/" + url.PathEscape(name) + "/export?type=name")
+		if err != nil {
+			t.Fatalf("escaped %q does not parse: %v", name, err)
+		}
+		if want := "/api/v1/vault/secrets/" + name + "/export"; u.Path != want || u.RawQuery != "type=name" {
+			t.Fatalf("name %q: path %q query %q", name, u.Path, u.RawQuery)
+		}
+		if strings.Count(u.EscapedPath(), "/") != 6 {
+			t.Fatalf("name %q spans segments: %q", name, u.EscapedPath())
+		}
+	})
 }
