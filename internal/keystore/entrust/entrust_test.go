@@ -193,14 +193,14 @@ func TestRenewal(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := e.WaitFor(ctx, func(r []fake.VendorRequest) bool { return fake.Count(r, "POST", renewPath) >= 1 }); err != nil {
+	if err := e.WaitFor(ctx, func(r []fake.VendorRequest) bool { return fake.CountRequests(r, "POST", renewPath) >= 1 }); err != nil {
 		t.Fatalf("no renewal: %v", err)
 	}
 	if d := time.Since(start); d < 700*time.Millisecond {
 		t.Errorf("renewal of a 2s token after %v, want about 1s", d)
 	}
-	e.Inject(fake.Fault{Path: renewPath, Status: 401, Body: `{"error":"Token cannot be renewed"}`})
-	if err := e.WaitFor(ctx, func(r []fake.VendorRequest) bool { return fake.Count(r, "POST", loginPath) >= 2 }); err != nil {
+	e.Inject(fake.VendorFault{Path: renewPath, Status: 401, Body: `{"error":"Token cannot be renewed"}`})
+	if err := e.WaitFor(ctx, func(r []fake.VendorRequest) bool { return fake.CountRequests(r, "POST", loginPath) >= 2 }); err != nil {
 		t.Fatalf("no login after a failed renewal: %v", err)
 	}
 	if _, err := s.Status(t.Context()); err != nil {
@@ -297,24 +297,24 @@ func TestFailures(t *testing.T) {
 	e := fake.NewEntrust(t)
 	s := connect(t, e)
 	t.Run("throttled then ok", func(t *testing.T) {
-		e.Inject(fake.Fault{Path: "/vault/1.0/CreateSecret/", Status: 429, Body: `{"error":"Too many requests"}`, RetryAfter: "0", Times: 2})
+		e.Inject(fake.VendorFault{Path: "/vault/1.0/CreateSecret/", Status: 429, Body: `{"error":"Too many requests"}`, RetryAfter: "0", Times: 2})
 		if err := s.Create(ctx, "t", []byte("v")); err != nil {
 			t.Fatalf("Create after 429s: %v", err)
 		}
 	})
 	t.Run("5xx", func(t *testing.T) {
-		e.Inject(fake.Fault{Path: "/vault/1.0/CheckoutSecret/", Status: 500, Body: `{"error":"internal"}`})
+		e.Inject(fake.VendorFault{Path: "/vault/1.0/CheckoutSecret/", Status: 500, Body: `{"error":"internal"}`})
 		if v, err := s.Get(ctx, "t"); err != nil || string(v) != "v" {
 			t.Fatalf("Get after a 500: %q, %v", v, err)
 		}
 		e.ResetRequests()
-		e.Inject(fake.Fault{Path: "/vault/1.0/DeleteSecret/", Status: 500, Body: `{"error":"internal error"}`})
+		e.Inject(fake.VendorFault{Path: "/vault/1.0/DeleteSecret/", Status: 500, Body: `{"error":"internal error"}`})
 		err := s.Delete(ctx, "t")
 		var se *rest.StatusError
 		if !errors.As(err, &se) || se.Status != 500 || len(e.Requests()) != 1 || !strings.Contains(err.Error(), "internal error") {
 			t.Fatalf("Delete with 500: %v after %d requests; want one try", err, len(e.Requests()))
 		}
-		e.Inject(fake.Fault{Path: "/vault/1.0/GetBox/", Status: 502, Body: `{"error":"bad gateway"}`, Times: rest.DefaultAttempts})
+		e.Inject(fake.VendorFault{Path: "/vault/1.0/GetBox/", Status: 502, Body: `{"error":"bad gateway"}`, Times: rest.DefaultAttempts})
 		if _, err := s.Status(ctx); !keystore.IsUnreachable(err) {
 			t.Fatalf("Status with persistent 502: %v, want unreachable", err)
 		}
@@ -331,7 +331,7 @@ func TestFailures(t *testing.T) {
 		}
 	})
 	t.Run("slower than deadline", func(t *testing.T) {
-		e.Inject(fake.Fault{Path: "/vault/1.0/CheckoutSecret/", Stall: true})
+		e.Inject(fake.VendorFault{Path: "/vault/1.0/CheckoutSecret/", Stall: true})
 		ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -383,7 +383,7 @@ func TestBodiesClosed(t *testing.T) {
 		}
 	}
 	e.ExpireTokens()
-	e.Inject(fake.Fault{Path: "/vault/1.0/ListSecretIds/", Status: 429, Body: `{"error":"slow down"}`, Times: 2})
+	e.Inject(fake.VendorFault{Path: "/vault/1.0/ListSecretIds/", Status: 429, Body: `{"error":"slow down"}`, Times: 2})
 	if _, _, err := s.List(ctx, "", "", 0); err != nil {
 		t.Fatal(err)
 	}

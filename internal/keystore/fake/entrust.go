@@ -59,7 +59,7 @@ func NewEntrust(t testing.TB) *Entrust {
 	mux.HandleFunc("POST /vault/1.0/DeleteSecret/", e.auth(e.box(e.delete)))
 	mux.HandleFunc("POST /vault/1.0/ListSecretIds/", e.auth(e.box(e.list)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusNotFound, entrustErr("Not found"))
+		vendorJSON(w, http.StatusNotFound, entrustErr("Not found"))
 	})
 	e.vendorServer = newVendorServer(t, mux)
 	return e
@@ -107,7 +107,7 @@ func (e *Entrust) issue(w http.ResponseWriter, tok string) {
 	exp := time.Now().Add(e.lifetime)
 	e.tokens[tok] = exp
 	e.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "expires_at": exp.UTC().Format(time.RFC3339Nano)})
+	vendorJSON(w, http.StatusOK, map[string]any{"access_token": tok, "expires_at": exp.UTC().Format(time.RFC3339Nano)})
 }
 
 func (e *Entrust) login(w http.ResponseWriter, r *http.Request) {
@@ -115,18 +115,18 @@ func (e *Entrust) login(w http.ResponseWriter, r *http.Request) {
 		Username string `json:"username"`
 		Password string `json:"password"`
 	}
-	if !decodeBody(w, r, &req, entrustErr) {
+	if !vendorDecode(w, r, &req, entrustErr) {
 		return
 	}
 	if r.PathValue("vault") != EntrustVaultID {
-		writeJSON(w, http.StatusNotFound, entrustErr("Vault not found"))
+		vendorJSON(w, http.StatusNotFound, entrustErr("Vault not found"))
 		return
 	}
 	if req.Username != EntrustUser || subtle.ConstantTimeCompare([]byte(req.Password), []byte(EntrustPassword)) != 1 {
-		writeJSON(w, http.StatusUnauthorized, entrustErr("Invalid username or password"))
+		vendorJSON(w, http.StatusUnauthorized, entrustErr("Invalid username or password"))
 		return
 	}
-	e.issue(w, randomID())
+	e.issue(w, vendorID())
 }
 
 func (e *Entrust) auth(h http.HandlerFunc) http.HandlerFunc {
@@ -136,7 +136,7 @@ func (e *Entrust) auth(h http.HandlerFunc) http.HandlerFunc {
 		exp, ok := e.tokens[tok]
 		e.mu.Unlock()
 		if tok == "" || !ok || time.Now().After(exp) {
-			writeJSON(w, http.StatusUnauthorized, entrustErr("Invalid or expired token"))
+			vendorJSON(w, http.StatusUnauthorized, entrustErr("Invalid or expired token"))
 			return
 		}
 		h(w, r)
@@ -161,11 +161,11 @@ type entrustReq struct {
 func (e *Entrust) box(h func(http.ResponseWriter, *entrustReq)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req entrustReq
-		if !decodeBody(w, r, &req, entrustErr) {
+		if !vendorDecode(w, r, &req, entrustErr) {
 			return
 		}
 		if req.BoxID != EntrustBoxID && req.BoxID != EntrustBoxName {
-			writeJSON(w, http.StatusNotFound, entrustErr("Box not found"))
+			vendorJSON(w, http.StatusNotFound, entrustErr("Box not found"))
 			return
 		}
 		e.mu.Lock()
@@ -175,25 +175,25 @@ func (e *Entrust) box(h func(http.ResponseWriter, *entrustReq)) http.HandlerFunc
 }
 
 func (e *Entrust) getBox(w http.ResponseWriter, _ *entrustReq) {
-	writeJSON(w, http.StatusOK, map[string]any{"box_id": EntrustBoxID, "name": EntrustBoxName, "secret_count": len(e.secrets)})
+	vendorJSON(w, http.StatusOK, map[string]any{"box_id": EntrustBoxID, "name": EntrustBoxName, "secret_count": len(e.secrets)})
 }
 
 func (e *Entrust) create(w http.ResponseWriter, req *entrustReq) {
 	if req.Name == nil || *req.Name == "" || req.SecretData == nil {
-		writeJSON(w, http.StatusBadRequest, entrustErr("name and secret_data are required"))
+		vendorJSON(w, http.StatusBadRequest, entrustErr("name and secret_data are required"))
 		return
 	}
 	data, err := base64.StdEncoding.DecodeString(*req.SecretData)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, entrustErr("secret_data is not base64"))
+		vendorJSON(w, http.StatusBadRequest, entrustErr("secret_data is not base64"))
 		return
 	}
 	if _, ok := e.secrets[*req.Name]; ok {
-		writeJSON(w, http.StatusConflict, entrustErr("Secret already exists"))
+		vendorJSON(w, http.StatusConflict, entrustErr("Secret already exists"))
 		return
 	}
 	e.secrets[*req.Name] = &EntrustSecret{Name: *req.Name, Data: data}
-	writeJSON(w, http.StatusOK, map[string]any{"box_id": EntrustBoxID, "secret_id": *req.Name})
+	vendorJSON(w, http.StatusOK, map[string]any{"box_id": EntrustBoxID, "secret_id": *req.Name})
 }
 
 func (e *Entrust) lookup(w http.ResponseWriter, req *entrustReq) *EntrustSecret {
@@ -202,13 +202,13 @@ func (e *Entrust) lookup(w http.ResponseWriter, req *entrustReq) *EntrustSecret 
 			return s
 		}
 	}
-	writeJSON(w, http.StatusNotFound, entrustErr("Secret not found"))
+	vendorJSON(w, http.StatusNotFound, entrustErr("Secret not found"))
 	return nil
 }
 
 func (e *Entrust) checkout(w http.ResponseWriter, req *entrustReq) {
 	if s := e.lookup(w, req); s != nil {
-		writeJSON(w, http.StatusOK, map[string]any{
+		vendorJSON(w, http.StatusOK, map[string]any{
 			"box_id": EntrustBoxID, "secret_id": s.Name, "secret_data": base64.StdEncoding.EncodeToString(s.Data),
 		})
 	}
@@ -217,7 +217,7 @@ func (e *Entrust) checkout(w http.ResponseWriter, req *entrustReq) {
 func (e *Entrust) delete(w http.ResponseWriter, req *entrustReq) {
 	if s := e.lookup(w, req); s != nil {
 		delete(e.secrets, s.Name)
-		writeJSON(w, http.StatusOK, map[string]any{})
+		vendorJSON(w, http.StatusOK, map[string]any{})
 	}
 }
 
@@ -238,7 +238,7 @@ func (e *Entrust) list(w http.ResponseWriter, req *entrustReq) {
 		b, err := base64.StdEncoding.DecodeString(*req.NextToken)
 		var tok EntrustNextToken
 		if err != nil || json.Unmarshal(b, &tok) != nil || tok.BoxID != req.BoxID {
-			writeJSON(w, http.StatusBadRequest, entrustErr("invalid next_token"))
+			vendorJSON(w, http.StatusBadRequest, entrustErr("invalid next_token"))
 			return
 		}
 		after = tok.NextCtx
@@ -261,5 +261,5 @@ func (e *Entrust) list(w http.ResponseWriter, req *entrustReq) {
 		secrets = append(secrets, map[string]any{"name": n, "expired": e.secrets[n].Expired})
 	}
 	resp["secrets"] = secrets
-	writeJSON(w, http.StatusOK, resp)
+	vendorJSON(w, http.StatusOK, resp)
 }

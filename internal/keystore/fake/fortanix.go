@@ -55,7 +55,7 @@ func NewFortanix(t testing.TB) *Fortanix {
 	mux.HandleFunc("DELETE /crypto/v1/keys/{kid}", f.basic(f.delete))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("Fortanix DSM")) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusNotFound, fortanixErr("no such endpoint"))
+		vendorJSON(w, http.StatusNotFound, fortanixErr("no such endpoint"))
 	})
 	f.vendorServer = newVendorServer(t, mux)
 	return f
@@ -73,7 +73,7 @@ func (f *Fortanix) SetAPIKey(key string) {
 func (f *Fortanix) Put(name string, value []byte, enabled bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.keys[name] = &FortanixObject{Kid: uuid(), Name: name, ObjType: "OPAQUE",
+	f.keys[name] = &FortanixObject{Kid: vendorUUID(), Name: name, ObjType: "OPAQUE",
 		KeyOps: []string{"EXPORT", "APPMANAGEABLE"}, Value: slices.Clone(value), Enabled: enabled}
 }
 
@@ -111,7 +111,7 @@ func (f *Fortanix) checkBasic(r *http.Request) bool {
 func (f *Fortanix) basic(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !f.checkBasic(r) {
-			writeJSON(w, http.StatusUnauthorized, fortanixErr("Invalid API key"))
+			vendorJSON(w, http.StatusUnauthorized, fortanixErr("Invalid API key"))
 			return
 		}
 		h(w, r)
@@ -120,15 +120,15 @@ func (f *Fortanix) basic(h http.HandlerFunc) http.HandlerFunc {
 
 func (f *Fortanix) auth(w http.ResponseWriter, r *http.Request) {
 	if !f.checkBasic(r) {
-		writeJSON(w, http.StatusUnauthorized, fortanixErr("Invalid API key"))
+		vendorJSON(w, http.StatusUnauthorized, fortanixErr("Invalid API key"))
 		return
 	}
-	tok := randomID()
+	tok := vendorID()
 	f.mu.Lock()
 	f.sessions[tok] = true
 	f.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{
-		"token_type": "Bearer", "expires_in": 600, "access_token": tok, "entity_id": uuid(),
+	vendorJSON(w, http.StatusOK, map[string]any{
+		"token_type": "Bearer", "expires_in": 600, "access_token": tok, "entity_id": vendorUUID(),
 	})
 }
 
@@ -137,7 +137,7 @@ func (f *Fortanix) terminate(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !ok || !f.sessions[tok] {
-		writeJSON(w, http.StatusUnauthorized, fortanixErr("Invalid session"))
+		vendorJSON(w, http.StatusUnauthorized, fortanixErr("Invalid session"))
 		return
 	}
 	delete(f.sessions, tok)
@@ -155,22 +155,22 @@ type fortanixCreate struct {
 
 func (f *Fortanix) create(w http.ResponseWriter, r *http.Request) {
 	var req fortanixCreate
-	if !decodeBody(w, r, &req, fortanixErr) {
+	if !vendorDecode(w, r, &req, fortanixErr) {
 		return
 	}
 	value, err := base64.StdEncoding.DecodeString(req.Value)
 	switch {
 	case req.ObjType != "OPAQUE":
-		writeJSON(w, http.StatusBadRequest, fortanixErr("obj_type must be OPAQUE for an imported value"))
+		vendorJSON(w, http.StatusBadRequest, fortanixErr("obj_type must be OPAQUE for an imported value"))
 		return
 	case req.Name == nil || *req.Name == "":
-		writeJSON(w, http.StatusBadRequest, fortanixErr("missing name"))
+		vendorJSON(w, http.StatusBadRequest, fortanixErr("missing name"))
 		return
 	case err != nil || req.Value == "":
-		writeJSON(w, http.StatusBadRequest, fortanixErr("value is not base64"))
+		vendorJSON(w, http.StatusBadRequest, fortanixErr("value is not base64"))
 		return
 	}
-	o := &FortanixObject{Kid: uuid(), Name: *req.Name, ObjType: req.ObjType, KeyOps: req.KeyOps,
+	o := &FortanixObject{Kid: vendorUUID(), Name: *req.Name, ObjType: req.ObjType, KeyOps: req.KeyOps,
 		Value: value, Enabled: req.Enabled == nil || *req.Enabled}
 	if req.GroupID != nil {
 		o.GroupID = *req.GroupID
@@ -178,28 +178,28 @@ func (f *Fortanix) create(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.keys[o.Name]; ok {
-		writeJSON(w, http.StatusConflict, fortanixErr("sobject already exists"))
+		vendorJSON(w, http.StatusConflict, fortanixErr("sobject already exists"))
 		return
 	}
 	f.keys[o.Name] = o
-	writeJSON(w, http.StatusCreated, map[string]any{"kid": o.Kid, "name": o.Name, "obj_type": o.ObjType, "enabled": o.Enabled})
+	vendorJSON(w, http.StatusCreated, map[string]any{"kid": o.Kid, "name": o.Name, "obj_type": o.ObjType, "enabled": o.Enabled})
 }
 
 func (f *Fortanix) export(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Name string `json:"name"`
 	}
-	if !decodeBody(w, r, &req, fortanixErr) {
+	if !vendorDecode(w, r, &req, fortanixErr) {
 		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	o, ok := f.keys[req.Name]
 	if !ok {
-		writeJSON(w, http.StatusNotFound, fortanixErr("sobject does not exist"))
+		vendorJSON(w, http.StatusNotFound, fortanixErr("sobject does not exist"))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	vendorJSON(w, http.StatusOK, map[string]any{
 		"kid": o.Kid, "name": o.Name, "obj_type": o.ObjType, "enabled": o.Enabled,
 		"value": base64.StdEncoding.EncodeToString(o.Value),
 	})
@@ -216,18 +216,18 @@ func (f *Fortanix) delete(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusNotFound, fortanixErr("sobject does not exist"))
+	vendorJSON(w, http.StatusNotFound, fortanixErr("sobject does not exist"))
 }
 
 func (f *Fortanix) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if q.Get("sort") != "name:asc" {
-		writeJSON(w, http.StatusBadRequest, fortanixErr("fake supports sort=name:asc only"))
+		vendorJSON(w, http.StatusBadRequest, fortanixErr("fake supports sort=name:asc only"))
 		return
 	}
 	limit, err := strconv.Atoi(q.Get("limit"))
 	if err != nil || limit < 1 || limit > 1000 {
-		writeJSON(w, http.StatusBadRequest, fortanixErr("invalid limit"))
+		vendorJSON(w, http.StatusBadRequest, fortanixErr("invalid limit"))
 		return
 	}
 	start := q.Get("start")
@@ -244,10 +244,10 @@ func (f *Fortanix) list(w http.ResponseWriter, r *http.Request) {
 	for _, o := range objs[:min(limit, len(objs))] {
 		out = append(out, map[string]any{"kid": o.Kid, "name": o.Name, "obj_type": o.ObjType, "enabled": o.Enabled})
 	}
-	writeJSON(w, http.StatusOK, out)
+	vendorJSON(w, http.StatusOK, out)
 }
 
-func uuid() string {
-	s := randomID()
+func vendorUUID() string {
+	s := vendorID()
 	return s[:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
 }

@@ -49,7 +49,7 @@ func NewGemalto(t testing.TB) *Gemalto {
 	mux.HandleFunc("DELETE /api/v1/vault/secrets/{name}", g.bearer(g.delete))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("CipherTrust Manager")) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusNotFound, gemaltoErr(5, "NCERRResourceNotFound: no such endpoint"))
+		vendorJSON(w, http.StatusNotFound, gemaltoErr(5, "NCERRResourceNotFound: no such endpoint"))
 	})
 	g.vendorServer = newVendorServer(t, mux)
 	return g
@@ -73,7 +73,7 @@ func (g *Gemalto) ExpireTokens() {
 func (g *Gemalto) Put(name, material string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.secrets = append(g.secrets, &GemaltoSecret{ID: randomID(), Name: name, DataType: "seed", Material: material})
+	g.secrets = append(g.secrets, &GemaltoSecret{ID: vendorID(), Name: name, DataType: "seed", Material: material})
 }
 
 // Secret returns a copy of the secret named name.
@@ -98,20 +98,20 @@ func (g *Gemalto) login(w http.ResponseWriter, r *http.Request) {
 		RefreshToken string `json:"refresh_token"`
 		Domain       string `json:"domain"`
 	}
-	if !decodeBody(w, r, &req, func(s string) any { return gemaltoErr(1, s) }) {
+	if !vendorDecode(w, r, &req, func(s string) any { return gemaltoErr(1, s) }) {
 		return
 	}
 	if req.GrantType != "refresh_token" ||
 		subtle.ConstantTimeCompare([]byte(req.RefreshToken), []byte(GemaltoRefreshToken)) != 1 {
-		writeJSON(w, http.StatusUnauthorized, gemaltoErr(3, "NCERRAuthenticationFailed: invalid refresh token"))
+		vendorJSON(w, http.StatusUnauthorized, gemaltoErr(3, "NCERRAuthenticationFailed: invalid refresh token"))
 		return
 	}
-	jwt := "eyJ." + randomID()
+	jwt := "eyJ." + vendorID()
 	g.mu.Lock()
 	d := g.duration
 	g.tokens[jwt] = time.Now().Add(time.Duration(d) * time.Second)
 	g.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "jwt": jwt, "duration": d, "client_id": randomID()})
+	vendorJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "jwt": jwt, "duration": d, "client_id": vendorID()})
 }
 
 func (g *Gemalto) bearer(h http.HandlerFunc) http.HandlerFunc {
@@ -121,7 +121,7 @@ func (g *Gemalto) bearer(h http.HandlerFunc) http.HandlerFunc {
 		exp, known := g.tokens[tok]
 		g.mu.Unlock()
 		if !ok || !known || time.Now().After(exp) {
-			writeJSON(w, http.StatusUnauthorized, gemaltoErr(2, "NCERRAuthTokenExpired: token is expired or invalid"))
+			vendorJSON(w, http.StatusUnauthorized, gemaltoErr(2, "NCERRAuthTokenExpired: token is expired or invalid"))
 			return
 		}
 		h(w, r)
@@ -134,22 +134,22 @@ func (g *Gemalto) create(w http.ResponseWriter, r *http.Request) {
 		Material *string `json:"material"`
 		Name     string  `json:"name"`
 	}
-	if !decodeBody(w, r, &req, func(s string) any { return gemaltoErr(1, s) }) {
+	if !vendorDecode(w, r, &req, func(s string) any { return gemaltoErr(1, s) }) {
 		return
 	}
 	if req.DataType != "seed" || req.Material == nil || req.Name == "" {
-		writeJSON(w, http.StatusBadRequest, gemaltoErr(1, "NCERRInvalidParamValue: name, dataType seed and material required"))
+		vendorJSON(w, http.StatusBadRequest, gemaltoErr(1, "NCERRInvalidParamValue: name, dataType seed and material required"))
 		return
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.find(req.Name) >= 0 {
-		writeJSON(w, http.StatusConflict, gemaltoErr(4, "NCERRResourceAlreadyExists: Resource already exists"))
+		vendorJSON(w, http.StatusConflict, gemaltoErr(4, "NCERRResourceAlreadyExists: Resource already exists"))
 		return
 	}
-	s := &GemaltoSecret{ID: randomID(), Name: req.Name, DataType: req.DataType, Material: *req.Material}
+	s := &GemaltoSecret{ID: vendorID(), Name: req.Name, DataType: req.DataType, Material: *req.Material}
 	g.secrets = append(g.secrets, s)
-	writeJSON(w, http.StatusCreated, map[string]any{"id": s.ID, "name": s.Name, "dataType": s.DataType})
+	vendorJSON(w, http.StatusCreated, map[string]any{"id": s.ID, "name": s.Name, "dataType": s.DataType})
 }
 
 // lookup finds the secret of the path: by name only with ?type=name.
@@ -159,7 +159,7 @@ func (g *Gemalto) lookup(w http.ResponseWriter, r *http.Request) int {
 		i = g.find(r.PathValue("name"))
 	}
 	if i < 0 {
-		writeJSON(w, http.StatusNotFound, gemaltoErr(5, "NCERRResourceNotFound: Resource not found"))
+		vendorJSON(w, http.StatusNotFound, gemaltoErr(5, "NCERRResourceNotFound: Resource not found"))
 	}
 	return i
 }
@@ -169,7 +169,7 @@ func (g *Gemalto) export(w http.ResponseWriter, r *http.Request) {
 	defer g.mu.Unlock()
 	if i := g.lookup(w, r); i >= 0 {
 		s := g.secrets[i]
-		writeJSON(w, http.StatusOK, map[string]any{"id": s.ID, "name": s.Name, "dataType": s.DataType, "material": s.Material})
+		vendorJSON(w, http.StatusOK, map[string]any{"id": s.ID, "name": s.Name, "dataType": s.DataType, "material": s.Material})
 	}
 }
 
@@ -187,7 +187,7 @@ func (g *Gemalto) list(w http.ResponseWriter, r *http.Request) {
 	limit, err1 := strconv.Atoi(q.Get("limit"))
 	skip, err2 := strconv.Atoi(q.Get("skip"))
 	if err1 != nil || err2 != nil || limit < 1 || limit > 1000 || skip < 0 {
-		writeJSON(w, http.StatusBadRequest, gemaltoErr(1, "NCERRInvalidParamValue: limit and skip"))
+		vendorJSON(w, http.StatusBadRequest, gemaltoErr(1, "NCERRInvalidParamValue: limit and skip"))
 		return
 	}
 	g.mu.Lock()
@@ -198,5 +198,5 @@ func (g *Gemalto) list(w http.ResponseWriter, r *http.Request) {
 		s := g.secrets[i]
 		res = append(res, map[string]any{"id": s.ID, "name": s.Name, "dataType": s.DataType})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"skip": skip, "limit": limit, "total": total, "resources": res})
+	vendorJSON(w, http.StatusOK, map[string]any{"skip": skip, "limit": limit, "total": total, "resources": res})
 }

@@ -32,9 +32,9 @@ type VendorRequest struct {
 	JSON   map[string]any // Body decoded as a JSON object; nil if it is not one
 }
 
-// Fault makes a REST fake answer requests that match it with a failure
+// VendorFault makes a REST fake answer requests that match it with a failure
 // instead of serving them.
-type Fault struct {
+type VendorFault struct {
 	// Method and Path select requests ("" = any). Path is a prefix of the
 	// decoded request path.
 	Method, Path string
@@ -61,7 +61,7 @@ type vendorServer struct {
 
 	mu       sync.Mutex
 	requests []VendorRequest
-	faults   []Fault
+	faults   []VendorFault
 	conns    int
 	changed  chan struct{} // closed and replaced on every request
 }
@@ -125,7 +125,7 @@ func (v *vendorServer) Conns() int {
 }
 
 // Inject adds a fault; faults are matched in the order added.
-func (v *vendorServer) Inject(f Fault) {
+func (v *vendorServer) Inject(f VendorFault) {
 	if f.Times <= 0 {
 		f.Times = 1
 	}
@@ -153,8 +153,8 @@ func (v *vendorServer) WaitFor(ctx context.Context, cond func([]VendorRequest) b
 	}
 }
 
-// Count returns how many recorded requests have the method and path.
-func Count(reqs []VendorRequest, method, path string) int {
+// CountRequests returns how many recorded requests have the method and path.
+func CountRequests(reqs []VendorRequest, method, path string) int {
 	n := 0
 	for _, r := range reqs {
 		if r.Method == method && r.Path == path {
@@ -208,7 +208,7 @@ func (v *vendorServer) wrap(h http.Handler) http.Handler {
 	})
 }
 
-func (v *vendorServer) takeFault(r *http.Request) (Fault, bool) {
+func (v *vendorServer) takeFault(r *http.Request) (VendorFault, bool) {
 	for i, f := range v.faults {
 		if (f.Method == "" || f.Method == r.Method) && strings.HasPrefix(r.URL.Path, f.Path) {
 			v.faults[i].Times--
@@ -218,30 +218,30 @@ func (v *vendorServer) takeFault(r *http.Request) (Fault, bool) {
 			return f, true
 		}
 	}
-	return Fault{}, false
+	return VendorFault{}, false
 }
 
-// writeJSON answers with status and v as JSON.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// vendorJSON answers with status and v as JSON.
+func vendorJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
 }
 
-// randomID returns 16 random bytes in hex.
-func randomID() string {
+// vendorID returns 16 random bytes in hex.
+func vendorID() string {
 	b := make([]byte, 16)
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
 
-// decodeBody decodes the JSON request body into v; it answers 400 and
+// vendorDecode decodes the JSON request body into v; it answers 400 and
 // returns false if it cannot.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any, errBody func(string) any) bool {
+func vendorDecode(w http.ResponseWriter, r *http.Request, v any, errBody func(string) any) bool {
 	d := json.NewDecoder(r.Body)
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
-		writeJSON(w, http.StatusBadRequest, errBody("invalid JSON body: "+err.Error()))
+		vendorJSON(w, http.StatusBadRequest, errBody("invalid JSON body: "+err.Error()))
 		return false
 	}
 	return true

@@ -86,7 +86,7 @@ func TestConnectErrors(t *testing.T) {
 	if _, err := fortanix.Connect(t.Context(), &fortanix.Config{Endpoint: f.URL()}, nil); !errors.Is(err, fortanix.ErrNoAPIKey) {
 		t.Errorf("no API key: %v", err)
 	}
-	f.Inject(fake.Fault{Path: "/sys/v1/health", Status: 500, Body: `{"message":"down"}`, Times: 10})
+	f.Inject(fake.VendorFault{Path: "/sys/v1/health", Status: 500, Body: `{"message":"down"}`, Times: 10})
 	if _, err := fortanix.Connect(t.Context(), &fortanix.Config{Endpoint: f.URL(), APIKey: fake.FortanixAPIKey, CAPath: ca}, nil); err == nil {
 		t.Error("Connect with failing health check succeeded")
 	}
@@ -240,11 +240,11 @@ func TestFailures(t *testing.T) {
 	t.Run("throttled then ok", func(t *testing.T) {
 		f := fake.NewFortanix(t)
 		s := connect(t, f, "")
-		f.Inject(fake.Fault{Path: "/crypto/v1/keys", Status: 429, Body: `{"message":"Too many requests"}`, RetryAfter: "0", Times: 2})
+		f.Inject(fake.VendorFault{Path: "/crypto/v1/keys", Status: 429, Body: `{"message":"Too many requests"}`, RetryAfter: "0", Times: 2})
 		if err := s.Create(ctx, "k", []byte("v")); err != nil {
 			t.Fatalf("Create after 429s: %v", err)
 		}
-		f.Inject(fake.Fault{Path: "/crypto/v1/keys/export", Status: 429, Body: `{"message":"Too many requests"}`, Times: 2})
+		f.Inject(fake.VendorFault{Path: "/crypto/v1/keys/export", Status: 429, Body: `{"message":"Too many requests"}`, Times: 2})
 		if v, err := s.Get(ctx, "k"); err != nil || string(v) != "v" {
 			t.Fatalf("Get after 429s: %q, %v", v, err)
 		}
@@ -253,19 +253,19 @@ func TestFailures(t *testing.T) {
 		f := fake.NewFortanix(t)
 		s := connect(t, f, "")
 		f.Put("k", []byte("v"), true)
-		f.Inject(fake.Fault{Path: "/crypto/v1/keys/export", Status: 500, Body: `{"message":"internal"}`, Times: 1})
+		f.Inject(fake.VendorFault{Path: "/crypto/v1/keys/export", Status: 500, Body: `{"message":"internal"}`, Times: 1})
 		if v, err := s.Get(ctx, "k"); err != nil || string(v) != "v" {
 			t.Fatalf("Get after a 500 (idempotent, retried): %q, %v", v, err)
 		}
 		// A create that failed with 500 may have been done: not retried.
 		f.ResetRequests()
-		f.Inject(fake.Fault{Method: "PUT", Path: "/crypto/v1/keys", Status: 500, Body: `{"message":"internal"}`})
+		f.Inject(fake.VendorFault{Method: "PUT", Path: "/crypto/v1/keys", Status: 500, Body: `{"message":"internal"}`})
 		err := s.Create(ctx, "new", []byte("v"))
 		var se *rest.StatusError
 		if !errors.As(err, &se) || se.Status != 500 || len(f.Requests()) != 1 {
 			t.Fatalf("Create with 500: %v after %d requests; want one request and an error", err, len(f.Requests()))
 		}
-		f.Inject(fake.Fault{Path: "/crypto/v1/keys/export", Status: 503, Body: `{"message":"unavailable"}`, Times: rest.DefaultAttempts})
+		f.Inject(fake.VendorFault{Path: "/crypto/v1/keys/export", Status: 503, Body: `{"message":"unavailable"}`, Times: rest.DefaultAttempts})
 		if _, err := s.Get(ctx, "k"); !keystore.IsUnreachable(err) {
 			t.Fatalf("Get with persistent 503: %v, want unreachable", err)
 		}
@@ -288,7 +288,7 @@ func TestFailures(t *testing.T) {
 	t.Run("slower than deadline", func(t *testing.T) {
 		f := fake.NewFortanix(t)
 		s := connect(t, f, "")
-		f.Inject(fake.Fault{Path: "/crypto/v1/keys/export", Stall: true})
+		f.Inject(fake.VendorFault{Path: "/crypto/v1/keys/export", Stall: true})
 		ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -335,7 +335,7 @@ func TestBodiesClosed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	f.Inject(fake.Fault{Path: "/crypto/v1/keys/export", Status: http.StatusTooManyRequests, Body: `{"message":"slow down"}`, Times: 3})
+	f.Inject(fake.VendorFault{Path: "/crypto/v1/keys/export", Status: http.StatusTooManyRequests, Body: `{"message":"slow down"}`, Times: 3})
 	if _, err := s.Get(ctx, "k1"); err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +350,7 @@ func TestBodiesClosed(t *testing.T) {
 func TestStatusUnreachable(t *testing.T) {
 	f := fake.NewFortanix(t)
 	s := connect(t, f, "")
-	f.Inject(fake.Fault{Path: "/", Stall: true})
+	f.Inject(fake.VendorFault{Path: "/", Stall: true})
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	if _, err := s.Status(ctx); !keystore.IsUnreachable(err) {

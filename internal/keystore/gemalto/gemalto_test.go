@@ -153,7 +153,7 @@ func TestRenewal(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	err := g.WaitFor(ctx, func(r []fake.VendorRequest) bool { return fake.Count(r, "POST", loginPath) >= 3 })
+	err := g.WaitFor(ctx, func(r []fake.VendorRequest) bool { return fake.CountRequests(r, "POST", loginPath) >= 3 })
 	if err != nil {
 		t.Fatalf("no renewals: %v", err)
 	}
@@ -164,9 +164,9 @@ func TestRenewal(t *testing.T) {
 		t.Fatalf("Get with renewed JWT: %v", err)
 	}
 	s.Close()
-	n := fake.Count(g.Requests(), "POST", loginPath)
+	n := fake.CountRequests(g.Requests(), "POST", loginPath)
 	s.Close() // twice is fine
-	if m := fake.Count(g.Requests(), "POST", loginPath); m != n {
+	if m := fake.CountRequests(g.Requests(), "POST", loginPath); m != n {
 		t.Errorf("logins after Close: %d then %d", n, m)
 	}
 }
@@ -228,23 +228,23 @@ func TestFailures(t *testing.T) {
 	g := fake.NewGemalto(t)
 	s := connect(t, g, "")
 	t.Run("throttled then ok", func(t *testing.T) {
-		g.Inject(fake.Fault{Method: "POST", Path: "/api/v1/vault/secrets", Status: 429, Body: `{"code":429,"codeDesc":"rate limited"}`, RetryAfter: "0", Times: 2})
+		g.Inject(fake.VendorFault{Method: "POST", Path: "/api/v1/vault/secrets", Status: 429, Body: `{"code":429,"codeDesc":"rate limited"}`, RetryAfter: "0", Times: 2})
 		if err := s.Create(ctx, "t", []byte("v")); err != nil {
 			t.Fatalf("Create after 429s: %v", err)
 		}
 	})
 	t.Run("5xx", func(t *testing.T) {
-		g.Inject(fake.Fault{Path: "/api/v1/vault/secrets/t/export", Status: 500, Body: `{"code":1,"codeDesc":"internal"}`})
+		g.Inject(fake.VendorFault{Path: "/api/v1/vault/secrets/t/export", Status: 500, Body: `{"code":1,"codeDesc":"internal"}`})
 		if v, err := s.Get(ctx, "t"); err != nil || string(v) != "v" {
 			t.Fatalf("Get after a 500: %q, %v", v, err)
 		}
-		g.Inject(fake.Fault{Method: "POST", Path: "/api/v1/vault/secrets", Status: 500, Body: `{"code":1,"codeDesc":"internal error"}`})
+		g.Inject(fake.VendorFault{Method: "POST", Path: "/api/v1/vault/secrets", Status: 500, Body: `{"code":1,"codeDesc":"internal error"}`})
 		err := s.Create(ctx, "t2", []byte("v"))
 		var se *rest.StatusError
 		if !errors.As(err, &se) || se.Status != 500 || !strings.Contains(err.Error(), "internal error") {
 			t.Fatalf("Create with 500: %v", err)
 		}
-		g.Inject(fake.Fault{Path: "/api/v1/vault/secrets/t/export", Status: 503, Body: `{}`, Times: rest.DefaultAttempts})
+		g.Inject(fake.VendorFault{Path: "/api/v1/vault/secrets/t/export", Status: 503, Body: `{}`, Times: rest.DefaultAttempts})
 		if _, err := s.Get(ctx, "t"); !keystore.IsUnreachable(err) {
 			t.Fatalf("Get with persistent 503: %v, want unreachable", err)
 		}
@@ -261,7 +261,7 @@ func TestFailures(t *testing.T) {
 		}
 	})
 	t.Run("slower than deadline", func(t *testing.T) {
-		g.Inject(fake.Fault{Path: "/api/v1/vault/secrets/t/export", Stall: true})
+		g.Inject(fake.VendorFault{Path: "/api/v1/vault/secrets/t/export", Stall: true})
 		ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -319,7 +319,7 @@ func TestBodiesClosed(t *testing.T) {
 		}
 	}
 	g.ExpireTokens()
-	g.Inject(fake.Fault{Path: "/api/v1/vault/secrets", Status: 429, Body: `{"code":429,"codeDesc":"slow down"}`, Times: 2})
+	g.Inject(fake.VendorFault{Path: "/api/v1/vault/secrets", Status: 429, Body: `{"code":429,"codeDesc":"slow down"}`, Times: 2})
 	if _, _, err := s.List(ctx, "", "", 0); err != nil {
 		t.Fatal(err)
 	}
