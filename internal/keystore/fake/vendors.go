@@ -29,8 +29,13 @@ type VendorRequest struct {
 	Query  url.Values
 	Header http.Header
 	Body   []byte         // raw body
-	JSON   map[string]any // Body decoded as a JSON object; nil if it is not one
+	JSON   map[string]any // Body decoded as a JSON object; nil if it is not one or is over 64 KiB
 }
+
+// maxRecordedJSON bounds the bodies decoded into VendorRequest.JSON: tests
+// check the fields of small requests, and decoding megabyte values twice
+// only slows the race detector down.
+const maxRecordedJSON = 64 << 10
 
 // VendorFault makes a REST fake answer requests that match it with a failure
 // instead of serving them.
@@ -174,7 +179,7 @@ func (v *vendorServer) wrap(h http.Handler) http.Handler {
 			Header: r.Header.Clone(),
 			Body:   body,
 		}
-		if len(body) > 0 {
+		if len(body) > 0 && len(body) <= maxRecordedJSON {
 			var m map[string]any
 			if json.Unmarshal(body, &m) == nil {
 				rec.JSON = m
