@@ -20,15 +20,17 @@ const FortanixAPIKey = "YXBwLWlkOnNlY3JldA=="
 // the fortanix key store uses: GET /sys/v1/health, POST
 // /sys/v1/session/auth and /sys/v1/session/terminate, PUT /crypto/v1/keys,
 // POST /crypto/v1/keys/export, DELETE /crypto/v1/keys/<kid>, GET
-// /crypto/v1/keys (sort=name:asc, limit <= 1000, start = first name, inclusive)
-// and GET / (any answer means reachable). Errors are {"message": ...}.
+// /crypto/v1/keys (sort=name:asc, limit <= 1000, start = first name,
+// inclusive unless told otherwise) and GET / (any answer means reachable).
+// Errors are {"message": ...}.
 type Fortanix struct {
 	*vendorServer
 
-	mu       sync.Mutex
-	apiKey   string
-	sessions map[string]bool
-	keys     map[string]*FortanixObject // by name
+	mu        sync.Mutex
+	exclusive bool // start lists names after it, not from it
+	apiKey    string
+	sessions  map[string]bool
+	keys      map[string]*FortanixObject // by name
 }
 
 // FortanixObject is a security object as the fake keeps it.
@@ -66,6 +68,14 @@ func (f *Fortanix) SetAPIKey(key string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.apiKey = key
+}
+
+// SetStartExclusive makes the listing's start exclusive (names after it)
+// instead of inclusive, the other reading of DSM's documentation.
+func (f *Fortanix) SetStartExclusive(exclusive bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.exclusive = exclusive
 }
 
 // Put stores an object as upstream KES creates it (value = stored value),
@@ -234,7 +244,7 @@ func (f *Fortanix) list(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	var objs []*FortanixObject
 	for _, o := range f.keys {
-		if o.Name >= start {
+		if o.Name > start || o.Name == start && !f.exclusive {
 			objs = append(objs, o)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/openkes/kes/internal/keystore"
 	"github.com/openkes/kes/internal/keystore/rest"
@@ -267,10 +268,12 @@ func validKid(kid string) bool {
 	return true
 }
 
-// List pages through DSM's name-sorted listing from the first name that
-// can match. Each next page starts at the last name seen (upstream never
-// advanced it); a name not after the last one seen is dropped, so the
-// paging is right whether DSM's start is inclusive or exclusive.
+// List pages through DSM's name-sorted listing. The first page starts just
+// before the first name that can match (that name without its last
+// character), each next one at the last name seen (upstream never advanced
+// start); names before the first match or not after the last one seen are
+// dropped, so no name is lost or repeated whether DSM's start is inclusive
+// or exclusive.
 func (s *Store) List(ctx context.Context, prefix, continueAt string, n int) ([]string, string, error) {
 	if n <= 0 {
 		n = keystore.ListPageSize
@@ -280,7 +283,7 @@ func (s *Store) List(ctx context.Context, prefix, continueAt string, n int) ([]s
 		names  []string
 		last   string
 		seen   bool
-		cursor = from
+		cursor = dropLastRune(from)
 	)
 	for {
 		q := "sort=name:asc&limit=" + fmt.Sprint(pageSize)
@@ -322,6 +325,11 @@ func (s *Store) List(ctx context.Context, prefix, continueAt string, n int) ([]s
 		}
 		cursor = last
 	}
+}
+
+func dropLastRune(s string) string {
+	_, size := utf8.DecodeLastRuneInString(s)
+	return s[:len(s)-size]
 }
 
 func page1(names []string, n int) ([]string, string, error) {

@@ -40,6 +40,16 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceExclusiveStart runs the listing tests against a DSM whose
+// start is exclusive.
+func TestConformanceExclusiveStart(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) keystore.Store {
+		f := fake.NewFortanix(t)
+		f.SetStartExclusive(true)
+		return connect(t, f, "")
+	})
+}
+
 // TestConnect checks the start-up sequence of config.md §9.3: health,
 // session auth with the API key verbatim, session terminate with the
 // session token.
@@ -196,6 +206,12 @@ func TestUpstreamFormat(t *testing.T) {
 // TestListPages lists more names than one DSM page and checks that each
 // request starts where the last page ended.
 func TestListPages(t *testing.T) {
+	for _, exclusive := range []bool{false, true} {
+		t.Run(fmt.Sprintf("exclusive=%v", exclusive), func(t *testing.T) { testListPages(t, exclusive) })
+	}
+}
+
+func testListPages(t *testing.T, exclusive bool) {
 	f := fake.NewFortanix(t)
 	s := connect(t, f, "")
 	var all []string
@@ -207,6 +223,7 @@ func TestListPages(t *testing.T) {
 	f.Put("a-other", []byte("v"), true)
 	f.Put("z-other", []byte("v"), true)
 	f.ResetRequests()
+	f.SetStartExclusive(exclusive)
 	names, next, err := s.List(t.Context(), "key-", "", 0)
 	if err != nil || !slices.Equal(names, all) || next != "" {
 		t.Fatalf("List = %d names, next %q, %v; want all 250", len(names), next, err)
@@ -218,10 +235,13 @@ func TestListPages(t *testing.T) {
 		}
 		starts = append(starts, r.Query.Get("start"))
 	}
-	// The first page starts at the prefix and ends at key-099; the fake's
-	// start is inclusive, so the next repeats key-099 (dropped) and ends at
-	// key-198; the third reaches z-other, past the prefix.
-	want := []string{"key-", "key-099", "key-198"}
+	// The first page starts just before the prefix ("key") and ends at
+	// key-099. With an inclusive start the next repeats key-099 (dropped)
+	// and ends at key-198; the third reaches z-other, past the prefix.
+	want := []string{"key", "key-099", "key-198"}
+	if exclusive { // pages of 100 new names each
+		want = []string{"key", "key-099", "key-199"}
+	}
 	if !slices.Equal(starts, want) {
 		t.Errorf("list starts = %q, want %q", starts, want)
 	}
