@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -203,7 +204,10 @@ func (c *Client) Do(ctx context.Context, r *Request) (*Response, error) {
 		if try >= attempts || !retryable(r, resp, err) || ctx.Err() != nil {
 			return resp, err
 		}
+		// Half the wait is random, so that clients throttled together do
+		// not come back together.
 		wait := min(backoff<<(try-1), MaxBackoff)
+		wait = wait/2 + rand.N(wait/2+1)
 		if resp != nil {
 			if ra, ok := retryAfter(resp.Header); ok {
 				wait = ra
@@ -224,8 +228,10 @@ func (c *Client) Do(ctx context.Context, r *Request) (*Response, error) {
 
 func retryable(r *Request, resp *Response, err error) bool {
 	if err != nil {
+		// Only network failures: a bad certificate stays bad, and a body
+		// over the limit stays over it.
 		var cert *tls.CertificateVerificationError
-		return r.Idempotent && !errors.As(err, &cert) // a bad certificate stays bad
+		return r.Idempotent && keystore.IsUnreachable(err) && !errors.As(err, &cert)
 	}
 	switch {
 	case resp.Status == http.StatusTooManyRequests || resp.Status == http.StatusServiceUnavailable:

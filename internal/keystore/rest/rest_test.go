@@ -155,3 +155,20 @@ func FuzzCheckPathName(f *testing.F) {
 		}
 	})
 }
+
+func TestBodyTooLarge(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.Write(make([]byte, rest.MaxBody+1))
+	}))
+	defer srv.Close()
+	c, err := rest.NewClient(srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Do(t.Context(), &rest.Request{Method: "GET", Path: "/", Idempotent: true})
+	if !errors.Is(err, rest.ErrBodyTooLarge) || n.Load() != 1 {
+		t.Fatalf("Do = %v after %d tries; want ErrBodyTooLarge at once", err, n.Load())
+	}
+}
