@@ -8,25 +8,17 @@ import (
 
 	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore"
+	"github.com/openkes/kes/internal/keystore/entrust"
 )
 
-// EntrustConfig is the entrust.keycontrol keystore (config.md §9.8). It
-// holds a secret (Password): never log it.
-type EntrustConfig struct {
-	// Endpoint, VaultID and BoxID (an id or a name) locate the box. Never
-	// empty after Parse.
-	Endpoint, VaultID, BoxID string
-
-	// Username and Password are the login. Never empty after Parse.
-	Username, Password string
-
-	// CAPath is a file or directory of root certificates. Empty means the
-	// system roots.
-	CAPath string
+// Entrust is the entrust.keycontrol keystore (config.md §9.8). It holds a
+// secret (Config.Password): never log Config.
+type Entrust struct {
+	Config entrust.Config
 }
 
 func decodeEntrust(d *config.Decoder, path string, key, val *yaml.Node) (config.KeyStore, error) {
-	c := new(EntrustConfig)
+	var c entrust.Config
 	err := d.Mapping(val, path, map[string]config.Field{
 		"endpoint": d.Str(&c.Endpoint),
 		"vault_id": d.Str(&c.VaultID),
@@ -49,20 +41,25 @@ func decodeEntrust(d *config.Decoder, path string, key, val *yaml.Node) (config.
 	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	return &Entrust{Config: c}, nil
 }
 
-// Connect reports that the Entrust store is not part of this release yet.
-func (c *EntrustConfig) Connect(context.Context, *slog.Logger) (keystore.Store, error) {
-	return notBuilt("entrust.keycontrol")
+// Connect logs in to KeyControl and returns the store; the caller closes
+// it, which stops the token renewal.
+func (e *Entrust) Connect(ctx context.Context, logger *slog.Logger) (keystore.Store, error) {
+	s, err := entrust.Connect(ctx, &e.Config, logger)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Banner returns "Entrust KeyControl: <endpoint>".
-func (c *EntrustConfig) Banner() string { return "Entrust KeyControl: " + c.Endpoint }
+func (e *Entrust) Banner() string { return "Entrust KeyControl: " + e.Config.Endpoint }
 
 // String returns the banner line, so that printing the configuration never
 // prints a credential.
-func (c *EntrustConfig) String() string { return c.Banner() }
+func (e *Entrust) String() string { return e.Banner() }
 
 // HasSecrets reports whether the file holds a password.
-func (c *EntrustConfig) HasSecrets() bool { return c.Password != "" }
+func (e *Entrust) HasSecrets() bool { return e.Config.Password != "" }

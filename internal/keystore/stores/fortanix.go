@@ -8,27 +8,17 @@ import (
 
 	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore"
+	"github.com/openkes/kes/internal/keystore/fortanix"
 )
 
-// FortanixConfig is the fortanix.sdkms keystore (config.md §9.3). It holds
-// a secret (APIKey): never log it.
-type FortanixConfig struct {
-	// Endpoint is the SDKMS URL. Never empty after Parse.
-	Endpoint string
-
-	// GroupID is the group of new keys. Empty means the app's default group.
-	GroupID string
-
-	// APIKey is the app API key. Never empty after Parse.
-	APIKey string
-
-	// CAPath is a file or directory of root certificates. Empty means the
-	// system roots.
-	CAPath string
+// Fortanix is the fortanix.sdkms keystore (config.md §9.3). It holds a
+// secret (Config.APIKey): never log Config.
+type Fortanix struct {
+	Config fortanix.Config
 }
 
 func decodeFortanix(d *config.Decoder, path string, key, val *yaml.Node) (config.KeyStore, error) {
-	c := new(FortanixConfig)
+	var c fortanix.Config
 	err := d.Mapping(val, path, map[string]config.Field{
 		"endpoint":    d.Str(&c.Endpoint),
 		"group_id":    d.Str(&c.GroupID),
@@ -44,20 +34,24 @@ func decodeFortanix(d *config.Decoder, path string, key, val *yaml.Node) (config
 	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	return &Fortanix{Config: c}, nil
 }
 
-// Connect reports that the Fortanix store is not part of this release yet.
-func (c *FortanixConfig) Connect(context.Context, *slog.Logger) (keystore.Store, error) {
-	return notBuilt("fortanix.sdkms")
+// Connect checks the endpoint and the API key and returns the store.
+func (f *Fortanix) Connect(ctx context.Context, logger *slog.Logger) (keystore.Store, error) {
+	s, err := fortanix.Connect(ctx, &f.Config, logger)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Banner returns "Fortanix SDKMS: <endpoint>".
-func (c *FortanixConfig) Banner() string { return "Fortanix SDKMS: " + c.Endpoint }
+func (f *Fortanix) Banner() string { return "Fortanix SDKMS: " + f.Config.Endpoint }
 
 // String returns the banner line, so that printing the configuration never
 // prints a credential.
-func (c *FortanixConfig) String() string { return c.Banner() }
+func (f *Fortanix) String() string { return f.Banner() }
 
 // HasSecrets reports whether the file holds an API key.
-func (c *FortanixConfig) HasSecrets() bool { return c.APIKey != "" }
+func (f *Fortanix) HasSecrets() bool { return f.Config.APIKey != "" }

@@ -8,28 +8,18 @@ import (
 
 	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore"
+	"github.com/openkes/kes/internal/keystore/gemalto"
 )
 
-// KeySecureConfig is the gemalto.keysecure keystore: Thales CipherTrust
-// Manager / KeySecure (config.md §9.4). It holds a secret (Token): never
-// log it.
-type KeySecureConfig struct {
-	// Endpoint is the server URL. Never empty after Parse.
-	Endpoint string
-
-	// Token is the refresh token. Never empty after Parse.
-	Token string
-
-	// Domain is the login domain. Empty means the root domain.
-	Domain string
-
-	// CAPath is a file or directory of root certificates. Empty means the
-	// system roots.
-	CAPath string
+// KeySecure is the gemalto.keysecure keystore: Thales CipherTrust Manager
+// / KeySecure (config.md §9.4). It holds a secret (Config.Token): never log
+// Config.
+type KeySecure struct {
+	Config gemalto.Config
 }
 
 func decodeKeySecure(d *config.Decoder, path string, key, val *yaml.Node) (config.KeyStore, error) {
-	c := new(KeySecureConfig)
+	var c gemalto.Config
 	err := d.Mapping(val, path, map[string]config.Field{
 		"endpoint": d.Str(&c.Endpoint),
 		"credentials": d.Sub(map[string]config.Field{
@@ -48,20 +38,25 @@ func decodeKeySecure(d *config.Decoder, path string, key, val *yaml.Node) (confi
 	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	return &KeySecure{Config: c}, nil
 }
 
-// Connect reports that the KeySecure store is not part of this release yet.
-func (c *KeySecureConfig) Connect(context.Context, *slog.Logger) (keystore.Store, error) {
-	return notBuilt("gemalto.keysecure")
+// Connect logs in to CipherTrust Manager and returns the store; the caller
+// closes it, which stops the token renewal.
+func (k *KeySecure) Connect(ctx context.Context, logger *slog.Logger) (keystore.Store, error) {
+	s, err := gemalto.Connect(ctx, &k.Config, logger)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Banner returns "Gemalto KeySecure: <endpoint>".
-func (c *KeySecureConfig) Banner() string { return "Gemalto KeySecure: " + c.Endpoint }
+func (k *KeySecure) Banner() string { return "Gemalto KeySecure: " + k.Config.Endpoint }
 
 // String returns the banner line, so that printing the configuration never
 // prints a credential.
-func (c *KeySecureConfig) String() string { return c.Banner() }
+func (k *KeySecure) String() string { return k.Banner() }
 
-// HasSecrets reports whether the file holds a token.
-func (c *KeySecureConfig) HasSecrets() bool { return c.Token != "" }
+// HasSecrets reports whether the file holds a refresh token.
+func (k *KeySecure) HasSecrets() bool { return k.Config.Token != "" }

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/openkes/kes/internal/config"
+	"github.com/openkes/kes/internal/keystore/entrust"
+	"github.com/openkes/kes/internal/keystore/fortanix"
+	"github.com/openkes/kes/internal/keystore/gemalto"
 	"github.com/openkes/kes/internal/keystore/stores"
 	"github.com/openkes/kes/internal/keystore/vault"
 )
@@ -59,12 +62,12 @@ func TestDecode(t *testing.T) {
 			Endpoint:   "https://vault.example.com:8200",
 			Kubernetes: &vault.Kubernetes{Engine: "k8s", Namespace: "team", Role: "kes", JWT: "/var/run/secrets/kubernetes.io/serviceaccount/token"},
 		}}, []string{"testdata/vault-kubernetes.yml:14: legacy key 'keystore.vault.kubernetes.retry' is ignored"}},
-		{"fortanix.yml", &stores.FortanixConfig{
+		{"fortanix.yml", &stores.Fortanix{Config: fortanix.Config{
 			Endpoint: "https://sdkms.fortanix.com", GroupID: "8b2f0e2a", APIKey: "NjE1ZmQ4MTYtMjEzOS00", CAPath: "./fortanix-ca.pem",
-		}, nil},
-		{"keysecure.yml", &stores.KeySecureConfig{
+		}}, nil},
+		{"keysecure.yml", &stores.KeySecure{Config: gemalto.Config{
 			Endpoint: "https://127.0.0.1", Token: "ehTdmWGS7fBq", Domain: "root", CAPath: "./keysecure-ca.pem",
-		}, []string{"testdata/keysecure.yml:13: legacy key 'keystore.gemalto.keysecure.credentials.retry' is ignored"}},
+		}}, []string{"testdata/keysecure.yml:13: legacy key 'keystore.gemalto.keysecure.credentials.retry' is ignored"}},
 		{"gcp.yml", &stores.GCPConfig{
 			ProjectID: "my-project", Endpoint: "secretmanager.googleapis.com:443",
 			Scopes: []string{"https://www.googleapis.com/auth/cloud-platform"},
@@ -84,10 +87,10 @@ func TestDecode(t *testing.T) {
 		{"azure-managed.yml", &stores.AzureConfig{
 			Endpoint: "https://kes.vault.azure.net", ManagedIdentityClientID: "9c8d7e6f",
 		}, nil},
-		{"entrust.yml", &stores.EntrustConfig{
+		{"entrust.yml", &stores.Entrust{Config: entrust.Config{
 			Endpoint: "https://keycontrol.example.com", VaultID: "1b2c3d4e", BoxID: "kes-box",
 			Username: "kes", Password: "p4ssw0rd", CAPath: "./entrust-ca.pem",
-		}, nil},
+		}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -243,12 +246,9 @@ func TestErrors(t *testing.T) {
 
 func TestConnectNotBuilt(t *testing.T) {
 	tests := []struct{ file, name string }{
-		{"fortanix.yml", "fortanix.sdkms"},
-		{"keysecure.yml", "gemalto.keysecure"},
 		{"gcp.yml", "gcp.secretmanager"},
 		{"aws.yml", "aws.secretsmanager"},
 		{"azure.yml", "azure.keyvault"},
-		{"entrust.yml", "entrust.keycontrol"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
