@@ -30,6 +30,10 @@ const (
 	AzureVaultHost     = "kes-test.vault.azure.net"
 	AzureAuthorityHost = "login.fake-entra.test"
 
+	// AzureIMDSHost is the instance metadata service that issues managed
+	// identity tokens (plain HTTP, port 80).
+	AzureIMDSHost = "169.254.169.254"
+
 	// AzureAPIVersion is the Key Vault api-version the azsecrets SDK in
 	// go.mod sends on every request.
 	AzureAPIVersion = "2026-04-01"
@@ -102,6 +106,10 @@ type Azure struct {
 	// token endpoint accepts.
 	TenantID, ClientID, ClientSecret string
 
+	// ManagedIdentityClientID is the user-assigned managed identity the
+	// instance metadata service issues tokens for.
+	ManagedIdentityClientID string
+
 	// TokenLifetime is the expires_in of issued tokens. The fake rejects a
 	// token once it is older (by Now), as Key Vault does.
 	TokenLifetime time.Duration
@@ -119,6 +127,7 @@ type Azure struct {
 	caPool *x509.CertPool
 	srv    *http.Server
 	ln     net.Listener
+	imdsLn net.Listener // plain HTTP, for AzureIMDSHost
 	conns  atomic.Int64
 
 	mu       sync.Mutex
@@ -171,13 +180,24 @@ func NewAzure(t testing.TB, tenant, client, secret string) *Azure {
 	}
 	a.srv.Protocols = new(http.Protocols)
 	a.srv.Protocols.SetHTTP1(true)
-	done := make(chan struct{})
+	a.imdsLn, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("fake azure: %v", err)
+	}
+	imds := &http.Server{Handler: http.HandlerFunc(a.serve), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{}, 2)
 	go func() {
-		defer close(done)
+		defer func() { done <- struct{}{} }()
 		a.srv.ServeTLS(ln, "", "")
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		imds.Serve(a.imdsLn)
 	}()
 	t.Cleanup(func() {
 		a.srv.Close()
+		imds.Close()
+		<-done
 		<-done
 	})
 	return a
@@ -191,14 +211,18 @@ func (a *Azure) VaultURL() string { return "https://" + AzureVaultHost }
 func (a *Azure) AuthorityHost() string { return "https://" + AzureAuthorityHost + "/" }
 
 // Client returns an HTTP client that trusts the fake's CA and connects
-// every request, whatever its host, to the fake. Close its idle
-// connections when done.
+// every request, whatever its host, to the fake: plain HTTP (port 80) to
+// the instance metadata service, anything else to the TLS listener. Close
+// its idle connections when done.
 func (a *Azure) Client() *http.Client {
-	addr := a.ln.Addr().String()
+	tlsAddr, imdsAddr := a.ln.Addr().String(), a.imdsLn.Addr().String()
 	var d net.Dialer
 	return &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, network, addr)
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if _, port, _ := net.SplitHostPort(addr); port == "80" {
+				return d.DialContext(ctx, network, imdsAddr)
+			}
+			return d.DialContext(ctx, network, tlsAddr)
 		},
 		TLSClientConfig:     &tls.Config{RootCAs: a.caPool, MinVersion: tls.VersionTLS12},
 		MaxIdleConnsPerHost: 4,
@@ -346,6 +370,8 @@ func (a *Azure) serve(w http.ResponseWriter, r *http.Request) {
 		a.serveEntra(sw, r, rec.Form)
 	case AzureVaultHost:
 		a.serveVault(sw, r, body)
+	case AzureIMDSHost:
+		a.serveIMDS(sw, r)
 	default:
 		http.Error(sw, "unknown host", http.StatusMisdirectedRequest)
 	}

@@ -96,3 +96,46 @@ func (a *Azure) authorized(w http.ResponseWriter, r *http.Request) bool {
 	azureError(w, http.StatusUnauthorized, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.", "")
 	return false
 }
+
+// serveIMDS is the instance metadata service's managed identity token
+// endpoint (GET /metadata/identity/oauth2/token, header Metadata: true).
+func (a *Azure) serveIMDS(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	switch {
+	case r.Method != http.MethodGet || r.URL.Path != "/metadata/identity/oauth2/token":
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	case r.Header.Get("Metadata") != "true":
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "Required metadata header not specified"})
+		return
+	case q.Get("api-version") == "":
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "Required query variable 'api-version' is missing"})
+		return
+	case q.Get("resource") != AzureResource:
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_resource", "error_description": "AADSTS500011: The resource principal was not found."})
+		return
+	case a.ManagedIdentityClientID == "" || q.Get("client_id") != a.ManagedIdentityClientID:
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "Identity not found"})
+		return
+	}
+	var b [24]byte
+	rand.Read(b[:])
+	tok := base64.RawURLEncoding.EncodeToString(b[:])
+	now := a.now()
+	a.mu.Lock()
+	a.tokens[tok] = azureToken{issued: now, scope: AzureResource}
+	a.revoked = false
+	a.mu.Unlock()
+	secs := int(a.TokenLifetime / time.Second)
+	// IMDS answers numbers as strings.
+	writeJSON(w, http.StatusOK, map[string]string{
+		"access_token":   tok,
+		"client_id":      a.ManagedIdentityClientID,
+		"expires_in":     fmt.Sprint(secs),
+		"expires_on":     fmt.Sprint(now.Add(a.TokenLifetime).Unix()),
+		"ext_expires_in": fmt.Sprint(secs),
+		"not_before":     fmt.Sprint(now.Unix()),
+		"resource":       AzureResource,
+		"token_type":     "Bearer",
+	})
+}
