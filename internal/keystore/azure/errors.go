@@ -100,7 +100,7 @@ func (s *Store) fail(ctx context.Context, op, name string, err error) error {
 		if status == 0 || status >= 500 {
 			return &keystore.UnreachableError{Err: fmt.Errorf("%s: authentication failed: %w", prefix, err)}
 		}
-		return fmt.Errorf("%s: authentication failed: token endpoint answered %d %s", prefix, status, http.StatusText(status))
+		return fmt.Errorf("%s: authentication failed: token endpoint answered %d %s%s", prefix, status, http.StatusText(status), entraCode(authErr.RawResponse))
 	}
 	if e := vaultErr(err); e != nil {
 		if e.StatusCode >= 500 {
@@ -114,6 +114,30 @@ func (s *Store) fail(ctx context.Context, op, name string, err error) error {
 		return &keystore.UnreachableError{Err: fmt.Errorf("%s: %w", prefix, err)}
 	}
 	return fmt.Errorf("%s: %w", prefix, err)
+}
+
+// entraCode returns " (<error>, AADSTS<n>)" from a Microsoft Entra error
+// answer, or "" if it has none. Entra's error codes name the cause (a wrong
+// client secret is invalid_client, AADSTS7000215) and hold no secret.
+func entraCode(resp *http.Response) string {
+	if resp == nil {
+		return ""
+	}
+	body, err := runtime.Payload(resp)
+	if err != nil {
+		return ""
+	}
+	var e struct {
+		Error      string `json:"error"`
+		ErrorCodes []int  `json:"error_codes"`
+	}
+	if json.Unmarshal(body, &e) != nil || e.Error == "" {
+		return ""
+	}
+	if len(e.ErrorCodes) > 0 {
+		return fmt.Sprintf(" (%s, AADSTS%d)", e.Error, e.ErrorCodes[0])
+	}
+	return " (" + e.Error + ")"
 }
 
 // randN returns a random number in [0, n) (0 if n <= 0).

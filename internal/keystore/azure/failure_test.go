@@ -425,3 +425,55 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("Status of a 503 = %v; want unreachable", err)
 	}
 }
+
+// TestManagedIdentity: a user-assigned managed identity gets its token
+// from the instance metadata service, for the vault's resource.
+func TestManagedIdentity(t *testing.T) {
+	f, c := newFake(t)
+	f.ManagedIdentityClientID = "9c8d7e6f-0000-4000-8000-000000000001"
+	c.Credentials = Credentials{}
+	c.ManagedIdentityClientID = f.ManagedIdentityClientID
+	s := connect(t, c)
+	if err := s.Create(t.Context(), "k", []byte("v")); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	var imds []fake.AzureRequest
+	for _, r := range f.Requests() {
+		if r.Host == fake.AzureIMDSHost {
+			imds = append(imds, r)
+		}
+	}
+	if len(imds) != 1 || imds[0].Path != "/metadata/identity/oauth2/token" || imds[0].Status != http.StatusOK ||
+		imds[0].Query.Get("client_id") != f.ManagedIdentityClientID || imds[0].Query.Get("resource") != fake.AzureResource {
+		t.Fatalf("IMDS requests = %+v", imds)
+	}
+	if n := len(f.TokenRequests()); n != 0 {
+		t.Fatalf("%d requests to Entra; want none", n)
+	}
+
+	// Another identity is refused: an error, not unreachable.
+	c.ManagedIdentityClientID = "00000000-0000-4000-8000-000000000002"
+	err := connect(t, c).Create(t.Context(), "k2", []byte("v"))
+	if err == nil || keystore.IsUnreachable(err) {
+		t.Fatalf("Create with an unknown identity = %v", err)
+	}
+}
+
+// TestDefaultCredential: without credentials or managed identity, Azure's
+// default chain is used; its first link reads AZURE_TENANT_ID,
+// AZURE_CLIENT_ID and AZURE_CLIENT_SECRET.
+func TestDefaultCredential(t *testing.T) {
+	f, c := newFake(t)
+	c.Credentials = Credentials{}
+	t.Setenv("AZURE_TENANT_ID", testTenant)
+	t.Setenv("AZURE_CLIENT_ID", testClient)
+	t.Setenv("AZURE_CLIENT_SECRET", testSecret)
+	s := connect(t, c)
+	if err := s.Create(t.Context(), "k", []byte("v")); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	tokens := f.TokenRequests()
+	if len(tokens) != 1 || tokens[0].Form.Get("client_id") != testClient || tokens[0].Status != http.StatusOK {
+		t.Fatalf("token requests = %+v", tokens)
+	}
+}
