@@ -143,6 +143,24 @@ func TestServerErrorNotRetried(t *testing.T) {
 	}
 }
 
+// TestErrorHoldsNoValue: a refused SetSecret names the status and codes,
+// never the value sent.
+func TestErrorHoldsNoValue(t *testing.T) {
+	f, c := newFake(t)
+	s := connect(t, c)
+	warm(t, f, s)
+	f.Fail(fake.AzureFault{Method: "PUT", Path: "/secrets/k", Status: http.StatusBadRequest, Code: "BadParameter"})
+	const value = "c2VjcmV0IGtleSByZWNvcmQgdGhhdCBtdXN0IG5vdCBsZWFr"
+	err := s.Create(t.Context(), "k", []byte(value))
+	var ve *VaultError
+	if !errors.As(err, &ve) || ve.StatusCode != http.StatusBadRequest || ve.Code != "BadParameter" {
+		t.Fatalf("Create = %v; want the 400 BadParameter", err)
+	}
+	if strings.Contains(err.Error(), value) || strings.Contains(err.Error(), testSecret) {
+		t.Fatalf("error holds a secret: %v", err)
+	}
+}
+
 // TestDeadline: a vault that answers slower than the context's deadline,
 // or keeps failing with 5xx, makes the call return at the deadline.
 func TestDeadline(t *testing.T) {

@@ -123,7 +123,6 @@ type Azure struct {
 	// expiry checks and token expiry. Nil means time.Now.
 	Now func() time.Time
 
-	url    string // https://127.0.0.1:port
 	caPool *x509.CertPool
 	srv    *http.Server
 	ln     net.Listener
@@ -165,7 +164,6 @@ func NewAzure(t testing.TB, tenant, client, secret string) *Azure {
 		t.Fatalf("fake azure: %v", err)
 	}
 	a.ln = ln
-	a.url = "https://" + ln.Addr().String()
 	a.srv = &http.Server{
 		Handler: http.HandlerFunc(a.serve),
 		// HTTP/1.1 only, as Key Vault: a response body the client does
