@@ -304,3 +304,30 @@ func TestConfig(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestFakeRecover checks the fake's soft-delete states through the SDK
+// itself: a deleted secret is first being deleted (409), then recoverable,
+// and recovering it brings its versions back.
+func TestFakeRecover(t *testing.T) {
+	f, c := newFake(t)
+	f.BeingDeletedFor = 1
+	s := connect(t, c)
+	if err := s.Create(t.Context(), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	f.SoftDelete("k")
+	_, err := s.client.RecoverDeletedSecret(t.Context(), "k", nil)
+	if e := vaultErr(err); e == nil || e.StatusCode != 409 || e.InnerCode != "ObjectIsBeingDeleted" {
+		t.Fatalf("recover while being deleted = %v", err)
+	}
+	d, err := s.client.GetDeletedSecret(t.Context(), "k", nil)
+	if err != nil || d.RecoveryID == nil || d.DeletedDate == nil || d.ID.Name() != "k" {
+		t.Fatalf("GetDeletedSecret = %+v, %v", d, err)
+	}
+	if _, err := s.client.RecoverDeletedSecret(t.Context(), "k", nil); err != nil {
+		t.Fatalf("recover: %v", err)
+	}
+	if got, err := s.Get(t.Context(), "k"); err != nil || string(got) != "v" || f.SoftDeleted("k") {
+		t.Fatalf("Get after recover = %q, %v", got, err)
+	}
+}
