@@ -284,6 +284,7 @@ func TestConfig(t *testing.T) {
 	}{
 		{"no endpoint", Config{}},
 		{"bad endpoint", Config{Endpoint: "vault.azure.net"}},
+		{"plain http", Config{Endpoint: "http://x.vault.azure.net"}},
 		{"both", Config{Endpoint: "https://x.vault.azure.net", Credentials: Credentials{"t", "c", "s"}, ManagedIdentityClientID: "m"}},
 		{"partial credentials", Config{Endpoint: "https://x.vault.azure.net", Credentials: Credentials{TenantID: "t", ClientSecret: "s"}}},
 	}

@@ -70,8 +70,9 @@ func (c *Config) validate() (*url.URL, error) {
 		return nil, errors.New("azure: no endpoint specified")
 	}
 	u, err := url.Parse(c.Endpoint)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, fmt.Errorf("azure: invalid endpoint %q", c.Endpoint)
+	if err != nil || u.Host == "" || u.Scheme != "https" {
+		// The SDK sends tokens over TLS only.
+		return nil, fmt.Errorf("azure: invalid endpoint %q: want https://<vault>.vault.azure.net", c.Endpoint)
 	}
 	creds := c.Credentials != Credentials{}
 	if creds && c.ManagedIdentityClientID != "" {
