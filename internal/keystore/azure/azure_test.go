@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/openkes/kes/internal/keystore"
 	"github.com/openkes/kes/internal/keystore/fake"
@@ -331,4 +332,22 @@ func TestFakeRecover(t *testing.T) {
 	if got, err := s.Get(t.Context(), "k"); err != nil || string(got) != "v" || f.SoftDeleted("k") {
 		t.Fatalf("Get after recover = %q, %v", got, err)
 	}
+}
+
+// FuzzValue: every value survives encodeValue then decodeValue, and a
+// UTF-8 value is stored verbatim without a content type, as upstream.
+func FuzzValue(f *testing.F) {
+	for _, v := range storetest.Values(64) {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v []byte) {
+		p := encodeValue(v)
+		got, err := decodeValue(p.Value, p.ContentType)
+		if err != nil || !bytes.Equal(got, v) {
+			t.Fatalf("round trip of %q = %q, %v", v, got, err)
+		}
+		if utf8.Valid(v) && (p.ContentType != nil || *p.Value != string(v)) {
+			t.Fatalf("UTF-8 value %q stored as %q (content type %v)", v, *p.Value, p.ContentType)
+		}
+	})
 }
