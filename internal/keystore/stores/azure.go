@@ -8,32 +8,20 @@ import (
 
 	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore"
+	"github.com/openkes/kes/internal/keystore/azure"
 )
 
-// AzureConfig is the azure.keyvault keystore (config.md §9.7). At most one
-// of Credentials and ManagedIdentityClientID is set; neither means Azure's
-// DefaultAzureCredential. It holds a secret (Credentials.ClientSecret):
-// never log it.
-type AzureConfig struct {
-	// Endpoint is the vault URL, "https://<vault>.vault.azure.net". Never
-	// empty after Parse.
-	Endpoint string
-
-	// Credentials is a service principal. A zero value means none;
-	// otherwise all three fields are set.
-	Credentials AzureCredentials
-
-	// ManagedIdentityClientID selects a managed identity. Empty means none.
-	ManagedIdentityClientID string
-}
-
-// AzureCredentials is a service principal of [AzureConfig].
-type AzureCredentials struct {
-	TenantID, ClientID, ClientSecret string
+// Azure is the azure.keyvault keystore: Azure Key Vault secrets
+// (config.md §9.7). At most one of Credentials and ManagedIdentityClientID
+// is set; neither means Azure's DefaultAzureCredential. It holds a secret
+// (Credentials.ClientSecret): never log Config.
+type Azure struct {
+	// Config is the store's configuration as the file gives it.
+	Config azure.Config
 }
 
 func decodeAzure(d *config.Decoder, path string, key, val *yaml.Node) (config.KeyStore, error) {
-	c := new(AzureConfig)
+	c := new(azure.Config)
 	var creds, managed *yaml.Node
 	err := d.Mapping(val, path, map[string]config.Field{
 		"endpoint": d.Str(&c.Endpoint),
@@ -68,20 +56,26 @@ func decodeAzure(d *config.Decoder, path string, key, val *yaml.Node) (config.Ke
 	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	return &Azure{Config: *c}, nil
 }
 
-// Connect reports that the Azure store is not part of this release yet.
-func (c *AzureConfig) Connect(context.Context, *slog.Logger) (keystore.Store, error) {
-	return notBuilt("azure.keyvault")
+// Connect returns the Azure Key Vault store. It contacts nothing: the
+// first call fetches a token.
+func (a *Azure) Connect(ctx context.Context, logger *slog.Logger) (keystore.Store, error) {
+	c := a.Config
+	s, err := azure.Connect(ctx, &c, logger)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Banner returns "Azure KeyVault: <endpoint>".
-func (c *AzureConfig) Banner() string { return "Azure KeyVault: " + c.Endpoint }
+func (a *Azure) Banner() string { return "Azure KeyVault: " + a.Config.Endpoint }
 
 // String returns the banner line, so that printing the configuration never
 // prints a credential.
-func (c *AzureConfig) String() string { return c.Banner() }
+func (a *Azure) String() string { return a.Banner() }
 
 // HasSecrets reports whether the file holds a client secret.
-func (c *AzureConfig) HasSecrets() bool { return c.Credentials.ClientSecret != "" }
+func (a *Azure) HasSecrets() bool { return a.Config.Credentials.ClientSecret != "" }
