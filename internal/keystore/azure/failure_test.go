@@ -450,7 +450,10 @@ func TestStatus(t *testing.T) {
 // from the instance metadata service, for the vault's resource.
 func TestManagedIdentity(t *testing.T) {
 	f, c := newFake(t)
-	f.ManagedIdentityClientID = "9c8d7e6f-0000-4000-8000-000000000001"
+	// The SDK caches managed identity tokens for the whole process: a
+	// fresh identity per run keeps a token of an earlier fake (-count=2)
+	// from being sent to this one.
+	f.ManagedIdentityClientID = "9c8d7e6f-" + time.Now().Format("150405.000000000")
 	c.Credentials = Credentials{}
 	c.ManagedIdentityClientID = f.ManagedIdentityClientID
 	s := connect(t, c)
