@@ -2,8 +2,10 @@ package aws_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -150,6 +152,63 @@ func TestUpstreamFormat(t *testing.T) {
 	}
 }
 
+// TestRequests checks the fields of each request the store sends, as
+// upstream sent them: the name as SecretId (or Name), the value as
+// SecretString, KmsKeyId only when configured, ForceDeleteWithoutRecovery on
+// delete, and nothing else but the SDK's idempotency token on create.
+func TestRequests(t *testing.T) {
+	kumo := awstest.StartKumo(t)
+	p := newProxy(t, kumo.URL())
+	for _, kmsKey := range []string{"", "alias/kes"} {
+		c := testConfig(p.URL())
+		c.KMSKey = kmsKey
+		s := connect(t, c)
+		p.reset()
+		ctx := t.Context()
+		if err := s.Create(ctx, "req-key", []byte("record")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get(ctx, "req-key"); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.List(ctx, "", "", 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, "req-key"); err != nil {
+			t.Fatal(err)
+		}
+		create := map[string]any{"Name": "req-key", "SecretString": "record", "ClientRequestToken": "*"}
+		if kmsKey != "" {
+			create["KmsKeyId"] = kmsKey
+		}
+		want := map[string]map[string]any{
+			"CreateSecret":   create,
+			"GetSecretValue": {"SecretId": "req-key"},
+			"ListSecrets":    {"MaxResults": float64(100)},
+			"DeleteSecret":   {"SecretId": "req-key", "ForceDeleteWithoutRecovery": true},
+		}
+		for op, fields := range want {
+			reqs := p.requests(op)
+			if len(reqs) != 1 {
+				t.Fatalf("kmskey %q: %d %s requests, want 1", kmsKey, len(reqs), op)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(reqs[0].Body, &got); err != nil {
+				t.Fatalf("%s body %s: %v", op, reqs[0].Body, err)
+			}
+			if tok, ok := got["ClientRequestToken"].(string); ok && tok != "" && fields["ClientRequestToken"] == "*" {
+				got["ClientRequestToken"] = "*"
+			}
+			if !maps.EqualFunc(got, fields, func(a, b any) bool { return a == b }) {
+				t.Errorf("kmskey %q: %s body = %v, want %v", kmsKey, op, got, fields)
+			}
+			if ct := reqs[0].Header.Get("Content-Type"); ct != "application/x-amz-json-1.1" {
+				t.Errorf("%s Content-Type = %q", op, ct)
+			}
+		}
+	}
+}
+
 // TestSecretBinary reads a secret that has only a SecretBinary, as
 // upstream does, and checks that a value that is not UTF-8 (which no key
 // record is) is stored as SecretBinary rather than mangled.
@@ -289,7 +348,7 @@ func TestInvalidInput(t *testing.T) {
 		t.Fatalf("invalid input reached AWS: %d requests", len(reqs))
 	}
 	// The longest name AWS allows, with every byte it allows, works.
-	long := strings.Repeat("aZ09/_+=.@-", 46)[:512]
+	long := strings.Repeat("aZ09/_+=.@-", 47)[:512]
 	if err := s.Create(ctx, long, []byte("v")); err != nil {
 		t.Fatalf("Create(512-byte name): %v", err)
 	}

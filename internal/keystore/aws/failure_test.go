@@ -176,7 +176,8 @@ func TestBodiesClosed(t *testing.T) {
 	s := connect(t, testConfig(p.URL()))
 	ctx := t.Context()
 	before := p.conns.Load()
-	p.setHook(failFirst("GetSecretValue", 5, 500, "InternalServiceError"))
+	// Three failures, then the fourth (last) attempt succeeds.
+	p.setHook(failFirst("GetSecretValue", 3, 500, "InternalServiceError"))
 	for range 10 {
 		if err := s.Create(ctx, "k", []byte("v")); err != nil {
 			t.Fatal(err)
