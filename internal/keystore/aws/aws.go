@@ -18,17 +18,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 	"unicode/utf8"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/smithy-go/logging"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/openkes/kes/internal/keystore"
@@ -59,8 +60,8 @@ var ErrEmptyValue = errors.New("empty value")
 type Store struct {
 	cfg       *settings
 	client    *secretsmanager.Client
-	transport *http.Transport
-	probe     *http.Client // plain GET of the endpoint, for Status
+	http      awssdk.HTTPClient // the SDK's HTTP client, also for Status
+	transport *http.Transport   // its transport; nil if the SDK chose another client
 	logger    *slog.Logger
 }
 
@@ -75,8 +76,14 @@ func Connect(ctx context.Context, c *Config, logger *slog.Logger) (*Store, error
 	if logger == nil {
 		logger = slog.Default()
 	}
-	tr := newTransport()
-	httpClient := &http.Client{Transport: tr}
+	// The SDK's own client (it adds AWS_CA_BUNDLE to it), with TLS 1.2 or
+	// newer and no redirects followed.
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		if tr.TLSClientConfig == nil {
+			tr.TLSClientConfig = &tls.Config{}
+		}
+		tr.TLSClientConfig.MinVersion = max(tr.TLSClientConfig.MinVersion, tls.VersionTLS12)
+	})
 	opts := []func(*awsconfig.LoadOptions) error{
 		awsconfig.WithRegion(cfg.Region),
 		awsconfig.WithHTTPClient(httpClient),
@@ -99,50 +106,46 @@ func Connect(ctx context.Context, c *Config, logger *slog.Logger) (*Store, error
 	if err != nil {
 		return nil, fmt.Errorf("aws: load sdk config: %w", err)
 	}
+	// The SDK logs a few messages of its own (never request or response
+	// bodies, as no ClientLogMode is set), mostly about connection reuse;
+	// they go to the store's logger at debug level.
+	awsCfg.Logger = logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		logger.Debug("aws: sdk: "+fmt.Sprintf(format, v...), "sdk_level", string(c))
+	})
+	// One client of our own on the SDK's transport (with AWS_CA_BUNDLE
+	// and TLS 1.2+ applied), so that the store and the SDK share one
+	// connection pool, which Close can release.
+	var transport *http.Transport
+	if b, ok := awsCfg.HTTPClient.(*awshttp.BuildableClient); ok {
+		transport = b.GetTransport()
+		awsCfg.HTTPClient = &http.Client{
+			Transport:     transport,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
 	s := &Store{
 		cfg: cfg,
 		client: secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) {
 			o.BaseEndpoint = awssdk.String(cfg.endpoint)
 		}),
-		transport: tr,
-		probe: &http.Client{
-			Transport: tr,
-			// Any answer counts: a redirect is an answer, not a hop.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-		logger: logger,
+		http:      awsCfg.HTTPClient,
+		transport: transport,
+		logger:    logger,
 	}
 	if _, err := s.Status(ctx); err != nil {
-		tr.CloseIdleConnections()
+		s.Close()
 		return nil, fmt.Errorf("aws: connect: %w", err)
 	}
 	logger.DebugContext(ctx, "aws: connected", "endpoint", cfg.endpoint, "region", cfg.Region)
 	return s, nil
 }
 
-// newTransport is http.DefaultTransport's setup (proxy from the
-// environment, keep-alives, HTTP/2) with TLS 1.2 or newer.
-func newTransport() *http.Transport {
-	return &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: (&net.Dialer{
-			Timeout:   30 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   16,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-	}
-}
-
 // Close releases idle connections. The store starts no goroutines, so
 // there is nothing to wait for. It is safe to call more than once.
 func (s *Store) Close() error {
-	s.transport.CloseIdleConnections()
+	if s.transport != nil {
+		s.transport.CloseIdleConnections()
+	}
 	return nil
 }
 
@@ -157,7 +160,7 @@ func (s *Store) Status(ctx context.Context) (keystore.State, error) {
 		return keystore.State{}, fmt.Errorf("aws: status: %w", err)
 	}
 	start := time.Now()
-	resp, err := s.probe.Do(req)
+	resp, err := s.http.Do(req)
 	latency := time.Since(start)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -2,6 +2,7 @@ package aws_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // proxy is a loopback HTTP proxy in front of kumo. kumo cannot throttle,
@@ -25,7 +27,9 @@ type proxy struct {
 	reqs []proxyRequest
 	hook func(w http.ResponseWriter, r *http.Request, pr *proxyRequest) bool // true = answered
 
-	conns atomic.Int64 // connections accepted
+	conns  atomic.Int64  // connections accepted, also the number of the last one
+	open   atomic.Int64  // connections not yet closed
+	closed chan struct{} // gets a value whenever a connection closes
 }
 
 // proxyRequest is one request as the proxy received it.
@@ -34,8 +38,11 @@ type proxyRequest struct {
 	Method string
 	Header http.Header
 	Body   []byte
-	N      int // 1-based number of this request among those of the same Op
+	N      int   // 1-based number of this request among those of the same Op
+	Conn   int64 // number of the client connection it came on
 }
+
+type connKey struct{}
 
 func newProxy(t *testing.T, target string) *proxy {
 	t.Helper()
@@ -43,7 +50,7 @@ func newProxy(t *testing.T, target string) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{}
+	p := &proxy{closed: make(chan struct{}, 1)}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
@@ -54,7 +61,8 @@ func newProxy(t *testing.T, target string) *proxy {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		op, _ := strings.CutPrefix(r.Header.Get("X-Amz-Target"), "secretsmanager.")
 		p.mu.Lock()
-		pr := proxyRequest{Op: op, Method: r.Method, Header: r.Header.Clone(), Body: body}
+		conn, _ := r.Context().Value(connKey{}).(int64)
+		pr := proxyRequest{Op: op, Method: r.Method, Header: r.Header.Clone(), Body: body, Conn: conn}
 		for _, q := range p.reqs {
 			if q.Op == op {
 				pr.N++
@@ -70,13 +78,37 @@ func newProxy(t *testing.T, target string) *proxy {
 		rp.ServeHTTP(w, r)
 	}))
 	p.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			p.conns.Add(1)
+		switch s {
+		case http.StateNew:
+			p.open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			p.open.Add(-1)
+			select {
+			case p.closed <- struct{}{}:
+			default:
+			}
 		}
+	}
+	p.srv.Config.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+		return context.WithValue(ctx, connKey{}, p.conns.Add(1))
 	}
 	p.srv.Start()
 	t.Cleanup(p.srv.Close)
 	return p
+}
+
+// waitClosed waits until every client connection is closed, and fails t if
+// some stay open for 10 seconds.
+func (p *proxy) waitClosed(t *testing.T) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for p.open.Load() > 0 {
+		select {
+		case <-p.closed:
+		case <-timeout:
+			t.Fatalf("%d client connections still open", p.open.Load())
+		}
+	}
 }
 
 // URL returns the proxy's http://127.0.0.1:port.
