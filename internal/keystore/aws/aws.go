@@ -110,7 +110,7 @@ func Connect(ctx context.Context, c *Config, logger *slog.Logger) (*Store, error
 	// bodies, as no ClientLogMode is set), mostly about connection reuse;
 	// they go to the store's logger at debug level.
 	awsCfg.Logger = logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
-		logger.Debug("aws: sdk: "+fmt.Sprintf(format, v...), "sdk_level", string(c))
+		logger.Debug("aws: sdk", "message", fmt.Sprintf(format, v...), "sdk_level", string(c))
 	})
 	// One client of our own on the SDK's transport (with AWS_CA_BUNDLE
 	// and TLS 1.2+ applied), so that the store and the SDK share one
