@@ -21,6 +21,17 @@ if [ -x "$bin" ] && "$bin" --help >/dev/null 2>&1; then
 	exit 0
 fi
 
+# One build at a time: test runs started together (several worktrees, or
+# parallel test packages) wait for the first build instead of starting
+# their own into the same file.
+mkdir -p "$(dirname "$bin")"
+exec 9>"$(dirname "$bin").lock"
+flock 9
+if [ -x "$bin" ] && "$bin" --help >/dev/null 2>&1; then
+	echo "$bin"
+	exit 0
+fi
+
 start=$(date +%s)
 cd "$(dirname "$0")/peers/kumo"
 echo "install-kumo: building kumo $version (first run only, takes minutes)" >&2

@@ -20,6 +20,17 @@ if [ -x "$bin" ]; then
 	exit 0
 fi
 
+# One build at a time: test runs started together (several worktrees, or
+# parallel test packages) wait for the first build instead of starting
+# their own into the same file.
+mkdir -p "$(dirname "$bin")"
+exec 9>"$(dirname "$bin").lock"
+flock 9
+if [ -x "$bin" ]; then
+	echo "$bin"
+	exit 0
+fi
+
 start=$(date +%s)
 echo "install-local-kms: building local-kms $version (first run only)" >&2
 mkdir -p "$dir"
