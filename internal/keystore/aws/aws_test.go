@@ -63,10 +63,16 @@ func TestListManyPages(t *testing.T) {
 	if err != nil || next != "" || !slices.Equal(names, want) {
 		t.Fatalf("List(many-) = %d names, next %q, %v; want %d names", len(names), next, err, len(want))
 	}
-	// 258 secrets are three AWS pages of at most 100.
-	reqs := p.requests("ListSecrets")
+	// 258 secrets are three AWS pages of at most 100. (A page asked twice
+	// is the SDK retrying a lost response, aws/aws-sdk-go-v2#2737.)
+	var reqs []proxyRequest
+	for _, r := range p.requests("ListSecrets") {
+		if !slices.ContainsFunc(reqs, func(q proxyRequest) bool { return bytes.Equal(q.Body, r.Body) }) {
+			reqs = append(reqs, r)
+		}
+	}
 	if len(reqs) != 3 {
-		t.Fatalf("List made %d ListSecrets calls, want 3", len(reqs))
+		t.Fatalf("List asked for %d different ListSecrets pages, want 3", len(reqs))
 	}
 	for i, r := range reqs {
 		if !bytes.Contains(r.Body, []byte(`"MaxResults":100`)) {

@@ -52,7 +52,10 @@ func TestRetried(t *testing.T) {
 			if err := tt.call(); err != nil {
 				t.Fatalf("%s after 2 x %d %s: %v", tt.op, tt.status, tt.code, err)
 			}
-			if n := len(p.requests(tt.op)); n != 3 {
+			// Two failures and a success; one more attempt is allowed for
+			// the SDK's retry of a response lost on a closed connection
+			// (aws/aws-sdk-go-v2#2737), which the proxy cannot tell apart.
+			if n := len(p.requests(tt.op)); n < 3 || n > aws.DefaultMaxAttempts {
 				t.Fatalf("%s: %d attempts, want 3", tt.op, n)
 			}
 		})
