@@ -8,28 +8,19 @@ import (
 
 	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore"
+	"github.com/openkes/kes/internal/keystore/aws"
 )
 
-// AWSConfig is the aws.secretsmanager keystore (config.md §9.6). It holds
-// secrets (SecretKey, SessionToken): never log it.
-type AWSConfig struct {
-	// Endpoint is the SecretsManager endpoint. Never empty after Parse.
-	Endpoint string
-
-	// Region is the AWS region. Never empty after Parse.
-	Region string
-
-	// KMSKey is the KMS key that encrypts new secrets. Empty means the
-	// AWS default key.
-	KMSKey string
-
-	// AccessKey, SecretKey and SessionToken are static credentials. All
-	// empty means the AWS SDK default chain.
-	AccessKey, SecretKey, SessionToken string
+// AWS is the aws.secretsmanager keystore (config.md §9.6). Its defaults
+// and validation are the aws package's. It holds secrets (SecretKey,
+// SessionToken): never log Config.
+type AWS struct {
+	// Config is the store's configuration as the file gives it.
+	Config aws.Config
 }
 
 func decodeAWS(d *config.Decoder, path string, key, val *yaml.Node) (config.KeyStore, error) {
-	c := new(AWSConfig)
+	c := new(aws.Config)
 	err := d.Mapping(val, path, map[string]config.Field{
 		"endpoint": d.Str(&c.Endpoint),
 		"region":   d.Str(&c.Region),
@@ -49,20 +40,25 @@ func decodeAWS(d *config.Decoder, path string, key, val *yaml.Node) (config.KeyS
 	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	return &AWS{Config: *c}, nil
 }
 
-// Connect reports that the AWS store is not part of this release yet.
-func (c *AWSConfig) Connect(context.Context, *slog.Logger) (keystore.Store, error) {
-	return notBuilt("aws.secretsmanager")
+// Connect creates the Secrets Manager client and probes the endpoint.
+func (a *AWS) Connect(ctx context.Context, logger *slog.Logger) (keystore.Store, error) {
+	c := a.Config
+	s, err := aws.Connect(ctx, &c, logger)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Banner returns "AWS SecretsManager: <endpoint>".
-func (c *AWSConfig) Banner() string { return "AWS SecretsManager: " + c.Endpoint }
+func (a *AWS) Banner() string { return a.Config.String() }
 
 // String returns the banner line, so that printing the configuration never
 // prints a credential.
-func (c *AWSConfig) String() string { return c.Banner() }
+func (a *AWS) String() string { return a.Banner() }
 
 // HasSecrets reports whether the file holds a secret key or session token.
-func (c *AWSConfig) HasSecrets() bool { return c.SecretKey != "" || c.SessionToken != "" }
+func (a *AWS) HasSecrets() bool { return a.Config.SecretKey != "" || a.Config.SessionToken != "" }

@@ -37,7 +37,7 @@ import (
 //  3. one line in this table;
 //  4. a testdata/<name>.yml and its case in TestDecode.
 //
-// The stores not built yet (aws, gcp)
+// The stores not built yet (gcp)
 // are parsed and validated already; their Connect returns a
 // [*NotBuiltError]. Building one replaces its XConfig type here by the
 // store package's Config, as vault.go does.

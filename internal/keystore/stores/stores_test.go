@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openkes/kes/internal/awstest"
 	"github.com/openkes/kes/internal/config"
+	"github.com/openkes/kes/internal/keystore/aws"
 	"github.com/openkes/kes/internal/keystore/azure"
 	"github.com/openkes/kes/internal/keystore/entrust"
 	"github.com/openkes/kes/internal/keystore/fortanix"
@@ -77,10 +79,10 @@ func TestDecode(t *testing.T) {
 				PrivateKey: "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
 			},
 		}, nil},
-		{"aws.yml", &stores.AWSConfig{
+		{"aws.yml", &stores.AWS{Config: aws.Config{
 			Endpoint: "secretsmanager.us-east-2.amazonaws.com", Region: "us-east-2", KMSKey: "alias/kes",
 			AccessKey: "AKIAIOSFODNN7EXAMPLE", SecretKey: "wJalrXUtnFEMI", SessionToken: "FwoGZXIvYXdz",
-		}, nil},
+		}}, nil},
 		{"azure.yml", &stores.Azure{Config: azure.Config{
 			Endpoint:    "https://kes.vault.azure.net",
 			Credentials: azure.Credentials{TenantID: "3a2c1b0d", ClientID: "7e6f5a4b", ClientSecret: "s3cr3t"},
@@ -248,7 +250,7 @@ func TestErrors(t *testing.T) {
 func TestConnectNotBuilt(t *testing.T) {
 	tests := []struct{ file, name string }{
 		{"gcp.yml", "gcp.secretmanager"},
-		{"aws.yml", "aws.secretsmanager"},
+		// aws.secretsmanager is built: TestConnectAWS.
 		// azure.keyvault is built: TestConnectAzure.
 	}
 	for _, tt := range tests {
@@ -286,6 +288,30 @@ func TestConnectAzure(t *testing.T) {
 func TestConnectFS(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "keys")
 	f, err := config.Parse([]byte(ks("  fs:", "    path: "+dir)), "kes.yml", schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := f.KeyStore.Connect(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Create(t.Context(), "my-key", []byte("value")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(t.Context(), "my-key")
+	if err != nil || string(got) != "value" {
+		t.Fatalf("Get: got %q, %v; want %q", got, err, "value")
+	}
+}
+
+// TestConnectAWS: an aws.secretsmanager section connects the aws store
+// (here to kumo, with the file's static credentials).
+func TestConnectAWS(t *testing.T) {
+	kumo := awstest.StartKumo(t)
+	f, err := config.Parse([]byte(ks("  aws:", "    secretsmanager:", "      endpoint: "+kumo.URL(),
+		"      region: "+awstest.Region, "      credentials:", "        accesskey: "+awstest.AccessKey,
+		"        secretkey: "+awstest.SecretKey)), "kes.yml", schema)
 	if err != nil {
 		t.Fatal(err)
 	}
