@@ -53,21 +53,36 @@ const (
 	defaultProbeURL = "https://secretmanager.googleapis.com"
 )
 
-func (c *Config) check() error {
-	if c.ProjectID == "" {
-		return errors.New("gcp: no project ID specified")
+// Errors of [Config.Validate] and [Connect] for an invalid [Config]. Their
+// texts are upstream's (spec config.md §9.5): a configuration file reports
+// them with its file and line, ErrNoProjectID at the section and the others
+// at its credentials.
+var (
+	ErrNoProjectID    = errors.New("kesconf: invalid GCP keystore: no project ID specified")
+	ErrNoClientEmail  = errors.New("kesconf: invalid GCP keystore: no client email specified")
+	ErrNoClientID     = errors.New("kesconf: invalid GCP keystore: no client ID specified")
+	ErrNoPrivateKeyID = errors.New("kesconf: invalid GCP keystore: no private key ID specified")
+	ErrNoPrivateKey   = errors.New("kesconf: invalid GCP keystore: no private key specified")
+)
+
+// Validate reports the first required field that is missing, in the order
+// upstream checks them, as one of the errors above: the project, and all
+// four credential fields if any is set. It does not contact the service. A
+// nil Config has no project.
+func (c *Config) Validate() error {
+	if c == nil || c.ProjectID == "" {
+		return ErrNoProjectID
 	}
-	if !c.Credentials.isZero() {
-		cr := c.Credentials
+	if cr := c.Credentials; !cr.isZero() {
 		switch {
 		case cr.ClientEmail == "":
-			return errors.New("gcp: no client email specified")
+			return ErrNoClientEmail
 		case cr.ClientID == "":
-			return errors.New("gcp: no client ID specified")
+			return ErrNoClientID
 		case cr.PrivateKeyID == "":
-			return errors.New("gcp: no private key ID specified")
+			return ErrNoPrivateKeyID
 		case cr.PrivateKey == "":
-			return errors.New("gcp: no private key specified")
+			return ErrNoPrivateKey
 		}
 	}
 	return nil

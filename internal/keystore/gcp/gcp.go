@@ -80,7 +80,7 @@ type Store struct {
 // upstream does. Credentials are the service account of c or, if none is
 // set, Application Default Credentials. logger nil means slog.Default().
 func Connect(ctx context.Context, c *Config, logger *slog.Logger) (*Store, error) {
-	if err := c.check(); err != nil {
+	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	if logger == nil {

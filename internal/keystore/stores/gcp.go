@@ -2,45 +2,30 @@ package stores
 
 import (
 	"context"
+	"errors"
 	"log/slog"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore"
+	"github.com/openkes/kes/internal/keystore/gcp"
 )
 
-// GCPConfig is the gcp.secretmanager keystore (config.md §9.5). It holds a
-// secret (Credentials.PrivateKey): never log it.
-type GCPConfig struct {
-	// ProjectID is the GCP project. Never empty after Parse.
-	ProjectID string
-
-	// Endpoint is the API endpoint. Empty means the SDK default.
-	Endpoint string
-
-	// Scopes are the OAuth2 scopes. Nil means the SDK default.
-	Scopes []string
-
-	// Credentials is the service account. A zero value means Application
-	// Default Credentials; otherwise all four fields are set.
-	Credentials GCPCredentials
-}
-
-// GCPCredentials is a service account of [GCPConfig].
-type GCPCredentials struct {
-	ClientEmail  string
-	ClientID     string
-	PrivateKeyID string
-	// PrivateKey is the PEM key; Parse turns literal `\n` sequences into
-	// newlines.
-	PrivateKey string
+// GCP is the gcp.secretmanager keystore: Google Cloud Secret Manager
+// (config.md §9.5). Its validation is the gcp package's. It holds a secret
+// (Credentials.PrivateKey): never log Config.
+type GCP struct {
+	// Config is the store's configuration as the file gives it: optional
+	// fields left empty mean the SDK's defaults, and a private key keeps
+	// its literal `\n` sequences (the gcp package turns them into
+	// newlines).
+	Config gcp.Config
 }
 
 func decodeGCP(d *config.Decoder, path string, key, val *yaml.Node) (config.KeyStore, error) {
-	c := new(GCPConfig)
-	var creds *yaml.Node
+	c := new(gcp.Config)
+	var creds *yaml.Node // the credentials section, if present
 	cr := &c.Credentials
 	err := d.Mapping(val, path, map[string]config.Field{
 		"project_id": d.Str(&c.ProjectID),
@@ -56,35 +41,32 @@ func decodeGCP(d *config.Decoder, path string, key, val *yaml.Node) (config.KeyS
 	if err != nil {
 		return nil, err
 	}
-	const prefix = "kesconf: invalid GCP keystore: "
-	if err := requireAll(d, key, prefix, required{c.ProjectID, "no project ID specified"}); err != nil {
-		return nil, err
-	}
-	if *cr != (GCPCredentials{}) {
-		err = requireAll(d, creds, prefix,
-			required{cr.ClientEmail, "no client email specified"},
-			required{cr.ClientID, "no client ID specified"},
-			required{cr.PrivateKeyID, "no private key ID specified"},
-			required{cr.PrivateKey, "no private key specified"})
-		if err != nil {
-			return nil, err
+	if err := c.Validate(); err != nil {
+		// The error names the section it is about.
+		at := key
+		if !errors.Is(err, gcp.ErrNoProjectID) {
+			at = creds
 		}
+		return nil, d.Fail(at, err)
 	}
-	cr.PrivateKey = strings.ReplaceAll(cr.PrivateKey, `\n`, "\n")
-	return c, nil
+	return &GCP{Config: *c}, nil
 }
 
-// Connect reports that the GCP store is not part of this release yet.
-func (c *GCPConfig) Connect(context.Context, *slog.Logger) (keystore.Store, error) {
-	return notBuilt("gcp.secretmanager")
+// Connect connects to Secret Manager and probes the endpoint.
+func (g *GCP) Connect(ctx context.Context, logger *slog.Logger) (keystore.Store, error) {
+	s, err := gcp.Connect(ctx, &g.Config, logger)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Banner returns "GCP SecretManager: Project=<id>".
-func (c *GCPConfig) Banner() string { return "GCP SecretManager: Project=" + c.ProjectID }
+func (g *GCP) Banner() string { return "GCP SecretManager: Project=" + g.Config.ProjectID }
 
 // String returns the banner line, so that printing the configuration never
 // prints a credential.
-func (c *GCPConfig) String() string { return c.Banner() }
+func (g *GCP) String() string { return g.Banner() }
 
 // HasSecrets reports whether the file holds a private key.
-func (c *GCPConfig) HasSecrets() bool { return c.Credentials.PrivateKey != "" }
+func (g *GCP) HasSecrets() bool { return g.Config.Credentials.PrivateKey != "" }

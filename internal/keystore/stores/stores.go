@@ -11,12 +11,9 @@
 package stores
 
 import (
-	"fmt"
-
 	"go.yaml.in/yaml/v3"
 
 	"github.com/openkes/kes/internal/config"
-	"github.com/openkes/kes/internal/keystore"
 )
 
 // All lists every key store a configuration file may name, for
@@ -36,11 +33,6 @@ import (
 //     vault.go);
 //  3. one line in this table;
 //  4. a testdata/<name>.yml and its case in TestDecode.
-//
-// The stores not built yet (gcp)
-// are parsed and validated already; their Connect returns a
-// [*NotBuiltError]. Building one replaces its XConfig type here by the
-// store package's Config, as vault.go does.
 var All = []config.Backend{
 	{Name: "fs", Decode: decodeFS},
 	{Name: "vault", Decode: decodeVault},
@@ -50,21 +42,6 @@ var All = []config.Backend{
 	{Name: "aws.secretsmanager", Decode: decodeAWS},
 	{Name: "azure.keyvault", Decode: decodeAzure},
 	{Name: "entrust.keycontrol", Decode: decodeEntrust},
-}
-
-// NotBuiltError is returned by Connect for stores whose configuration is
-// parsed but whose store is not part of this release yet.
-type NotBuiltError struct {
-	Name string // e.g. "aws.secretsmanager"
-}
-
-func (e *NotBuiltError) Error() string {
-	return fmt.Sprintf("keystore '%s' is not built yet in this OpenKES release", e.Name)
-}
-
-// notBuilt is the Connect result of stores not part of this release.
-func notBuilt(name string) (keystore.Store, error) {
-	return nil, &NotBuiltError{Name: name}
 }
 
 // required is a value that must not be empty, and the message if it is.
