@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"net"
 	"slices"
@@ -49,6 +50,7 @@ type GCP struct {
 	ProjectNumber string
 
 	roots    *x509.CertPool
+	caPEM    []byte
 	addr     string
 	srv      *grpc.Server
 	served   chan struct{}
@@ -108,11 +110,12 @@ type GCPOptions struct {
 // loopback TLS listener with a certificate of a fresh test CA ([GCP.RootCAs]).
 func StartGCP(t testing.TB, opts GCPOptions) *GCP {
 	t.Helper()
-	certs, roots := newLoopbackCert(t)
+	certs, roots, caPEM := newLoopbackCert(t)
 	g := &GCP{
 		Project:       "kes-project",
 		ProjectNumber: "123456789012",
 		roots:         roots,
+		caPEM:         caPEM,
 		served:        make(chan struct{}),
 		pageSize:      opts.MaxPageSize,
 		secrets:       make(map[string]*gcpSecret),
@@ -147,6 +150,10 @@ func (g *GCP) Endpoint() string { return g.addr }
 
 // RootCAs returns a pool with the CA that signed the fake's certificate.
 func (g *GCP) RootCAs() *x509.CertPool { return g.roots }
+
+// CACertPEM returns that CA certificate in PEM, for a process that is to
+// trust the fake through its system roots (SSL_CERT_FILE).
+func (g *GCP) CACertPEM() []byte { return g.caPEM }
 
 // Stop stops the server at once (open calls fail) and waits for it. Later
 // calls find nothing listening. It is safe to call more than once.
@@ -311,8 +318,8 @@ func bearer(ctx context.Context) string {
 }
 
 // newLoopbackCert returns a certificate for 127.0.0.1 and localhost signed
-// by a fresh CA, and a pool with that CA.
-func newLoopbackCert(t testing.TB) ([]tls.Certificate, *x509.CertPool) {
+// by a fresh CA, a pool with that CA and the CA certificate in PEM.
+func newLoopbackCert(t testing.TB) ([]tls.Certificate, *x509.CertPool, []byte) {
 	t.Helper()
 	newKey := func() *ecdsa.PrivateKey {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -348,5 +355,6 @@ func newLoopbackCert(t testing.TB) ([]tls.Certificate, *x509.CertPool) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
-	return []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, pool
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	return []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, pool, caPEM
 }
