@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/version"
 )
 
@@ -40,6 +41,13 @@ type Env struct {
 	// Reload, if not nil, replaces SIGHUP as the trigger of a running
 	// server's configuration reload (tests).
 	Reload <-chan struct{}
+	// KeyStores, if not nil, replaces stores.All as the table of key
+	// stores a config file may name (tests). An upstream config file
+	// cannot point a cloud store at an in-process fake (its token issuer,
+	// its test CA); a test's table wraps the store's Decode and sets the
+	// store Config's documented test fields, so nothing of the production
+	// path is loosened.
+	KeyStores []config.Backend
 }
 
 // exitError carries an exit code out of a command without printing.

@@ -33,6 +33,9 @@ type migrator struct {
 	// newTicker returns the progress ticker and its stop function. Nil
 	// means time.NewTicker.
 	newTicker func(d time.Duration) (<-chan time.Time, func())
+
+	// env, if not nil, selects the key store table (Env.KeyStores).
+	env *Env
 }
 
 // keyAction is what happened, or would happen, to one key.
@@ -56,7 +59,7 @@ func (t *tally) migrated() int { return t.copied + t.overwritten }
 // progress in terminal mode (on stdout, or on stderr if only that is a
 // real terminal), upstream's lines otherwise.
 func newMigrator(env *Env) *migrator {
-	m := &migrator{out: env.Stdout, errOut: env.Stderr, workers: migrateWorkers}
+	m := &migrator{out: env.Stdout, errOut: env.Stderr, workers: migrateWorkers, env: env}
 	if env.IsTerminal != nil && env.IsTerminal() {
 		m.live = env.Stdout
 		if !isTerminal(env.Stdout) && isTerminal(env.Stderr) {
@@ -74,12 +77,12 @@ func (m *migrator) run(ctx context.Context, o *migrateOptions) error {
 	if a, b := absPath(o.from), absPath(o.to); a == b {
 		return errors.New("source and target are the same config file")
 	}
-	src, err := connectStore(ctx, m.errOut, "source", o.from)
+	src, err := connectStore(ctx, m.env, m.errOut, "source", o.from)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	dst, err := connectStore(ctx, m.errOut, "target", o.to)
+	dst, err := connectStore(ctx, m.env, m.errOut, "target", o.to)
 	if err != nil {
 		return err
 	}
@@ -154,8 +157,8 @@ func absPath(p string) string {
 }
 
 // connectStore reads a KES config file and connects its keystore.
-func connectStore(ctx context.Context, logTo io.Writer, role, file string) (keystore.Store, error) {
-	f, err := config.ReadFile(file, configSchema())
+func connectStore(ctx context.Context, env *Env, logTo io.Writer, role, file string) (keystore.Store, error) {
+	f, err := config.ReadFile(file, configSchema(env))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s config: %w", role, err)
 	}

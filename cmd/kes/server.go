@@ -114,15 +114,20 @@ func runServer(ctx context.Context, env *Env, file, addr string) error {
 }
 
 // configSchema is what a server configuration file may name: every key
-// store of the table and every route of the API's.
-func configSchema() *config.Schema {
-	return &config.Schema{KeyStores: stores.All, Routes: api.Paths()}
+// store of the table (env.KeyStores, or stores.All if nil) and every route
+// of the API's.
+func configSchema(env *Env) *config.Schema {
+	table := stores.All
+	if env != nil && env.KeyStores != nil {
+		table = env.KeyStores
+	}
+	return &config.Schema{KeyStores: table, Routes: api.Paths()}
 }
 
 // readSetup reads a config file into a serverSetup and prints the
 // warnings about keys it ignores.
 func readSetup(env *Env, file string) (*serverSetup, error) {
-	cfg, err := config.ReadFile(file, configSchema())
+	cfg, err := config.ReadFile(file, configSchema(env))
 	if err != nil {
 		return nil, err
 	}
