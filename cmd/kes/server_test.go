@@ -29,14 +29,19 @@ func startCmd(t *testing.T, args ...string) (lines <-chan string, stderr *string
 // startCmdReload is startCmd with reload as the server's SIGHUP.
 func startCmdReload(t *testing.T, reload <-chan struct{}, args ...string) (lines <-chan string, stderr *strings.Builder) {
 	t.Helper()
+	return startCmdEnv(t, &Env{Reload: reload}, args...)
+}
+
+// startCmdEnv is startCmd with env's Reload and KeyStores; its streams and
+// an empty environment are set here.
+func startCmdEnv(t *testing.T, env *Env, args ...string) (lines <-chan string, stderr *strings.Builder) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	outR, outW := io.Pipe()
 	stderr = new(strings.Builder)
-	env := &Env{
-		Stdin: strings.NewReader(""), Stdout: outW, Stderr: &lockedWriter{w: stderr},
-		Getenv: func(string) string { return "" }, LookupEnv: func(string) (string, bool) { return "", false },
-		Reload: reload,
-	}
+	env.Stdin, env.Stdout, env.Stderr = strings.NewReader(""), outW, &lockedWriter{w: stderr}
+	env.Getenv = func(string) string { return "" }
+	env.LookupEnv = func(string) (string, bool) { return "", false }
 	done := make(chan int, 1)
 	go func() {
 		code := run(ctx, env, args)
