@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"testing"
+
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/awstest"
+	"github.com/openkes/kes/internal/crypto"
+)
+
+// awsSection is the keystore section of an upstream config file for AWS
+// Secrets Manager at kumo, with the test's static credentials and, if
+// kmsKey is set, a KMS key for new secrets.
+func awsSection(kumo *awstest.Server, kmsKey string) string {
+	s := fmt.Sprintf("  aws:\n    secretsmanager:\n      endpoint: %s\n      region: %s\n", kumo.URL(), awstest.Region)
+	if kmsKey != "" {
+		s += "      kmskey: " + kmsKey + "\n"
+	}
+	return s + fmt.Sprintf("      credentials:\n        accesskey: %s\n        secretkey: %s\n        token: \"\"\n",
+		awstest.AccessKey, awstest.SecretKey)
+}
+
+// awsSecret reads the secret name from kumo behind the server's back: its
+// SecretString and KmsKeyId. ok is false if kumo holds no such secret.
+func awsSecret(t *testing.T, kumo *awstest.Server, name string) (value, kmsKey string, ok bool) {
+	t.Helper()
+	c := kumo.SecretsManager()
+	out, err := c.GetSecretValue(t.Context(), &secretsmanager.GetSecretValueInput{SecretId: awssdk.String(name)})
+	if _, missing := errors.AsType[*types.ResourceNotFoundException](err); missing {
+		return "", "", false
+	}
+	if err != nil {
+		t.Fatalf("GetSecretValue(%s): %v", name, err)
+	}
+	if out.SecretBinary != nil {
+		t.Fatalf("%s: SecretBinary set; upstream stores the record as SecretString", name)
+	}
+	d, err := c.DescribeSecret(t.Context(), &secretsmanager.DescribeSecretInput{SecretId: awssdk.String(name)})
+	if err != nil {
+		t.Fatalf("DescribeSecret(%s): %v", name, err)
+	}
+	return awssdk.ToString(out.SecretString), awssdk.ToString(d.KmsKeyId), true
+}
+
+// TestAWSServer starts a server from an upstream config file for AWS
+// Secrets Manager (kumo, a real process) and uses it over its TLS listener:
+// create, generate, decrypt, list, delete. The banner names the endpoint;
+// every key is a secret of its name whose SecretString is its key record,
+// encrypted under the configured KMS key; delete removes it at once.
+func TestAWSServer(t *testing.T) {
+	kumo := awstest.StartKumo(t)
+	const kmsKey = "alias/kes"
+	dir := t.TempDir()
+	apiKey, err := kes.GenerateAPIKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	config := "address: 127.0.0.1:0\nadmin:\n  identity: " + apiKey.Identity().String() + "\n" +
+		"tls:\n  key: " + filepath.Join(dir, "server.key") + "\n  cert: " + filepath.Join(dir, "server.crt") + "\n" +
+		"log:\n  audit: off\nkeystore:\n" + awsSection(kumo, kmsKey)
+	file := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lines, stderr := startCmd(t, "server", "--config", file)
+	waitFor(t, lines, regexp.MustCompile(`^KMS\s+`+regexp.QuoteMeta("AWS SecretsManager: "+kumo.URL())+`$`))
+	url := waitFor(t, lines, apiLine)[1]
+	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
+
+	cert, err := kes.GenerateCertificate(apiKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}}}
+	defer c.CloseIdleConnections()
+	call := func(method, path string, body any) []byte {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			b, err := json.Marshal(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rd = bytes.NewReader(b)
+		}
+		req, err := http.NewRequest(method, url+path, rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("%s %s: read body: %v", method, path, err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s %s: %d %s\nserver stderr:\n%s\nkumo:\n%s", method, path, resp.StatusCode, b, stderr, kumo.Log())
+		}
+		return b
+	}
+	decode := func(b []byte, v any) {
+		t.Helper()
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("decode %q: %v", b, err)
+		}
+	}
+
+	call("GET", "/v1/ready", nil) // the store's status probe reaches kumo
+	for _, name := range []string{"key-1", "key-2"} {
+		call("POST", "/v1/key/create/"+name, nil)
+		record, key, ok := awsSecret(t, kumo, name)
+		if !ok {
+			t.Fatalf("%s not stored in Secrets Manager", name)
+		}
+		k, err := crypto.ParseKey([]byte(record))
+		if err != nil {
+			t.Fatalf("%s: SecretString is not a key record: %v", name, err)
+		}
+		if k.CreatedBy != apiKey.Identity().String() {
+			t.Fatalf("%s: record created by %q, want the admin %q", name, k.CreatedBy, apiKey.Identity())
+		}
+		k.Destroy()
+		if key != kmsKey {
+			t.Fatalf("%s: KmsKeyId = %q, want the file's kmskey %q", name, key, kmsKey)
+		}
+	}
+	var dek struct{ Plaintext, Ciphertext []byte }
+	decode(call("POST", "/v1/key/generate/key-1", nil), &dek)
+	var pt struct{ Plaintext []byte }
+	decode(call("POST", "/v1/key/decrypt/key-1", map[string]any{"ciphertext": dek.Ciphertext}), &pt)
+	if len(dek.Plaintext) != 32 || !bytes.Equal(pt.Plaintext, dek.Plaintext) {
+		t.Fatalf("decrypt: %x, want %x", pt.Plaintext, dek.Plaintext)
+	}
+	var list struct{ Names []string }
+	decode(call("GET", "/v1/key/list/key-*", nil), &list)
+	if !slices.Equal(list.Names, []string{"key-1", "key-2"}) {
+		t.Fatalf("list = %q", list.Names)
+	}
+	call("DELETE", "/v1/key/delete/key-2", nil)
+	if _, _, ok := awsSecret(t, kumo, "key-2"); ok {
+		t.Fatal("key-2 still in Secrets Manager after delete")
+	}
+	decode(call("GET", "/v1/key/list/key-*", nil), &list)
+	if !slices.Equal(list.Names, []string{"key-1"}) {
+		t.Fatalf("list after delete = %q", list.Names)
+	}
+}
+
+// TestMigrateAWS migrates upstream's stored key records from an fs keystore
+// to AWS Secrets Manager (kumo) and back to a new fs keystore: each record
+// is the SecretString of the secret of its name, byte for byte, and comes
+// back unchanged.
+func TestMigrateAWS(t *testing.T) {
+	vectors := readKeys(t, keystoreVectors)
+	if len(vectors) != 9 {
+		t.Fatalf("%s holds %d records, want 9", keystoreVectors, len(vectors))
+	}
+	kumo := awstest.StartKumo(t)
+	awsConf := migrateConfig(t, awsSection(kumo, ""))
+	fromConf, fromDir := fsConfig(t)
+	writeKeys(t, fromDir, vectors)
+
+	stdout, stderr, code := runKes(t, nil, false, "migrate", "--from", fromConf, "--to", awsConf)
+	if code != 0 || !migrateOutput(len(vectors)).MatchString(stdout) {
+		t.Fatalf("fs → aws: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
+	}
+	for name, want := range vectors {
+		got, key, ok := awsSecret(t, kumo, name)
+		if !ok || got != want {
+			t.Errorf("%s: SecretString %q, want the record %q", name, got, want)
+		}
+		if key != "" {
+			t.Errorf("%s: KmsKeyId = %q without a kmskey in the file", name, key)
+		}
+	}
+
+	// A second run with --merge finds every key there and copies nothing.
+	stdout, stderr, code = runKes(t, nil, false, "migrate", "--merge", "--from", fromConf, "--to", awsConf)
+	if want := "Starting key migration:\nMigration succeeded! No keys migrated.\n"; code != 0 || stdout != want {
+		t.Fatalf("fs → aws --merge: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
+	}
+
+	toConf, toDir := fsConfig(t)
+	stdout, stderr, code = runKes(t, nil, false, "migrate", "--from", awsConf, "--to", toConf)
+	if code != 0 || !migrateOutput(len(vectors)).MatchString(stdout) {
+		t.Fatalf("aws → fs: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
+	}
+	if got := readKeys(t, toDir); !mapsEqual(got, vectors) {
+		t.Errorf("aws → fs: records differ from the vectors")
+	}
+}
