@@ -198,6 +198,10 @@ func (v *vendorServer) wrap(h http.Handler) http.Handler {
 				case <-r.Context().Done():
 				case <-v.stop:
 				}
+				// A stalled server never answers: abort the stream
+				// instead of letting net/http send an empty 200, which a
+				// client racing its own deadline could read.
+				panic(http.ErrAbortHandler)
 			default:
 				if f.RetryAfter != "" {
 					w.Header().Set("Retry-After", f.RetryAfter)

@@ -294,6 +294,12 @@ func (c *Client) once(ctx context.Context, r *Request, body []byte) (*Response, 
 	if len(b) > MaxBody {
 		return nil, ErrBodyTooLarge
 	}
+	if err := ctx.Err(); err != nil {
+		// The caller has given up: an answer that raced the deadline is
+		// not one it waits for, and a create it reports would be
+		// answered as timed out anyway.
+		return nil, &keystore.UnreachableError{Err: err}
+	}
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }
 
