@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 
+	"github.com/openkes/kes/internal/server"
 	"github.com/openkes/kes/internal/version"
 )
 
@@ -18,7 +19,8 @@ func orUnknown(s string) string {
 }
 
 // printBanner prints the startup summary, as upstream's two-column banner.
-func printBanner(w io.Writer, s *serverSetup, addr net.Addr, errLevel, auditLevel slog.Level) {
+// apiKey is the dev-mode admin API key, empty otherwise.
+func printBanner(w io.Writer, s *server.Config, apiKey string, addr net.Addr) {
 	line := func(k, v string) { fmt.Fprintf(w, "%-11s%s\n", k, v) }
 	line("Version", version.Get().String())
 	line("Runtime", fmt.Sprintf("%s %s/%s compiler=%s", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.Compiler))
@@ -29,17 +31,17 @@ func printBanner(w io.Writer, s *serverSetup, addr net.Addr, errLevel, auditLeve
 		line("API", "· https://"+net.JoinHostPort(ip, port(addr)))
 	}
 	fmt.Fprintln(w)
-	if s.APIKey != "" {
-		line("API Key", s.APIKey)
+	if apiKey != "" {
+		line("API Key", apiKey)
 	}
 	admin := "<disabled>"
 	if isHexIdentity(string(s.Admin)) {
 		admin = string(s.Admin)
 	}
 	line("Admin", admin)
-	line("Logs", fmt.Sprintf("error=stderr level=%s", errLevel))
-	if auditLevel <= slog.LevelInfo {
-		line("", fmt.Sprintf("audit=stdout level=%s", auditLevel))
+	line("Logs", fmt.Sprintf("error=stderr level=%s", s.ErrorLevel))
+	if s.AuditLevel <= slog.LevelInfo {
+		line("", fmt.Sprintf("audit=stdout level=%s", s.AuditLevel))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "=> Server is up and running...")

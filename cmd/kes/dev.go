@@ -21,6 +21,7 @@ import (
 	"github.com/openkes/kes/internal/keystore"
 	"github.com/openkes/kes/internal/keystore/cache"
 	"github.com/openkes/kes/internal/keystore/mem"
+	"github.com/openkes/kes/internal/server"
 )
 
 // devAddr is where `kes server --dev` listens unless --addr says otherwise:
@@ -59,20 +60,19 @@ func runDevServer(ctx context.Context, env *Env, addr string) error {
 	fmt.Fprintf(env.Stdout, "Try:\n  curl --cacert %[1]s/server.crt --cert %[1]s/client.crt --key %[1]s/client.key -X POST https://%[2]s/v1/key/create/my-key\n", dir, addr)
 	fmt.Fprintf(env.Stdout, "  curl --cacert %[1]s/server.crt --cert %[1]s/client.crt --key %[1]s/client.key -X POST https://%[2]s/v1/key/generate/my-key\n\n", dir, addr)
 
-	return serve(ctx, env, &serverSetup{
+	return serve(ctx, env, &server.Config{
 		Addr: addr,
 		TLS: &api.TLSConfig{
 			CertFile: filepath.Join(dir, "server.crt"),
 			KeyFile:  filepath.Join(dir, "server.key"),
 		},
-		Admin:  apiKey.Identity(),
-		APIKey: apiKey.Secret(),
-		Cache:  cache.Config{Any: 5 * time.Minute, Unused: 30 * time.Second},
+		Admin: apiKey.Identity(),
+		Cache: cache.Config{Any: 5 * time.Minute, Unused: 30 * time.Second},
 		Connect: func(context.Context, *slog.Logger) (keystore.Store, error) {
 			return &mem.Store{}, nil
 		},
 		Banner: "In Memory",
-	})
+	}, nil, apiKey.Secret())
 }
 
 // writeDevServerCert writes a self-signed ECDSA P-256 server certificate

@@ -4,25 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
-	"log/slog"
-	"time"
+	"net"
 
 	"github.com/spf13/cobra"
 
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/api"
-	"github.com/openkes/kes/internal/auth"
 	"github.com/openkes/kes/internal/config"
-	"github.com/openkes/kes/internal/crypto"
-	"github.com/openkes/kes/internal/keystore"
-	"github.com/openkes/kes/internal/keystore/cache"
 	"github.com/openkes/kes/internal/keystore/stores"
 	"github.com/openkes/kes/internal/log"
+	"github.com/openkes/kes/internal/server"
 )
-
-// shutdownGrace is how long a stopping server waits for requests in flight.
-const shutdownGrace = 3 * time.Second
 
 func newServerCmd(env *Env) *cobra.Command {
 	var (
@@ -80,37 +71,33 @@ func newServerCmd(env *Env) *cobra.Command {
 	return cmd
 }
 
-// serverSetup is everything a server needs, built from a config file or
-// from the dev-mode defaults.
-type serverSetup struct {
-	Addr     string
-	TLS      *api.TLSConfig
-	Admin    kes.Identity
-	Policies map[string]auth.PolicyConfig
-	Routes   map[string]api.RouteConfig
-	Cache    cache.Config
-	Connect  func(context.Context, *slog.Logger) (keystore.Store, error)
-	Banner   string // the KMS line
-	Keys     []string
-	ErrorLvl slog.Level
-	APIKey   string // dev mode: the admin API key, printed in the banner
-	AuditLvl slog.Level
-
-	// Reload reads the configuration again for a SIGHUP; nil means the
-	// server cannot reload (dev mode).
-	Reload func() (*serverSetup, error)
-}
-
 func runServer(ctx context.Context, env *Env, file, addr string) error {
-	setup, err := readSetup(env, file)
+	c, err := readSetup(env, file)
 	if err != nil {
 		return err
 	}
 	if addr != "" {
-		setup.Addr = addr
+		c.Addr = addr
 	}
-	setup.Reload = func() (*serverSetup, error) { return readSetup(env, file) }
-	return serve(ctx, env, setup)
+	return serve(ctx, env, c, func() (*server.Config, error) { return readSetup(env, file) }, "")
+}
+
+// serve runs a server with c until ctx is done, printing the banner at
+// start and after every reload. reread reads the configuration again for
+// a SIGHUP (nil: the server cannot reload); apiKey is the dev-mode admin
+// API key the banner prints.
+func serve(ctx context.Context, env *Env, c *server.Config, reread func() (*server.Config, error), apiKey string) error {
+	s := &server.Server{
+		Stdout:     env.Stdout,
+		Stderr:     env.Stderr,
+		LookupEnv:  env.LookupEnv,
+		Reload:     env.Reload,
+		ReadConfig: reread,
+		Started: func(c *server.Config, addr net.Addr) {
+			printBanner(env.Stdout, c, apiKey, addr)
+		},
+	}
+	return s.Run(ctx, c)
 }
 
 // configSchema is what a server configuration file may name: every key
@@ -124,9 +111,9 @@ func configSchema(env *Env) *config.Schema {
 	return &config.Schema{KeyStores: table, Routes: api.Paths()}
 }
 
-// readSetup reads a config file into a serverSetup and prints the
-// warnings about keys it ignores.
-func readSetup(env *Env, file string) (*serverSetup, error) {
+// readSetup reads a config file into a server configuration and prints
+// the warnings about keys it ignores.
+func readSetup(env *Env, file string) (*server.Config, error) {
 	cfg, err := config.ReadFile(file, configSchema(env))
 	if err != nil {
 		return nil, err
@@ -141,7 +128,7 @@ func readSetup(env *Env, file string) (*serverSetup, error) {
 			"the configuration file holds secrets and is readable by other users",
 			"file", file, "mode", fmt.Sprintf("%04o", mode))
 	}
-	return &serverSetup{
+	return &server.Config{
 		Addr: cfg.Address,
 		TLS: &api.TLSConfig{
 			CertFile:      cfg.TLS.CertFile,
@@ -150,40 +137,14 @@ func readSetup(env *Env, file string) (*serverSetup, error) {
 			VerifyClients: cfg.TLS.Auth == config.AuthOn,
 			CAPath:        cfg.TLS.CAPath,
 		},
-		Admin:    cfg.Admin,
-		Policies: cfg.Policies,
-		Routes:   cfg.API,
-		Cache:    cfg.Cache,
-		Connect:  cfg.KeyStore.Connect,
-		Banner:   cfg.KeyStore.Banner(),
-		Keys:     cfg.Keys,
-		ErrorLvl: cfg.Log.Error,
-		AuditLvl: cfg.Log.Audit,
+		Admin:      cfg.Admin,
+		Policies:   cfg.Policies,
+		Routes:     cfg.API,
+		Cache:      cfg.Cache,
+		Connect:    cfg.KeyStore.Connect,
+		Banner:     cfg.KeyStore.Banner(),
+		Keys:       cfg.Keys,
+		ErrorLevel: cfg.Log.Error,
+		AuditLevel: cfg.Log.Audit,
 	}, nil
-}
-
-// createKeys creates the config's predefined keys that do not exist yet.
-func createKeys(ctx context.Context, keys *cache.Cache[crypto.Key], names []string, admin kes.Identity) error {
-	for _, name := range names {
-		_, err := keys.Get(ctx, name)
-		if err == nil {
-			continue
-		}
-		if !errors.Is(err, keystore.ErrNotFound) {
-			return fmt.Errorf("failed to create key '%s': %w", name, err)
-		}
-		key, err := crypto.GenerateKey(crypto.DefaultKeyType(), admin.String(), time.Now().UTC(), nil)
-		if err != nil {
-			return fmt.Errorf("failed to create key '%s': %w", name, err)
-		}
-		b, err := key.MarshalBinary()
-		key.Destroy()
-		if err != nil {
-			return fmt.Errorf("failed to create key '%s': %w", name, err)
-		}
-		if err := keys.Create(ctx, name, b); err != nil && !errors.Is(err, keystore.ErrExists) {
-			return fmt.Errorf("failed to create key '%s': %w", name, err)
-		}
-	}
-	return nil
 }
