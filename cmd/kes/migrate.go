@@ -8,20 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
-
-	"github.com/openkes/kes/internal/keystore"
 )
-
-// migrateWorkers is how many keys are copied (or verified) at once; enough
-// to hide the latency of a network store, few enough not to overload it.
-const migrateWorkers = 8
-
-// migratePageSize is how many names are listed from the source at once. At
-// most one page of names, and migrateWorkers values, are held in memory.
-const migratePageSize = keystore.ListPageSize
-
-// maxReportedMismatches bounds the names a failed verification lists.
-const maxReportedMismatches = 10
 
 // isTerminal reports whether w is a terminal (an *os.File, or anything with
 // an Fd method, referring to a TTY). Terminal mode of spec cli.md §1 is

@@ -1,9 +1,7 @@
-package main
+package migrate
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"time"
 )
@@ -12,7 +10,7 @@ import (
 // line every second on a pipe, a counter or bar redrawn in place on a
 // terminal. A progress with a nil tick never draws.
 type progress struct {
-	m        *migrator
+	m        *Migrator
 	label    string
 	tick     <-chan time.Time
 	stopTick func()
@@ -22,11 +20,11 @@ type progress struct {
 
 // startProgress starts the progress of the copy phase. An empty label
 // means no progress at all (dry run).
-func (m *migrator) startProgress(label string) *progress {
+func (m *Migrator) startProgress(label string) *progress {
 	p := &progress{m: m, label: label}
 	switch {
 	case label == "":
-	case m.live != nil:
+	case m.Live != nil:
 		p.tick, p.stopTick = m.ticker(100 * time.Millisecond)
 	default:
 		p.tick, p.stopTick = m.ticker(time.Second)
@@ -36,17 +34,17 @@ func (m *migrator) startProgress(label string) *progress {
 
 // startVerifyProgress starts the progress of the verification phase,
 // which only a terminal shows.
-func (m *migrator) startVerifyProgress(total int) *progress {
+func (m *Migrator) startVerifyProgress(total int) *progress {
 	p := &progress{m: m, label: "Verifying keys:", total: total}
-	if m.live != nil && total > 0 {
+	if m.Live != nil && total > 0 {
 		p.tick, p.stopTick = m.ticker(100 * time.Millisecond)
 	}
 	return p
 }
 
-func (m *migrator) ticker(d time.Duration) (<-chan time.Time, func()) {
-	if m.newTicker != nil {
-		return m.newTicker(d)
+func (m *Migrator) ticker(d time.Duration) (<-chan time.Time, func()) {
+	if m.NewTicker != nil {
+		return m.NewTicker(d)
 	}
 	t := time.NewTicker(d)
 	return t.C, t.Stop
@@ -55,19 +53,19 @@ func (m *migrator) ticker(d time.Duration) (<-chan time.Time, func()) {
 func (p *progress) set(n, total int) { p.n, p.total = n, max(total, p.total) }
 
 func (p *progress) draw() {
-	if p.m.live == nil {
-		fmt.Fprintf(p.m.out, "Migrated %6d keys ...\n", p.n)
+	if p.m.Live == nil {
+		fmt.Fprintf(p.m.Out, "Migrated %6d keys ...\n", p.n)
 		return
 	}
 	p.spin++
 	if p.total <= 0 {
-		fmt.Fprintf(p.m.live, "\r\033[K%s %c %d keys migrated", p.label, `|/-\`[p.spin%4], p.n)
+		fmt.Fprintf(p.m.Live, "\r\033[K%s %c %d keys migrated", p.label, `|/-\`[p.spin%4], p.n)
 		return
 	}
 	const width = 30
 	fill := width * p.n / p.total
 	bar := strings.Repeat("=", fill) + strings.Repeat(" ", width-fill)
-	fmt.Fprintf(p.m.live, "\r\033[K%s [%s] %d/%d", p.label, bar, p.n, p.total)
+	fmt.Fprintf(p.m.Live, "\r\033[K%s [%s] %d/%d", p.label, bar, p.n, p.total)
 }
 
 // stop stops the ticker; on a terminal it draws the final state and ends
@@ -77,19 +75,9 @@ func (p *progress) stop() {
 		return
 	}
 	p.stopTick()
-	if p.m.live != nil {
+	if p.m.Live != nil {
 		p.draw()
-		fmt.Fprintln(p.m.live)
+		fmt.Fprintln(p.m.Live)
 	}
 	p.tick = nil
-}
-
-// quietLogger is the logger of the key stores migrate connects to: only
-// warnings and errors reach the terminal, not routine messages such as a
-// Vault login.
-func quietLogger(w io.Writer) *slog.Logger {
-	if w == nil {
-		w = io.Discard
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
