@@ -67,6 +67,11 @@ func TestDeps(t *testing.T) {
 		module + "/internal/config":      append(append([]rule{{module + "/internal/api/...", "the server reads the config, not the other way round"}}, vendorClients...), stores...),
 		module + "/internal/apiroute":    {{module + "/...", "a leaf that config and api share"}},
 		module + "/internal/auth":        append([]rule{{module + "/internal/keystore/...", "authorization knows nothing of key storage"}}, stores...),
+		module + "/internal/server": append(append([]rule{
+			{module + "/cmd/...", "the CLI runs the server, not the other way round"},
+			{module + "/internal/config", "the CLI reads the config file; the server takes a Config and a Connect func"},
+			{"github.com/spf13/", "CLI frameworks belong to cmd/kes"},
+		}, vendorClients...), stores...),
 	}
 	// Every key store: below the server, beside the others.
 	for _, p := range goList(t, "list", module+"/internal/keystore/...") {
