@@ -181,19 +181,8 @@ func tokenFrom(op string, resp *rest.Response) (string, time.Duration, error) {
 // call POSTs body to the API operation op with the session token; if the
 // server answers 401 it logs in again once and repeats the call.
 func (s *Store) call(ctx context.Context, op string, body any, idempotent bool) (*rest.Response, error) {
-	tok := s.session.Token()
-	r := &rest.Request{
-		Method: http.MethodPost, Path: api + op + "/", Body: body, Idempotent: idempotent,
-		Auth: func(h http.Header) { h.Set("X-Vault-Auth", tok) },
-	}
-	resp, err := s.c.Do(ctx, r)
-	if err != nil || resp.Status != http.StatusUnauthorized {
-		return resp, err
-	}
-	if tok, err = s.session.Relogin(ctx, tok); err != nil {
-		return nil, err
-	}
-	return s.c.Do(ctx, r)
+	r := &rest.Request{Method: http.MethodPost, Path: api + op + "/", Body: body, Idempotent: idempotent}
+	return s.session.Do(ctx, s.c, r, func(h http.Header, tok string) { h.Set("X-Vault-Auth", tok) })
 }
 
 // Close stops the token renewal, waits for it and releases idle

@@ -145,16 +145,7 @@ func (s *Store) login(ctx context.Context, token, domain string) (string, time.D
 // do sends r with the current JWT; if the server answers 401 (the JWT
 // expired or was revoked) it logs in again once and retries.
 func (s *Store) do(ctx context.Context, r *rest.Request) (*rest.Response, error) {
-	tok := s.session.Token()
-	r.Auth = func(h http.Header) { h.Set("Authorization", "Bearer "+tok) }
-	resp, err := s.c.Do(ctx, r)
-	if err != nil || resp.Status != http.StatusUnauthorized {
-		return resp, err
-	}
-	if tok, err = s.session.Relogin(ctx, tok); err != nil {
-		return nil, err
-	}
-	return s.c.Do(ctx, r)
+	return s.session.Do(ctx, s.c, r, func(h http.Header, tok string) { h.Set("Authorization", "Bearer "+tok) })
 }
 
 // Close stops the JWT renewal, waits for it and releases idle connections.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -95,6 +96,23 @@ func (s *Session) Relogin(ctx context.Context, stale string) (string, error) {
 	s.token = tok
 	s.mu.Unlock()
 	return tok, nil
+}
+
+// Do sends r through c with the session's token, which auth puts into the
+// request headers. If the server answers 401 (the token expired or was
+// revoked) it logs in again once, shared with concurrent callers (see
+// [Session.Relogin]), and repeats r with the new token.
+func (s *Session) Do(ctx context.Context, c *Client, r *Request, auth func(h http.Header, token string)) (*Response, error) {
+	tok := s.Token()
+	r.Auth = func(h http.Header) { auth(h, tok) }
+	resp, err := c.Do(ctx, r)
+	if err != nil || resp.Status != http.StatusUnauthorized {
+		return resp, err
+	}
+	if tok, err = s.Relogin(ctx, tok); err != nil {
+		return nil, err
+	}
+	return c.Do(ctx, r)
 }
 
 // Close stops the renewal goroutine and waits for it. It is safe to call
