@@ -13,9 +13,7 @@
 package awstest
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -28,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/openkes/kes/internal/peerbin"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -50,84 +50,16 @@ const AccountID = "111122223333"
 
 const startTimeout = 60 * time.Second
 
-// peer is one emulator binary, found once per test binary.
-type peer struct {
-	name, env, script string
-	once              sync.Once
-	path              string
-	err               error
-}
-
 var (
-	kumoPeer     = &peer{name: "kumo", env: "OPENKES_KUMO_BIN", script: "install-kumo.sh"}
-	localKMSPeer = &peer{name: "local-kms", env: "OPENKES_LOCALKMS_BIN", script: "install-local-kms.sh"}
+	kumoPeer     = &peerbin.Peer{Name: "kumo", Env: "OPENKES_KUMO_BIN", Script: "install-kumo.sh"}
+	localKMSPeer = &peerbin.Peer{Name: "local-kms", Env: "OPENKES_LOCALKMS_BIN", Script: "install-local-kms.sh"}
 )
 
 // KumoBin returns the path of the kumo binary or fails t.
-func KumoBin(t testing.TB) string { t.Helper(); return kumoPeer.bin(t) }
+func KumoBin(t testing.TB) string { t.Helper(); return kumoPeer.Bin(t) }
 
 // LocalKMSBin returns the path of the local-kms binary or fails t.
-func LocalKMSBin(t testing.TB) string { t.Helper(); return localKMSPeer.bin(t) }
-
-func (p *peer) bin(t testing.TB) string {
-	t.Helper()
-	p.once.Do(func() { p.path, p.err = p.find() })
-	if p.err != nil {
-		t.Fatalf("awstest: no %s binary: %v\n"+
-			"hint: run scripts/%s (it prints the path) or set %s", p.name, p.err, p.script, p.env)
-	}
-	return p.path
-}
-
-func (p *peer) find() (string, error) {
-	if path := os.Getenv(p.env); path != "" {
-		if _, err := os.Stat(path); err != nil {
-			return "", fmt.Errorf("%s: %w", p.env, err)
-		}
-		return path, nil
-	}
-	root, err := moduleRoot()
-	if err != nil {
-		return "", err
-	}
-	var stderr bytes.Buffer
-	cmd := exec.Command("bash", filepath.Join(root, "scripts", p.script))
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("scripts/%s: %v: %s", p.script, err, lastLines(stderr.String(), 20))
-	}
-	path := strings.TrimSpace(lastLines(string(out), 1))
-	if _, err := os.Stat(path); err != nil {
-		return "", fmt.Errorf("scripts/%s printed %q: %w", p.script, path, err)
-	}
-	return path, nil
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func LocalKMSBin(t testing.TB) string { t.Helper(); return localKMSPeer.Bin(t) }
 
 // Server is a running emulator process.
 type Server struct {
@@ -146,7 +78,7 @@ func (s *Server) URL() string { return "http://" + s.Addr }
 // Log returns the tail of the process's output.
 func (s *Server) Log() string {
 	b, _ := os.ReadFile(s.logFile)
-	return lastLines(string(b), 40)
+	return peerbin.LastLines(string(b), 40)
 }
 
 // Stop stops the process and waits for it to exit. It is safe to call more

@@ -10,9 +10,7 @@
 package vaulttest
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -26,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openkes/kes/internal/peerbin"
+
 	"github.com/hashicorp/vault/api"
 )
 
@@ -34,71 +34,12 @@ const RootToken = "openkes-test-root"
 
 const startTimeout = 60 * time.Second
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
+var vaultPeer = &peerbin.Peer{Name: "Vault server", Env: "OPENKES_VAULT_BIN", Script: "install-vault.sh"}
 
 // Bin returns the path of the Vault server binary or fails t.
 func Bin(t testing.TB) string {
 	t.Helper()
-	binOnce.Do(func() { binPath, binErr = findBin() })
-	if binErr != nil {
-		t.Fatalf("vaulttest: no Vault server binary: %v\n"+
-			"hint: run scripts/install-vault.sh (it prints the path) or set OPENKES_VAULT_BIN", binErr)
-	}
-	return binPath
-}
-
-func findBin() (string, error) {
-	if p := os.Getenv("OPENKES_VAULT_BIN"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("OPENKES_VAULT_BIN: %w", err)
-		}
-		return p, nil
-	}
-	root, err := moduleRoot()
-	if err != nil {
-		return "", err
-	}
-	var stderr bytes.Buffer
-	cmd := exec.Command("bash", filepath.Join(root, "scripts", "install-vault.sh"))
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("scripts/install-vault.sh: %v: %s", err, lastLines(stderr.String(), 20))
-	}
-	p := strings.TrimSpace(lastLines(string(out), 1))
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("scripts/install-vault.sh printed %q: %w", p, err)
-	}
-	return p, nil
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return vaultPeer.Bin(t)
 }
 
 // Options configure a dev server. The zero value is a plain HTTP server.
@@ -251,7 +192,7 @@ func (s *Server) waitReady(t testing.TB, exited <-chan struct{}) {
 // Log returns the tail of the server's log.
 func (s *Server) Log() string {
 	b, _ := os.ReadFile(s.logFile)
-	return lastLines(string(b), 40)
+	return peerbin.LastLines(string(b), 40)
 }
 
 // Stop stops the server and waits for it to exit. Stopping a stopped
