@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,41 +66,50 @@ func TestConcurrentCreateTwoStores(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Both creates read "no such secret" before either sets one.
-	f.Fail(fake.AzureFault{Method: "GET", Path: "/secrets/contended/", Barrier: 2})
-	errs := make([]error, 2)
-	done := make(chan int)
-	for i, s := range stores {
-		go func() {
-			errs[i] = s.Create(t.Context(), "contended", []byte{'v', byte('a' + i)})
-			done <- i
-		}()
-	}
-	<-done
-	<-done
-	if n := len(f.Versions("contended")); n != 2 {
-		t.Fatalf("%d versions set; the race did not happen", n)
-	}
-	winner := -1
-	for i, err := range errs {
-		switch {
-		case err == nil && winner >= 0:
-			t.Fatalf("creates %d and %d both succeeded", winner, i)
-		case err == nil:
-			winner = i
-		case !errors.Is(err, keystore.ErrExists):
-			t.Fatalf("create %d: %v", i, err)
+	// Both creates read "no such secret" before either sets one. The
+	// rendezvous makes that interleaving likely, not certain (the HTTP
+	// client may interleave differently under load), so a run in which one
+	// create saw the other's secret is checked too and then tried again
+	// under a new name, until the race has happened once.
+	for attempt := range 5 {
+		name := fmt.Sprintf("contended-%d", attempt)
+		f.Fail(fake.AzureFault{Method: "GET", Path: "/secrets/" + name + "/", Barrier: 2})
+		errs := make([]error, 2)
+		done := make(chan int)
+		for i, s := range stores {
+			go func() {
+				errs[i] = s.Create(t.Context(), name, []byte{'v', byte('a' + i)})
+				done <- i
+			}()
 		}
-	}
-	if winner < 0 {
-		t.Fatal("no create succeeded")
-	}
-	for _, s := range stores {
-		got, err := s.Get(t.Context(), "contended")
-		if err != nil || !bytes.Equal(got, []byte{'v', byte('a' + winner)}) {
-			t.Fatalf("Get = %q, %v; want the winner's value %q", got, err, []byte{'v', byte('a' + winner)})
+		<-done
+		<-done
+		winner := -1
+		for i, err := range errs {
+			switch {
+			case err == nil && winner >= 0:
+				t.Fatalf("%s: creates %d and %d both succeeded", name, winner, i)
+			case err == nil:
+				winner = i
+			case !errors.Is(err, keystore.ErrExists):
+				t.Fatalf("%s: create %d: %v", name, i, err)
+			}
 		}
+		if winner < 0 {
+			t.Fatalf("%s: no create succeeded", name)
+		}
+		for _, s := range stores {
+			got, err := s.Get(t.Context(), name)
+			if err != nil || !bytes.Equal(got, []byte{'v', byte('a' + winner)}) {
+				t.Fatalf("%s: Get = %q, %v; want the winner's value %q", name, got, err, []byte{'v', byte('a' + winner)})
+			}
+		}
+		if n := len(f.Versions(name)); n == 2 {
+			return // both set a version, and exactly one won
+		}
+		t.Logf("%s: the creates did not interleave (errors %v); trying again", name, errs)
 	}
+	t.Fatal("the two creates never both set a version in 5 attempts")
 }
 
 // TestUpstreamFormat reads the upstream vector records stored as upstream
