@@ -7,8 +7,12 @@
 //
 // Writes are atomic and exclusive: the value is written to a temporary file
 // whose name contains a '.', fsync'ed, and hard-linked to the key name, which
-// fails if the name exists; [New] sweeps the temporary files a crash left
-// behind, so that no key's bytes outlive its deletion. [Store.Replace]
+// fails if the name exists; the directory is fsync'ed before a Create or
+// Delete returns, so an acknowledged change survives a crash. The writer
+// holds an flock(2) on its temporary file until it is linked and unlinked,
+// and [New] sweeps the temporary files a crash left behind (no process holds
+// their lock any more), so that no key's bytes outlive its deletion and no
+// half-written file stays. [Store.Replace]
 // renames such a file over the key instead, so a reader sees the old or the
 // new value, never none. Every operation works below an [os.Root], so no
 // name, symlink or ".." can reach outside the directory; names that a
@@ -100,16 +104,19 @@ func New(dir string) (*Store, error) {
 const tmpPrefix = ".tmp-"
 
 // staleTmpAge is how old a temporary file that is not linked to a key must
-// be before New removes it: younger ones may belong to a Create of another
-// process sharing the directory, which takes milliseconds.
+// be before New removes it where flock(2) cannot tell whether a writer
+// still owns it: younger ones may belong to a Create of another process
+// sharing the directory, which takes milliseconds.
 const staleTmpAge = time.Minute
 
 // sweep removes the temporary files a crash left behind, so that no key
 // material outlives its key. A crash between linking a new key and removing
 // its temporary name leaves a second name of the key's file: if the key is
 // deleted later, its bytes would stay on disk under that name. Such files
-// (link count above one) are removed at once; unlinked ones once they are
-// older than staleTmpAge. Only regular files are touched.
+// (link count above one) are removed at once. A crash before the link
+// leaves a file that no key names: it is removed if no process holds its
+// lock (its writer died), or, where locks are unknown, once it is older
+// than staleTmpAge. Only regular files are touched.
 func (s *Store) sweep(now time.Time) error {
 	root, err := s.openRoot()
 	if err != nil {
@@ -134,7 +141,7 @@ func (s *Store) sweep(now time.Time) error {
 		if err != nil || !fi.Mode().IsRegular() {
 			continue // gone since ReadDir, or replaced
 		}
-		if n, ok := linkCount(fi); (ok && n > 1) || now.Sub(fi.ModTime()) >= staleTmpAge {
+		if n, ok := linkCount(fi); (ok && n > 1) || abandoned(root, e.Name(), fi, now) {
 			if err := root.Remove(e.Name()); err != nil && !errors.Is(err, iofs.ErrNotExist) {
 				return fmt.Errorf("fs: sweep: %w", err)
 			}
@@ -147,6 +154,24 @@ func (s *Store) sweep(now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// abandoned reports whether the unlinked temporary file name (described by
+// fi) belongs to no running Create or Replace: nobody holds its lock, or,
+// where that cannot be told, it is older than staleTmpAge. A writer of
+// another process that opened the file but has not locked it yet (a few
+// instructions) loses it: its link fails and its Create returns an error,
+// so nothing acknowledged is lost.
+func abandoned(root *os.Root, name string, fi iofs.FileInfo, now time.Time) bool {
+	f, err := root.Open(name)
+	if err != nil {
+		return false // gone since Lstat, or unreadable: leave it
+	}
+	defer f.Close()
+	if free, known := unlocked(f); known {
+		return free
+	}
+	return now.Sub(fi.ModTime()) >= staleTmpAge
 }
 
 // Dir returns the absolute path of the store's directory.
@@ -193,13 +218,13 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 		return fmt.Errorf("fs: create %q: %w", name, keystore.ErrExists)
 	}
 	// A crash may leave the temporary file behind; New sweeps it.
-	tmp := tmpPrefix + rand.Text()
-	if err := writeSynced(root, tmp, value); err != nil {
-		root.Remove(tmp)
+	tmp, f, err := writeTemp(root, value)
+	if err != nil {
 		return fmt.Errorf("fs: create %q: %w", name, err)
 	}
 	err = root.Link(tmp, name)
 	root.Remove(tmp)
+	f.Close() // releases the lock once the temporary name is gone
 	if errors.Is(err, iofs.ErrExist) {
 		return fmt.Errorf("fs: create %q: %w", name, keystore.ErrExists)
 	}
@@ -338,13 +363,16 @@ func (s *Store) Replace(ctx context.Context, name string, old, new []byte) error
 		return err
 	}
 	defer root.Close()
-	tmp := ".tmp-" + rand.Text()
-	if err := writeSynced(root, tmp, new); err != nil {
-		root.Remove(tmp)
+	tmp, f, err := writeTemp(root, new)
+	if err != nil {
 		return fmt.Errorf("fs: replace %q: %w", name, err)
 	}
-	if err := root.Rename(tmp, name); err != nil {
+	err = root.Rename(tmp, name)
+	if err != nil {
 		root.Remove(tmp)
+	}
+	f.Close()
+	if err != nil {
 		return fmt.Errorf("fs: replace %q: %w", name, err)
 	}
 	if err := syncDir(root); err != nil {
@@ -411,22 +439,30 @@ func validName(name string) error {
 	return nil
 }
 
-// writeSynced creates the file name exclusively with mode 0600, writes value
-// and fsyncs it.
-func writeSynced(root *os.Root, name string, value []byte) error {
+// writeTemp creates a new temporary file exclusively with mode 0600, locks
+// it (see lockTemp), writes value and fsyncs it. It returns the file's name
+// and the open file, whose Close releases the lock: the caller closes it
+// after linking or renaming the file and removing the temporary name. On
+// error nothing is left behind.
+func writeTemp(root *os.Root, value []byte) (string, *os.File, error) {
+	name := tmpPrefix + rand.Text()
 	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
-	if _, err := f.Write(value); err != nil {
+	err = lockTemp(f)
+	if err == nil {
+		_, err = f.Write(value)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		root.Remove(name)
 		f.Close()
-		return err
+		return "", nil, err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return name, f, nil
 }
 
 // syncDir fsyncs the directory so that a new or removed name survives a
