@@ -98,6 +98,7 @@ type scriptServerKey struct{}
 type scriptServer struct {
 	bin    string
 	config string
+	stderr *lockedBuffer // of the running (or last) process
 	cmd    *exec.Cmd
 	done   chan struct{}
 }
@@ -192,11 +193,12 @@ func (s *scriptServer) start() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	stderr := new(lockedBuffer)
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		return "", err
 	}
+	s.stderr = stderr
 	s.cmd, s.done = cmd, make(chan struct{})
 	addr := make(chan string, 1)
 	go func() {

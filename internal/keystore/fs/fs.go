@@ -460,6 +460,11 @@ func writeTemp(root *os.Root, value []byte) (string, *os.File, error) {
 	if err != nil {
 		root.Remove(name)
 		f.Close()
+		// A file opened below a Root carries its absolute path; name the
+		// file as the other errors of the store do, relative to it.
+		if pe, ok := errors.AsType[*iofs.PathError](err); ok {
+			pe.Path = name
+		}
 		return "", nil, err
 	}
 	return name, f, nil
