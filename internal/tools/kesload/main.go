@@ -15,6 +15,8 @@ import (
 
 const usage = `usage:
   kesload run [flags]    measure kes against a bare TLS server (see -h)
+  kesload soak [flags]   drive a MinIO-like mixed load for a while and check
+                         for errors, goroutine, RSS and fd growth (see -h)
   kesload bare [flags]   serve the bare server (started by run)`
 
 func main() {
@@ -38,6 +40,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "run":
 		return runLoad(ctx, args[1:], stdout, stderr)
+	case "soak":
+		return runSoak(ctx, args[1:], stdout, stderr)
 	case "bare":
 		return runBare(ctx, args[1:], stderr)
 	case "help", "-h", "-help", "--help":
@@ -114,4 +118,48 @@ func parseProtos(s string) ([]Proto, error) {
 		}
 	}
 	return protos, nil
+}
+
+// runSoak is "kesload soak". It prints the report and fails if the server
+// failed the soak.
+func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kesload soak", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o SoakOptions
+	fs.StringVar(&o.KES, "kes", "", "the kes binary; empty builds ./cmd/kes into the work directory")
+	fs.DurationVar(&o.Duration, "d", time.Minute, "how long the load runs (30m for a release)")
+	fs.IntVar(&o.Clients, "clients", 16, "concurrent clients, half HTTP/1.1, half HTTP/2")
+	fs.IntVar(&o.Rate, "rate", 500, "requests per second of all clients; negative: as fast as they can")
+	fs.DurationVar(&o.Sample, "sample", time.Second, "interval of the RSS, fd and goroutine samples")
+	dir := fs.String("dir", "", "work directory; empty means a temp dir that is removed")
+	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if !*quiet {
+		o.Log = stderr
+	}
+	var err error
+	if o.Dir = *dir; o.Dir == "" {
+		if o.Dir, err = os.MkdirTemp("", "kesload-soak-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(o.Dir)
+	}
+	if o.KES == "" {
+		if o.KES, err = BuildKES(ctx, o.Dir); err != nil {
+			return err
+		}
+	}
+	rep, err := Soak(ctx, o)
+	if err != nil {
+		return err
+	}
+	if err := rep.Print(stdout); err != nil {
+		return err
+	}
+	return rep.Check()
 }
