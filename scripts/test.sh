@@ -13,4 +13,7 @@ export OPENKES_KUMO_BIN
 OPENKES_LOCALKMS_BIN=${OPENKES_LOCALKMS_BIN:-$(scripts/install-local-kms.sh)}
 export OPENKES_LOCALKMS_BIN
 
+# The soak test (internal/tools/kesload TestSoak) runs 60 s here and in CI.
+export OPENKES_SOAK=${OPENKES_SOAK:-60s}
+
 go test -race -count=1 -timeout 30m "$@" ./...
