@@ -123,6 +123,10 @@ func crashBurst(t *testing.T, s *fsServer, round int, owned [][]*crashKey, killA
 			}
 		})
 	}
+	go func() { // should every worker stop early, kill anyway
+		wg.Wait()
+		fireOnce.Do(func() { close(fire) })
+	}()
 	<-fire
 	s.kill()
 	wg.Wait()
