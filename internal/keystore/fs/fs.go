@@ -440,7 +440,7 @@ func validName(name string) error {
 }
 
 // writeTemp creates a new temporary file exclusively with mode 0600, locks
-// it (see lockTemp), writes value and fsyncs it. It returns the file's name
+// it if the file system can (see lockTemp), writes value and fsyncs it. It returns the file's name
 // and the open file, whose Close releases the lock: the caller closes it
 // after linking or renaming the file and removing the temporary name. On
 // error nothing is left behind.
@@ -450,10 +450,10 @@ func writeTemp(root *os.Root, value []byte) (string, *os.File, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	err = lockTemp(f)
-	if err == nil {
-		_, err = f.Write(value)
-	}
+	// Best effort: on a file system without locks (ENOLCK, some network
+	// file systems) the sweep of others cannot lock either and goes by age.
+	lockTemp(f)
+	_, err = f.Write(value)
 	if err == nil {
 		err = f.Sync()
 	}
