@@ -78,7 +78,7 @@
 // (kes_system_num_threads of /v1/metrics). After the load it closes every
 // connection and waits for the server to return to idle. It fails unless
 // no request failed, the goroutines are back to idle (+5) and the file
-// descriptors to their idle count, and the largest RSS of the second half
+// descriptors to their idle count, and the median RSS of the second half
 // of the run (after a warm-up of a third of it, at most 15 s) exceeds that
 // of the first half by no more than 10 % (or 4 MiB). TestSoak runs it for
 // $OPENKES_SOAK (scripts/test.sh sets 60s; 15s when unset).

@@ -70,7 +70,7 @@ func TestSoakCheck(t *testing.T) {
 		"no list":       {func(r *SoakReport) { r.Requests[SoakList] = 0 }, "no list request"},
 		"goroutines":    {func(r *SoakReport) { r.After.Goroutines = 16 }, "goroutines: 16 after the load, 10 idle"},
 		"fds":           {func(r *SoakReport) { r.After.FDs = 11 }, "file descriptors: 11 after the load, 10 idle"},
-		"rss growth":    {func(r *SoakReport) { r.Samples = samples(20, 30, 38, 38, 38, 38, 44, 44, 44) }, "RSS grew: 44.0 MiB"},
+		"rss growth":    {func(r *SoakReport) { r.Samples = samples(20, 30, 38, 38, 38, 38, 44, 44, 44) }, "RSS grew: median 44.0 MiB"},
 		"no rss sample": {func(r *SoakReport) { r.Samples = nil }, "too few RSS samples"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,9 +21,11 @@ const (
 	// goroutineSlack is how many goroutines above idle the server may keep
 	// after the load (timers, a connection being torn down).
 	goroutineSlack = 5
-	// rssGrowth bounds the growth of the RSS: the largest sample of the
+	// rssGrowth bounds the growth of the RSS: the median sample of the
 	// second half of the run after the warm-up may exceed that of the first
 	// half by this fraction of it, or by rssGrowthMin, whichever is larger.
+	// Medians, so that one GC cycle's peak under a busy machine does not
+	// decide; a leak grows them as it grows the peaks.
 	rssGrowth    = 0.10
 	rssGrowthMin = 4 << 20
 	// settleTimeout bounds the wait for the server to return to idle.
@@ -77,21 +80,31 @@ func (r *SoakReport) Peak() Measure {
 	return p
 }
 
-// RSSHalves returns the largest RSS sample of the first and of the second
+// RSSHalves returns the median RSS sample of the first and of the second
 // half of the load after the warm-up, in which the heap grows to its
-// working size.
+// working size; zero for a half without samples.
 func (r *SoakReport) RSSHalves() (first, second int64) {
 	mid := r.Warmup + (r.Elapsed-r.Warmup)/2
+	var a, b []int64
 	for _, s := range r.Samples {
 		switch {
 		case s.At < r.Warmup:
 		case s.At < mid:
-			first = max(first, s.RSS)
+			a = append(a, s.RSS)
 		default:
-			second = max(second, s.RSS)
+			b = append(b, s.RSS)
 		}
 	}
-	return first, second
+	return medianInt(a), medianInt(b)
+}
+
+// medianInt returns the median of v (the upper one of an even count), or 0.
+func medianInt(v []int64) int64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // Check reports every way in which the run failed the soak: an error, no
@@ -117,7 +130,7 @@ func (r *SoakReport) Check() error {
 	if first == 0 || second == 0 {
 		errs = append(errs, fmt.Errorf("too few RSS samples (%d) to compare the halves of the run", len(r.Samples)))
 	} else if limit := first + max(int64(float64(first)*rssGrowth), rssGrowthMin); second > limit {
-		errs = append(errs, fmt.Errorf("RSS grew: %.1f MiB at most in the second half, %.1f MiB in the first (limit %.1f MiB)",
+		errs = append(errs, fmt.Errorf("RSS grew: median %.1f MiB in the second half, %.1f MiB in the first (limit %.1f MiB)",
 			mib(second), mib(first), mib(limit)))
 	}
 	return errors.Join(errs...)
@@ -139,8 +152,8 @@ func (r *SoakReport) Print(w io.Writer) error {
 	first, second := r.RSSHalves()
 	fmt.Fprintf(&b, "goroutines: idle %d, peak %d, after %d\n", r.Idle.Goroutines, peak.Goroutines, r.After.Goroutines)
 	fmt.Fprintf(&b, "fds:        idle %d, peak %d, after %d\n", r.Idle.FDs, peak.FDs, r.After.FDs)
-	fmt.Fprintf(&b, "RSS MiB:    idle %.1f, max 1st half %.1f, max 2nd half %.1f (after a %v warm-up), after %.1f (%d samples)\n",
-		mib(r.Idle.RSS), mib(first), mib(second), r.Warmup, mib(r.After.RSS), len(r.Samples))
+	fmt.Fprintf(&b, "RSS MiB:    idle %.1f, peak %.1f, median 1st half %.1f, median 2nd half %.1f (after a %v warm-up), after %.1f (%d samples)\n",
+		mib(r.Idle.RSS), mib(peak.RSS), mib(first), mib(second), r.Warmup.Round(100*time.Millisecond), mib(r.After.RSS), len(r.Samples))
 	if len(r.Samples) > 0 {
 		b.WriteString("RSS MiB over the run:")
 		step := max(len(r.Samples)/20, 1)
