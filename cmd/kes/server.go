@@ -136,6 +136,9 @@ func readSetup(env *Env, file string) (*server.Config, error) {
 			Password:      cfg.TLS.Password,
 			VerifyClients: cfg.TLS.Auth == config.AuthOn,
 			CAPath:        cfg.TLS.CAPath,
+
+			ProxyIdentities: cfg.TLS.Proxy.Identities,
+			ProxyHeader:     cfg.TLS.Proxy.CertHeader,
 		},
 		Admin:      cfg.Admin,
 		Policies:   cfg.Policies,

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/auth"
 	"github.com/openkes/kes/internal/log"
 )
 
@@ -125,10 +126,20 @@ func (s *Server) serve(w *statusWriter, r *request, start time.Time) {
 	}
 	setWriteDeadline(w, r, start)
 	if rt.Auth != authNone {
-		id, ip, err := identity(r.Request)
+		id, ip, err := s.identify(r)
 		r.IP = ip
-		if err == nil {
+		if err == nil || err == auth.ErrNotProxy {
 			r.Identity = id
+		}
+		if err == auth.ErrNotProxy {
+			// Refused on every route that identifies its caller: only
+			// an attacker or a proxy missing from tls.proxy.identities
+			// sends the header. The value, what the client claims to
+			// be, is not logged.
+			s.errLog.Warn("forwarded client certificate from an identity that is not a TLS proxy",
+				"header", s.proxy.Load().Header(), reqAttrs(r))
+			writeError(w, err)
+			return
 		}
 		if rt.Auth == authVerify || rt.Auth == authDelegated {
 			if err != nil {

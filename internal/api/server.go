@@ -89,6 +89,7 @@ type Config struct {
 // atomically: a request uses the state it started with to its end.
 type Server struct {
 	state   atomic.Pointer[state]
+	proxy   atomic.Pointer[auth.Proxy] // nil: no TLS-proxy mode
 	errLog  *slog.Logger
 	errors  *log.ErrorLog
 	audit   *log.AuditLog
@@ -288,6 +289,10 @@ type connInfo struct {
 	err  *kes.Error
 	ip   netip.Addr
 
+	// forwarded is the client certificate a TLS proxy last forwarded on
+	// this connection.
+	forwarded forwardCache
+
 	deadline time.Time // HTTP/1.1: the write deadline set on conn
 }
 
@@ -311,17 +316,20 @@ func (c *connInfo) identify(state *tls.ConnectionState) {
 	c.id = id
 }
 
-// identity returns the identity of the request's connection, computing it
-// on the connection's first request.
-func identity(r *http.Request) (kes.Identity, netip.Addr, *kes.Error) {
-	c, ok := r.Context().Value(connKey{}).(*connInfo)
-	if !ok { // a handler used without ConnContext (tests): compute per request
-		c = &connInfo{conn: fakeConn{addr: r.RemoteAddr}}
-		c.identify(r.TLS)
-		return c.id, c.ip, c.err
-	}
-	c.once.Do(func() { c.identify(r.TLS) })
+// identity returns the identity of the connection, computing it on the
+// connection's first request.
+func (c *connInfo) identity(state *tls.ConnectionState) (kes.Identity, netip.Addr, *kes.Error) {
+	c.once.Do(func() { c.identify(state) })
 	return c.id, c.ip, c.err
+}
+
+// conn returns the connInfo of r's connection. A handler used without
+// ConnContext (tests) gets a new one for every request.
+func conn(r *http.Request) *connInfo {
+	if c, ok := r.Context().Value(connKey{}).(*connInfo); ok {
+		return c
+	}
+	return &connInfo{conn: fakeConn{addr: r.RemoteAddr}}
 }
 
 // fakeConn only answers RemoteAddr.

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/openkes/kes"
 )
 
 // TLSConfig holds the server's TLS files and client-authentication mode.
@@ -23,6 +25,11 @@ type TLSConfig struct {
 	// (self-signed certificates) rely on.
 	VerifyClients bool
 	CAPath        string // file or directory of extra roots for clients
+
+	// ProxyIdentities and ProxyHeader are the TLS-proxy mode (tls.proxy,
+	// see [NewProxy]). Empty means no proxy and no header.
+	ProxyIdentities []kes.Identity
+	ProxyHeader     string
 }
 
 // NewTLSConfig returns the server's tls.Config: TLS 1.2 or newer, HTTP/2

@@ -32,12 +32,12 @@ type TLS struct {
 	// verifying clients. Empty means the system roots only.
 	CAPath string
 
-	// Proxy is the legacy TLS-proxy configuration: validated, but not used
-	// for request handling (identity-and-auth.md §6).
+	// Proxy is the TLS-proxy configuration (identity-and-auth.md §6,
+	// served by internal/api's proxy mode).
 	Proxy Proxy
 }
 
-// Proxy is the legacy TLS-proxy configuration (identity-and-auth.md §6).
+// Proxy is the TLS-proxy configuration (identity-and-auth.md §6).
 type Proxy struct {
 	// Identities are the identities of TLS-terminating proxies. Nil means
 	// none. Empty values in the file are dropped.

@@ -164,11 +164,12 @@ func (s *Server) Run(ctx context.Context, c *Config) error {
 	if err != nil {
 		return err
 	}
-	conf, err := api.NewTLSConfig(c.TLS, api.SkipAuth(c.Routes))
+	conf, proxy, err := tlsConfig(c)
 	if err != nil {
 		return err
 	}
 	sv.tlsConf.Store(conf)
+	sv.srv.SetProxy(proxy)
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
@@ -224,10 +225,11 @@ func (s *Server) Run(ctx context.Context, c *Config) error {
 		case <-sv.retireTimer:
 			sv.closeRetired()
 		case <-tlsTicker.C:
-			if conf, err := api.NewTLSConfig(sv.config.TLS, api.SkipAuth(sv.config.Routes)); err != nil {
+			if conf, proxy, err := tlsConfig(sv.config); err != nil {
 				fmt.Fprintf(s.Stderr, "Failed to reload TLS configuration: %v\n", err)
 			} else {
 				sv.tlsConf.Store(conf)
+				sv.srv.SetProxy(proxy)
 			}
 		case <-ctx.Done():
 			fmt.Fprintln(s.Stdout, "\n=> Stopping server... Goodbye.")
@@ -293,7 +295,7 @@ func (sv *run) reload(ctx context.Context, addr net.Addr) error {
 	if err != nil {
 		return err
 	}
-	conf, err := api.NewTLSConfig(next.TLS, api.SkipAuth(next.Routes))
+	conf, proxy, err := tlsConfig(next)
 	if err != nil {
 		return err
 	}
@@ -308,6 +310,7 @@ func (sv *run) reload(ctx context.Context, addr net.Addr) error {
 	sv.srv.Update(keys, authorizer, next.Routes)
 	sv.keys, sv.config = keys, next
 	sv.tlsConf.Store(conf)
+	sv.srv.SetProxy(proxy)
 	sv.errLevel.Set(next.ErrorLevel)
 	sv.auditLevel.Set(next.AuditLevel)
 
@@ -316,6 +319,20 @@ func (sv *run) reload(ctx context.Context, addr net.Addr) error {
 	}
 	fmt.Fprintln(sv.Stdout, "=> Reloading configuration after SIGHUP signal completed.")
 	return nil
+}
+
+// tlsConfig returns the TLS configuration of c and its TLS-proxy mode,
+// whose roots are those the TLS layer verifies clients with.
+func tlsConfig(c *Config) (*tls.Config, *auth.Proxy, error) {
+	conf, err := api.NewTLSConfig(c.TLS, api.SkipAuth(c.Routes))
+	if err != nil {
+		return nil, nil, err
+	}
+	proxy, err := api.NewProxy(c.TLS)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conf, proxy, nil
 }
 
 // createKeys creates the config's predefined keys that do not exist yet.

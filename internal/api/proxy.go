@@ -1,0 +1,110 @@
+package api
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/auth"
+)
+
+// NewProxy returns the TLS-proxy mode of c (config tls.proxy): nil if c
+// names no proxy and no header. With VerifyClients, forwarded certificates
+// are verified against the roots the TLS layer verifies clients with (the
+// system pool plus CAPath).
+func NewProxy(c *TLSConfig) (*auth.Proxy, error) {
+	pc := auth.ProxyConfig{Identities: c.ProxyIdentities, Header: c.ProxyHeader}
+	if len(pc.Identities) == 0 && pc.Header == "" {
+		return nil, nil
+	}
+	if c.VerifyClients {
+		var err error
+		if c.CAPath != "" {
+			pc.Roots, err = LoadCertPool(c.CAPath)
+		} else {
+			pc.Roots, err = x509.SystemCertPool()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("tls: proxy roots: %w", err)
+		}
+	}
+	return auth.NewProxy(pc), nil
+}
+
+// SetProxy makes every request from now on use the TLS-proxy mode p; nil
+// turns it off. Requests of a listed proxy identity are then served as
+// the client whose certificate the proxy forwards in p's header, with the
+// client address of X-Forwarded-For in the audit log; any other client
+// that sends the header is refused (auth.ErrNotProxy).
+func (s *Server) SetProxy(p *auth.Proxy) { s.proxy.Store(p) }
+
+// identify returns the identity and address of r's caller: those of its
+// connection, or, for a TLS proxy, those of the client it forwards. The
+// error is the reason the caller has no identity; with [auth.ErrNotProxy]
+// the identity is the connection's, which sent a header it may not send.
+func (s *Server) identify(r *request) (kes.Identity, netip.Addr, *kes.Error) {
+	c := conn(r.Request)
+	id, ip, err := c.identity(r.TLS)
+	p := s.proxy.Load()
+	if err != nil || p == nil {
+		return id, ip, err
+	}
+	values := r.Header[p.Header()]
+	if !p.IsProxy(id) {
+		if len(values) == 0 {
+			return id, ip, nil
+		}
+		return id, ip, auth.ErrNotProxy
+	}
+	if fwd, ok := auth.ForwardedIP(r.Header["X-Forwarded-For"]); ok {
+		ip = fwd
+	}
+	fid, ferr := c.forwarded.identify(p, values)
+	return fid, ip, ferr
+}
+
+// forwardCache remembers the client certificate a proxy connection last
+// forwarded. A proxy keeps a connection per client, or reuses one for many
+// requests of the same client, so most requests repeat the value and cost
+// a string comparison instead of a parse (and, with tls.auth on, a chain
+// verification). HTTP/2 serves streams concurrently, hence the lock.
+type forwardCache struct {
+	mu    sync.Mutex
+	proxy *auth.Proxy // the mode the entry was computed under
+	value string
+	fwd   auth.Forwarded
+	err   *kes.Error
+}
+
+func (f *forwardCache) identify(p *auth.Proxy, values []string) (kes.Identity, *kes.Error) {
+	if len(values) != 1 { // nothing to parse, nothing to cache
+		_, err := p.Identify(values)
+		return "", asKesError(err)
+	}
+	v := values[0]
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.proxy == p && f.value == v && (f.fwd.Expires.IsZero() || time.Now().Before(f.fwd.Expires)) {
+		return f.fwd.Identity, f.err
+	}
+	fwd, err := p.Identify(values)
+	f.proxy, f.value, f.fwd, f.err = p, v, fwd, asKesError(err)
+	return fwd.Identity, f.err
+}
+
+// asKesError returns err as the *kes.Error it is (auth's identify
+// functions return nothing else), or nil.
+func asKesError(err error) *kes.Error {
+	if err == nil {
+		return nil
+	}
+	var e *kes.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return auth.ErrProxyInvalidCert
+}
