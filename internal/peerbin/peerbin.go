@@ -24,6 +24,9 @@ type Peer struct {
 	Name   string // for messages, e.g. "Vault server"
 	Env    string // the variable that may name the binary, e.g. OPENKES_VAULT_BIN
 	Script string // the install script below scripts/, e.g. install-vault.sh
+	// Args are the script's arguments, for a script that installs
+	// several peers and prints the path of the one named (e.g. "nginx").
+	Args []string
 
 	once sync.Once
 	path string
@@ -35,7 +38,7 @@ func (p *Peer) Bin(t testing.TB) string {
 	t.Helper()
 	p.once.Do(func() { p.path, p.err = p.find() })
 	if p.err != nil {
-		t.Fatalf("no %s binary: %v\nhint: run scripts/%s (it prints the path) or set %s", p.Name, p.err, p.Script, p.Env)
+		t.Fatalf("no %s binary: %v\nhint: run scripts/%s (it prints the path) or set %s", p.Name, p.err, strings.Join(append([]string{p.Script}, p.Args...), " "), p.Env)
 	}
 	return p.path
 }
@@ -52,7 +55,7 @@ func (p *Peer) find() (string, error) {
 		return "", err
 	}
 	var stderr bytes.Buffer
-	cmd := exec.Command("bash", filepath.Join(root, "scripts", p.Script))
+	cmd := exec.Command("bash", append([]string{filepath.Join(root, "scripts", p.Script)}, p.Args...)...)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
