@@ -178,8 +178,10 @@ func (p *Proxy) Identify(values []string) (Forwarded, error) {
 // Several comma-separated values, as a proxy that merges repeated header
 // fields sends them, are several certificates.
 //
-// The errors are [ErrProxyNoCert] (empty value), [ErrProxyManyCerts] and
-// [ErrProxyInvalidCert]. The slice has at least one certificate.
+// The errors are [ErrProxyNoCert] (empty value), [ErrProxyManyCerts],
+// [ErrProxyInvalidCert] and [ErrCAClientCert] (the first certificate of a
+// PEM chain is a CA; [Proxy.Identify] also refuses a lone CA). The slice
+// has at least one certificate.
 func ParseForwardedCert(value string) ([]*x509.Certificate, error) {
 	value = strings.TrimSpace(value)
 	if value == "" {
@@ -239,7 +241,10 @@ func pemCerts(s string) ([]*x509.Certificate, error) {
 		if !ok {
 			return nil, ErrProxyInvalidCert
 		}
-		if len(certs) > 0 && !c.IsCA {
+		switch {
+		case len(certs) == 0 && c.IsCA:
+			return nil, ErrCAClientCert
+		case len(certs) > 0 && !c.IsCA:
 			return nil, ErrProxyManyCerts
 		}
 		certs = append(certs, c)

@@ -140,6 +140,19 @@ func (ca *CA) IssueUntil(t testing.TB, name string, usage Usage, notAfter time.T
 	return c
 }
 
+// AsCA returns a CA that issues with c, an intermediate (issued with
+// [IsCA]). Its Pool holds c only.
+func (c *Cert) AsCA(t testing.TB) *CA {
+	t.Helper()
+	key, ok := c.TLS.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok || !c.Leaf.IsCA {
+		t.Fatalf("proxytest: %s is not a CA issued by proxytest", c.Leaf.Subject.CommonName)
+	}
+	ca := &CA{Cert: c.Leaf, File: c.CertFile, Pool: x509.NewCertPool(), key: key, dir: t.TempDir()}
+	ca.Pool.AddCert(c.Leaf)
+	return ca
+}
+
 func newKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
