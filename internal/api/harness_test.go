@@ -33,6 +33,7 @@ import (
 	"github.com/openkes/kes/internal/keystore/fs"
 	"github.com/openkes/kes/internal/log"
 	"github.com/openkes/kes/internal/metrics"
+	"github.com/openkes/kes/internal/proxytest"
 )
 
 // copyDir copies the regular files of src into a new temporary directory.
@@ -114,6 +115,13 @@ type serverOptions struct {
 	verify      bool   // tls.auth: on
 	caPath      string // extra client roots
 	store       func(dir string) keystore.Store
+	// cert, if set, is the server's certificate; CA its roots.
+	cert *proxytest.Cert
+	ca   *proxytest.CA
+	// proxies and proxyHeader are tls.proxy.identities and
+	// tls.proxy.header.cert.
+	proxies     []kes.Identity
+	proxyHeader string
 }
 
 // startServer starts a server as `kes server` does, on 127.0.0.1:0.
@@ -163,12 +171,25 @@ func startServer(t testing.TB, opts serverOptions) *testServer {
 		t.Fatal(err)
 	}
 	ts.Server, ts.Keys = srv, keys
-	certFile, keyFile, pool := serverCertificate(t)
-	ts.CA = pool
-	tlsConf, err := api.NewTLSConfig(&api.TLSConfig{CertFile: certFile, KeyFile: keyFile, VerifyClients: opts.verify, CAPath: opts.caPath}, api.SkipAuth(opts.routes))
+	var certFile, keyFile string
+	if opts.cert != nil {
+		certFile, keyFile, ts.CA = opts.cert.CertFile, opts.cert.KeyFile, opts.ca.Pool
+	} else {
+		certFile, keyFile, ts.CA = serverCertificate(t)
+	}
+	tc := &api.TLSConfig{
+		CertFile: certFile, KeyFile: keyFile, VerifyClients: opts.verify, CAPath: opts.caPath,
+		ProxyIdentities: opts.proxies, ProxyHeader: opts.proxyHeader,
+	}
+	tlsConf, err := api.NewTLSConfig(tc, api.SkipAuth(opts.routes))
 	if err != nil {
 		t.Fatal(err)
 	}
+	proxy, err := api.NewProxy(tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SetProxy(proxy)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
