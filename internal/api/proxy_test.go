@@ -107,9 +107,17 @@ var (
 // send sends a request with extra header fields (each value one field).
 func send(t *testing.T, c *http.Client, method, url string, header map[string][]string) response {
 	t.Helper()
+	r, err := sendErr(c, method, url, header)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return r
+}
+
+func sendErr(c *http.Client, method, url string, header map[string][]string) (response, error) {
 	req, err := http.NewRequestWithContext(context.Background(), method, url, nil)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	for k, vs := range header {
 		for _, v := range vs {
@@ -118,14 +126,14 @@ func send(t *testing.T, c *http.Client, method, url string, header map[string][]
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		return response{}, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
-	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
 }
 
 type auditRecord struct {
