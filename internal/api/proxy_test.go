@@ -27,11 +27,11 @@ const certHeader = "X-Tls-Client-Cert"
 // listed proxy and two clients, alice and bob, each allowed to create keys
 // named after them and to describe themselves. The admin is none of them.
 type proxyFixture struct {
-	ca              *proxytest.CA
-	proxy           *proxytest.Cert
-	alice, bob      *proxytest.Cert
-	ts              *testServer
-	audit, errorLog *log.Subscription
+	ca         *proxytest.CA
+	proxy      *proxytest.Cert
+	alice, bob *proxytest.Cert
+	ts         *testServer
+	audit      *log.Subscription
 }
 
 func newProxyFixture(t *testing.T, change func(*serverOptions)) *proxyFixture {
