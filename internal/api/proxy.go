@@ -72,9 +72,9 @@ func (s *Server) identify(r *request) (kes.Identity, netip.Addr, *kes.Error) {
 // between clients, so a connection carries a few clients in turn; most
 // requests repeat one of the last values and cost a few string comparisons
 // instead of a parse (and, with tls.auth on, a chain verification): about
-// 0.3 µs instead of 25-130 µs on this 2-core machine
-// (BenchmarkProxyIdentity). HTTP/2 serves
-// streams concurrently, hence the lock.
+// 0.3 µs instead of 25-130 µs on a busy 2-core machine
+// (BenchmarkProxyIdentity). HTTP/2 serves streams concurrently, hence the
+// lock.
 type forwardCache struct {
 	mu      sync.Mutex
 	proxy   *auth.Proxy // the mode the entries were computed under
