@@ -4,6 +4,9 @@
 //
 //   - [IdentifyTLS] computes a client's [kes.Identity] from the first certificate
 //     of its TLS connection (spec identity-and-auth.md §1).
+//   - [Proxy] is the TLS-proxy mode (identity-and-auth.md §6): which
+//     connections are proxies, and the identity of the client certificate a
+//     proxy forwards in a header ([ParseForwardedCert], [ForwardedIP]).
 //   - [Policy] is a compiled set of allow and deny patterns matched against
 //     request paths (identity-and-auth.md §4.1).
 //   - [Authorizer] holds the admin identity, the policies and the
