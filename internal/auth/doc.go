@@ -1,6 +1,6 @@
 // Package auth identifies KES clients and decides what they may do.
 //
-// It has three parts:
+// It has four parts:
 //
 //   - [IdentifyTLS] computes a client's [kes.Identity] from the first certificate
 //     of its TLS connection (spec identity-and-auth.md §1).
