@@ -37,6 +37,12 @@ type AuditEvent struct {
 
 	// Duration is the time the server took to answer.
 	Duration time.Duration
+
+	// Denied marks a request refused before its handler ran, because its
+	// caller could not be authenticated or is not allowed to call it.
+	// Denied lines are rate limited per source (see [AuditLog]); the
+	// flag itself is not printed.
+	Denied bool
 }
 
 // AuditLog is the server's audit log (observability.md §2). Each event
@@ -60,6 +66,27 @@ type AuditEvent struct {
 // but the SDK and `kes log` decode the field as a Go duration, so only
 // nanoseconds are shown correctly by every client.
 //
+// # Denied requests
+//
+// A client that is refused ([AuditEvent].Denied) tends to retry at once, so
+// its lines are rate limited per source: its IP address or, when that is
+// unknown, its identity. A source writes up to 20 lines at once and then 5
+// a second, and all sources together 200 at once and then 50 a second; the
+// lines left out are counted, and every 10 s each source that had lines
+// left out gets one summary line in the audit log, in the place of the
+// missing ones: the line of the last request left out, with the message
+// "denied requests suppressed" and the number appended, e.g.
+//
+//	time=2026-11-27T15:52:35.928Z level=INFO msg="denied requests suppressed" req.method=PUT req.path=/v1/key/create/k req.ip=10.0.0.5 req.identity=<unknown> res.code=403 res.time=0s suppressed=1234
+//
+// and on the stream that request's JSON event with "suppressed":1234 added
+// to the object, which clients that decode audit events read as one more
+// event. Other lines are never left out. The table of sources is bounded
+// (1,024 entries; further sources share one entry, without address and
+// identity) and its entries expire 10 s after their last denied request.
+// Summaries are written by a goroutine that runs only while the table has
+// entries; [AuditLog.Close] stops it and writes what is pending.
+//
 // An AuditLog must be created with [NewAuditLog]. It is safe for concurrent
 // use.
 type AuditLog struct {
@@ -67,6 +94,7 @@ type AuditLog struct {
 	level   slog.Leveler
 	console *lineWriter
 	hub     hub
+	denied  *deniedLimiter
 }
 
 // NewAuditLog returns an audit log that prints to w and streams to
@@ -80,19 +108,40 @@ func NewAuditLog(w io.Writer, level slog.Leveler, onEvent func()) *AuditLog {
 	if level == nil {
 		level = slog.LevelInfo
 	}
-	return &AuditLog{
+	a := &AuditLog{
 		onEvent: onEvent,
 		level:   level,
 		console: newLineWriter(w),
 	}
+	a.denied = newDeniedLimiter(a.logSummary)
+	return a
 }
 
 // Enabled reports whether the current level lets audit records (INFO) pass.
 func (a *AuditLog) Enabled() bool { return a.level.Level() <= slog.LevelInfo }
 
 // Subscribe returns a subscription to the events logged from now on. The
-// caller must close it.
-func (a *AuditLog) Subscribe() *Subscription { return a.hub.subscribe() }
+// caller must close it. It fails with [ErrTooManySubscribers] while the log
+// has [MaxSubscribers] subscriptions, and with [ErrClosed] after Close.
+func (a *AuditLog) Subscribe() (*Subscription, error) { return a.hub.subscribe() }
+
+// Close ends every subscription and refuses new ones, stops the goroutine
+// that writes the summaries of denied requests and writes the pending
+// ones. Events logged after Close are still written, all of them, but not
+// streamed. Close may be called more than once.
+func (a *AuditLog) Close() {
+	a.hub.close()
+	a.denied.close()
+	a.console.flush()
+}
+
+// Dropped returns how many events subscribers have lost because their
+// buffer was full, over the life of a.
+func (a *AuditLog) Dropped() uint64 { return a.hub.dropped() }
+
+// Suppressed returns how many lines of denied requests were left out (and
+// summarized), over the life of a.
+func (a *AuditLog) Suppressed() uint64 { return a.denied.suppressed.Load() }
 
 // Log records ev if the level lets INFO records pass. Console write errors
 // are ignored: an audit line that cannot be printed must not fail the
@@ -104,6 +153,9 @@ func (a *AuditLog) Subscribe() *Subscription { return a.hub.subscribe() }
 // Log waits. See [AuditLog.Flush].
 func (a *AuditLog) Log(ev AuditEvent) {
 	if !a.Enabled() {
+		return
+	}
+	if ev.Denied && !a.denied.allow(&ev) {
 		return
 	}
 	if ev.Time.IsZero() {
@@ -122,6 +174,21 @@ func (a *AuditLog) Log(ev AuditEvent) {
 	}
 	if a.hub.active() {
 		if event := auditEvent(&ev); event != nil {
+			a.hub.publish(event)
+		}
+	}
+}
+
+// logSummary writes the summary line of n suppressed denied requests, the
+// last of which was ev.
+func (a *AuditLog) logSummary(ev *AuditEvent, n uint64) {
+	now := time.Now()
+	a.console.write(appendSummaryLine(nil, now, ev, n))
+	if f := a.onEvent; f != nil {
+		f()
+	}
+	if a.hub.active() {
+		if event := summaryEvent(now, ev, n); event != nil {
 			a.hub.publish(event)
 		}
 	}

@@ -66,7 +66,7 @@ func TestAuditLogFormat(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			a := log.NewAuditLog(&buf, nil, nil)
-			sub := a.Subscribe()
+			sub := subscribe(t, a)
 			defer sub.Close()
 
 			a.Log(tt.ev)
@@ -87,7 +87,7 @@ func TestAuditLogFormat(t *testing.T) {
 // truncated to microseconds; we keep what every client decodes correctly.
 func TestAuditResponseTimeNanoseconds(t *testing.T) {
 	a := log.NewAuditLog(new(bytes.Buffer), nil, nil)
-	sub := a.Subscribe()
+	sub := subscribe(t, a)
 	defer sub.Close()
 
 	a.Log(log.AuditEvent{Time: auditTime, Method: "GET", Path: "/v1/status", Status: 200, Duration: 1234567891 * time.Nanosecond})
@@ -114,7 +114,7 @@ func TestAuditResponseTimeNanoseconds(t *testing.T) {
 func TestAuditLogZeroTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a := log.NewAuditLog(new(bytes.Buffer), nil, nil)
-		sub := a.Subscribe()
+		sub := subscribe(t, a)
 		defer sub.Close()
 
 		time.Sleep(90 * time.Minute) // fake time inside the bubble
@@ -142,7 +142,7 @@ func TestAuditLogLevel(t *testing.T) {
 			var buf bytes.Buffer
 			var counted int
 			a := log.NewAuditLog(&buf, level, func() { counted++ })
-			sub := a.Subscribe()
+			sub := subscribe(t, a)
 
 			a.Log(log.AuditEvent{Time: auditTime, Method: "GET", Path: "/v1/key/describe/k", Status: 200})
 			sub.Close()

@@ -26,7 +26,7 @@ func BenchmarkErrorLog(b *testing.B) {
 	run := func(b *testing.B, subscribers int) {
 		l := log.NewErrorLog(io.Discard, nil, nil)
 		for range subscribers {
-			drain(b, l.Subscribe())
+			drain(b, subscribe(b, l))
 		}
 		logger := l.Logger()
 		req := log.Request("PUT", "/v1/key/create/k", netip.MustParseAddr("10.0.0.5"), testIdentity)
@@ -43,7 +43,7 @@ func BenchmarkAuditLog(b *testing.B) {
 	run := func(b *testing.B, subscribers int) {
 		a := log.NewAuditLog(io.Discard, nil, nil)
 		for range subscribers {
-			drain(b, a.Subscribe())
+			drain(b, subscribe(b, a))
 		}
 		ev := log.AuditEvent{
 			Time: time.Now(), Method: "PUT", Path: "/v1/key/create/k", IP: netip.MustParseAddr("10.0.0.5"),

@@ -56,8 +56,19 @@ func (l *ErrorLog) ServerLog() *stdlog.Logger {
 }
 
 // Subscribe returns a subscription to the events of every record logged
-// from now on. The caller must close it.
-func (l *ErrorLog) Subscribe() *Subscription { return l.hub.subscribe() }
+// from now on. The caller must close it. It fails with
+// [ErrTooManySubscribers] while the log has [MaxSubscribers]
+// subscriptions, and with [ErrClosed] after Close.
+func (l *ErrorLog) Subscribe() (*Subscription, error) { return l.hub.subscribe() }
+
+// Close ends every subscription and refuses new ones. Records logged after
+// Close are still written to the console. Close may be called more than
+// once.
+func (l *ErrorLog) Close() { l.hub.close() }
+
+// Dropped returns how many events subscribers have lost because their
+// buffer was full, over the life of l.
+func (l *ErrorLog) Dropped() uint64 { return l.hub.dropped() }
 
 // errorSink receives the formatted text lines from the slog text handler,
 // which calls Write exactly once per record and never concurrently.

@@ -84,7 +84,7 @@ func TestErrorLogFormat(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			l := log.NewErrorLog(&buf, slog.LevelDebug, nil)
-			sub := l.Subscribe()
+			sub := subscribe(t, l)
 			defer sub.Close()
 
 			tt.log(loggerAt(l, tt.now))
@@ -109,7 +109,7 @@ func TestErrorLogFormat(t *testing.T) {
 
 func TestErrorLogEventBytes(t *testing.T) {
 	l := log.NewErrorLog(new(bytes.Buffer), nil, nil)
-	sub := l.Subscribe()
+	sub := subscribe(t, l)
 	defer sub.Close()
 
 	loggerAt(l, testTime).Error("keystore: \"k\" failed")
@@ -148,7 +148,7 @@ func TestErrorLogLevel(t *testing.T) {
 				var buf bytes.Buffer
 				var counted int
 				l := log.NewErrorLog(&buf, level, func() { counted++ })
-				sub := l.Subscribe()
+				sub := subscribe(t, l)
 
 				l.Logger().Log(t.Context(), rl, "message")
 				sub.Close()
@@ -196,7 +196,7 @@ func TestErrorLogLevelVar(t *testing.T) {
 func TestErrorLogWith(t *testing.T) {
 	var buf bytes.Buffer
 	l := log.NewErrorLog(&buf, nil, nil)
-	sub := l.Subscribe()
+	sub := subscribe(t, l)
 	defer sub.Close()
 
 	loggerAt(l, testTime).With("component", "vault").WithGroup("g").Error("failed", "n", 1)

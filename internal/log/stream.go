@@ -2,6 +2,7 @@ package log
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -12,44 +13,77 @@ import (
 // stream client can pin.
 const SubscriberBuffer = 256
 
+// MaxSubscribers is how many subscriptions one log (the error log or the
+// audit log) serves at a time. Publishing an event costs a little for each
+// subscriber, on the goroutine that logs it, so the cap bounds what live
+// streams can take from the requests being served; a [Subscribe] past it
+// fails with [ErrTooManySubscribers]. Operators watch a log with a handful
+// of streams.
+//
+// [Subscribe]: AuditLog.Subscribe
+const MaxSubscribers = 64
+
+var (
+	// ErrTooManySubscribers is returned by Subscribe while a log has
+	// [MaxSubscribers] subscriptions.
+	ErrTooManySubscribers = errors.New("log: too many subscribers")
+
+	// ErrClosed is returned by Subscribe after the log was closed.
+	ErrClosed = errors.New("log: closed")
+)
+
 // hub fans events out to subscribers without ever blocking the publisher.
 // Its zero value has no subscribers and is ready to use.
+//
+// Publishing takes no lock shared with other publishers: the subscribers
+// are a copy-on-write slice behind an atomic pointer, which only
+// subscribing and unsubscribing (under mu) replace, and each event is
+// offered to each subscriber's own bounded channel without waiting.
 type hub struct {
-	n    atomic.Int64 // len(subs), read without the lock on the hot path
-	mu   sync.Mutex
-	subs map[*Subscription]struct{}
+	subs atomic.Pointer[[]*Subscription] // nil or non-empty; never modified once stored
+
+	mu      sync.Mutex // serializes the writers of subs, closed and retired
+	closed  bool
+	retired uint64 // events dropped by subscriptions already closed
 }
 
 // active reports whether anyone is subscribed. Publishers check it before
 // encoding an event, so that logging with no subscriber does no JSON work.
-func (h *hub) active() bool { return h.n.Load() > 0 }
+func (h *hub) active() bool { return h.subs.Load() != nil }
 
 // subscribe registers a new subscription with a buffer of SubscriberBuffer
-// events.
-func (h *hub) subscribe() *Subscription {
+// events, unless the hub is closed or full.
+func (h *hub) subscribe() (*Subscription, error) {
 	s := &Subscription{hub: h, ch: make(chan []byte, SubscriberBuffer)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.subs == nil {
-		h.subs = make(map[*Subscription]struct{})
+	if h.closed {
+		return nil, ErrClosed
 	}
-	h.subs[s] = struct{}{}
-	h.n.Store(int64(len(h.subs)))
-	return s
+	var old []*Subscription
+	if p := h.subs.Load(); p != nil {
+		old = *p
+	}
+	if len(old) >= MaxSubscribers {
+		return nil, ErrTooManySubscribers
+	}
+	subs := make([]*Subscription, len(old), len(old)+1)
+	copy(subs, old)
+	subs = append(subs, s)
+	h.subs.Store(&subs)
+	return s, nil
 }
 
 // publish offers event to every subscriber. A subscriber whose buffer is
 // full loses the event and its drop counter grows; publish never waits.
 // event is shared by all subscribers and must not be modified afterwards.
 func (h *hub) publish(event []byte) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for s := range h.subs {
-		select {
-		case s.ch <- event:
-		default:
-			s.dropped.Add(1)
-		}
+	p := h.subs.Load()
+	if p == nil {
+		return
+	}
+	for _, s := range *p {
+		s.offer(event)
 	}
 }
 
@@ -57,12 +91,55 @@ func (h *hub) publish(event []byte) {
 func (h *hub) unsubscribe(s *Subscription) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.subs[s]; !ok {
+	p := h.subs.Load()
+	if p == nil {
 		return
 	}
-	delete(h.subs, s)
-	h.n.Store(int64(len(h.subs)))
-	close(s.ch)
+	subs := make([]*Subscription, 0, len(*p))
+	for _, o := range *p {
+		if o != s {
+			subs = append(subs, o)
+		}
+	}
+	if len(subs) == len(*p) {
+		return // not subscribed (any more)
+	}
+	if len(subs) == 0 {
+		h.subs.Store(nil)
+	} else {
+		h.subs.Store(&subs)
+	}
+	s.close()
+	h.retired += s.Dropped()
+}
+
+// close ends every subscription and refuses new ones.
+func (h *hub) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	p := h.subs.Swap(nil)
+	if p == nil {
+		return
+	}
+	for _, s := range *p {
+		s.close()
+		h.retired += s.Dropped()
+	}
+}
+
+// dropped returns the events dropped so far for all subscriptions, closed
+// ones included.
+func (h *hub) dropped() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.retired
+	if p := h.subs.Load(); p != nil {
+		for _, s := range *p {
+			n += s.Dropped()
+		}
+	}
+	return n
 }
 
 // Subscription receives the events of an [ErrorLog] or [AuditLog] that are
@@ -82,11 +159,44 @@ type Subscription struct {
 	hub     *hub
 	ch      chan []byte
 	dropped atomic.Uint64
+
+	// mu guards sending on ch against closing it: publishers hold it for
+	// reading, each only for its one non-blocking send, and close holds it
+	// for writing. A publisher that finds it locked skips the
+	// subscription, which is being closed.
+	mu     sync.RWMutex
+	closed bool
+}
+
+// offer sends event to s unless its buffer is full or s is being closed.
+func (s *Subscription) offer(event []byte) {
+	if !s.mu.TryRLock() {
+		return // being closed
+	}
+	defer s.mu.RUnlock()
+	if s.closed {
+		return
+	}
+	select {
+	case s.ch <- event:
+	default:
+		s.dropped.Add(1)
+	}
+}
+
+// close closes the events channel once no publisher is sending.
+func (s *Subscription) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		close(s.ch)
+	}
 }
 
 // Events returns the channel the events arrive on. It is closed by
-// [Subscription.Close]. The received slices are shared with other
-// subscribers and must not be modified.
+// [Subscription.Close] or when the log is closed. The received slices are
+// shared with other subscribers and must not be modified.
 func (s *Subscription) Events() <-chan []byte { return s.ch }
 
 // Dropped returns how many events were discarded because the buffer of s

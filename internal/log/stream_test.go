@@ -14,10 +14,25 @@ import (
 	"github.com/openkes/kes/internal/log"
 )
 
+// subscriber is an [log.ErrorLog] or an [log.AuditLog].
+type subscriber interface {
+	Subscribe() (*log.Subscription, error)
+}
+
+// subscribe subscribes to l, failing the test if it cannot.
+func subscribe(t testing.TB, l subscriber) *log.Subscription {
+	t.Helper()
+	s, err := l.Subscribe()
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	return s
+}
+
 func TestSubscribeOnlyLaterEvents(t *testing.T) {
 	l := log.NewErrorLog(io.Discard, nil, nil)
 	l.Logger().Error("before")
-	sub := l.Subscribe()
+	sub := subscribe(t, l)
 	defer sub.Close()
 	l.Logger().Error("after")
 
@@ -31,9 +46,9 @@ func TestSubscribeOnlyLaterEvents(t *testing.T) {
 
 func TestSlowSubscriberDoesNotBlock(t *testing.T) {
 	a := log.NewAuditLog(io.Discard, nil, nil)
-	stalled := a.Subscribe() // never read
+	stalled := subscribe(t, a) // never read
 	defer stalled.Close()
-	reader := a.Subscribe() // read after every event
+	reader := subscribe(t, a) // read after every event
 	defer reader.Close()
 
 	const extra = 10
@@ -60,8 +75,8 @@ func TestSlowSubscriberDoesNotBlock(t *testing.T) {
 
 func TestSubscriptionClose(t *testing.T) {
 	l := log.NewErrorLog(io.Discard, nil, nil)
-	sub := l.Subscribe()
-	other := l.Subscribe()
+	sub := subscribe(t, l)
+	other := subscribe(t, l)
 	defer other.Close()
 
 	l.Logger().Error("one")
@@ -104,7 +119,7 @@ func (w *flushWriter) flush() error { w.flushes++; return nil }
 func TestStream(t *testing.T) {
 	t.Run("until closed", func(t *testing.T) {
 		l := log.NewErrorLog(io.Discard, nil, nil)
-		sub := l.Subscribe()
+		sub := subscribe(t, l)
 		l.Logger().Error("one")
 		l.Logger().Error("two")
 		sub.Close()
@@ -122,7 +137,7 @@ func TestStream(t *testing.T) {
 	})
 	t.Run("until context done", func(t *testing.T) {
 		l := log.NewErrorLog(io.Discard, nil, nil)
-		sub := l.Subscribe()
+		sub := subscribe(t, l)
 		defer sub.Close()
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
@@ -132,7 +147,7 @@ func TestStream(t *testing.T) {
 	})
 	t.Run("until write fails", func(t *testing.T) {
 		l := log.NewErrorLog(io.Discard, nil, nil)
-		sub := l.Subscribe()
+		sub := subscribe(t, l)
 		defer sub.Close()
 		for range 3 {
 			l.Logger().Error("event")
@@ -164,7 +179,7 @@ func TestConcurrentLogging(t *testing.T) {
 	a := log.NewAuditLog(&auditOut, nil, func() { mu.Lock(); auditCount++; mu.Unlock() })
 
 	// A reader that sees everything, started before any logging.
-	errSub, auditSub := l.Subscribe(), a.Subscribe()
+	errSub, auditSub := subscribe(t, l), subscribe(t, a)
 	var readers sync.WaitGroup
 	var errEvents, auditEvents int
 	readers.Go(func() {
@@ -190,7 +205,16 @@ func TestConcurrentLogging(t *testing.T) {
 		// Subscribers come and go while logging runs.
 		wg.Go(func() {
 			for range 20 {
-				es, as := l.Subscribe(), a.Subscribe()
+				es, err := l.Subscribe()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				as, err := a.Subscribe()
+				if err != nil {
+					t.Error(err)
+					return
+				}
 				es.Close()
 				as.Close()
 			}
