@@ -24,6 +24,13 @@
 //     [Metrics.ErrorEvent] and [Metrics.AuditEvent] to the onEvent hooks
 //     of the error and audit log constructors.
 //   - The kes_system_* gauges are sampled when the registry is scraped.
+//   - Not in upstream: kes_log_audit_suppressed_events counts the audit
+//     lines of denied requests left out by the per-source limit (each
+//     summarized in the audit log), and kes_log_audit_stream_dropped_events
+//     and kes_log_error_stream_dropped_events the events that live-stream
+//     subscribers lost because their queue was full. They are read from
+//     the logs at scrape time ([Metrics.CountLogs]) and are 0 until then.
+//     Each has one sample, as kms-go's parser requires.
 //
 // This package must not import internal/api, a key store or the SDK.
 package metrics
@@ -58,6 +65,9 @@ type Metrics struct {
 	responseTime                       prometheus.Histogram
 	errorEvents                        prometheus.Counter
 	auditEvents                        prometheus.Counter
+
+	// logs reads the counters of the logs; nil until CountLogs.
+	logs atomic.Pointer[LogCounters]
 
 	// codes caches the counter of each status code once it was used, so
 	// that counting a request does no label lookup or formatting. Entries
@@ -103,9 +113,46 @@ func New(start time.Time) *Metrics {
 	m.registry.MustRegister(
 		m.requestOK, m.requestErr, m.requestFail, m.active, m.responseTime,
 		m.errorEvents, m.auditEvents,
+		m.logCounter("kes_log_audit_suppressed_events",
+			"Number of audit log events of denied requests not written because their source exceeded its rate; the audit log summarizes them.",
+			func(c *LogCounters) func() uint64 { return c.AuditSuppressed }),
+		m.logCounter("kes_log_audit_stream_dropped_events",
+			"Number of audit log events not sent to a live-stream subscriber whose queue was full.",
+			func(c *LogCounters) func() uint64 { return c.AuditDropped }),
+		m.logCounter("kes_log_error_stream_dropped_events",
+			"Number of error log events not sent to a live-stream subscriber whose queue was full.",
+			func(c *LogCounters) func() uint64 { return c.ErrorDropped }),
 		newSystemCollector(start, time.Now),
 	)
 	return m
+}
+
+// LogCounters are the counters of the logs that [Metrics.CountLogs]
+// exposes. A nil func reads as 0. Each must be safe for concurrent use and
+// never decrease.
+type LogCounters struct {
+	AuditSuppressed func() uint64 // kes_log_audit_suppressed_events
+	AuditDropped    func() uint64 // kes_log_audit_stream_dropped_events
+	ErrorDropped    func() uint64 // kes_log_error_stream_dropped_events
+}
+
+// CountLogs makes the log counter families read c at every scrape; before
+// the first call they read 0. A later call replaces c.
+func (m *Metrics) CountLogs(c LogCounters) { m.logs.Store(&c) }
+
+// logCounter returns a counter family with one sample whose value is the
+// func that field selects from the LogCounters set by CountLogs.
+func (m *Metrics) logCounter(name, help string, field func(*LogCounters) func() uint64) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {
+		c := m.logs.Load()
+		if c == nil {
+			return 0
+		}
+		if f := field(c); f != nil {
+			return float64(f())
+		}
+		return 0
+	})
 }
 
 // RequestStarted counts a request as active. Every call must be matched by
