@@ -30,6 +30,7 @@ type request struct {
 	IP       netip.Addr
 	w        statusWriter
 	counted  bool // counted in the HTTP metrics: RequestDone is due
+	denied   bool // refused by authentication or authorization
 }
 
 // statusWriter records the status code for metrics and the audit log.
@@ -88,6 +89,7 @@ func (s *Server) handler(st *state, rt *route) http.Handler {
 				Identity: req.Identity,
 				Status:   w.status,
 				Duration: time.Since(start),
+				Denied:   req.denied,
 			})
 		}
 	})
@@ -143,6 +145,7 @@ func (s *Server) serve(w *statusWriter, r *request, start time.Time) {
 		}
 		if rt.Auth == authVerify || rt.Auth == authDelegated {
 			if err != nil {
+				r.denied = true
 				s.debug(r, err.Msg)
 				writeError(w, err)
 				return
@@ -155,6 +158,7 @@ func (s *Server) serve(w *statusWriter, r *request, start time.Time) {
 				policy, denied = r.state.auth.Check(id, r.URL.Path)
 			}
 			if denied != nil {
+				r.denied = true
 				if policy == "" {
 					s.debug(r, "access denied: identity not found")
 				} else {

@@ -158,6 +158,12 @@ func startServer(t testing.TB, opts serverOptions) *testServer {
 	ts.Metrics = metrics.New(start)
 	ts.ErrorLog = log.NewErrorLog(ts.Errors, slogLevel(-4), ts.Metrics.ErrorEvent)
 	ts.AuditLog = log.NewAuditLog(ts.Audit, slogLevel(0), ts.Metrics.AuditEvent)
+	t.Cleanup(func() { ts.AuditLog.Close(); ts.ErrorLog.Close() }) // after Stop
+	ts.Metrics.CountLogs(metrics.LogCounters{
+		AuditSuppressed: ts.AuditLog.Suppressed,
+		AuditDropped:    ts.AuditLog.Dropped,
+		ErrorDropped:    ts.ErrorLog.Dropped,
+	})
 	srv, err := api.New(&api.Config{
 		Keys:      keys,
 		Auth:      authorizer,

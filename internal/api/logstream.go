@@ -1,22 +1,63 @@
 package api
 
 import (
+	"errors"
+	"io"
 	"net/http"
 	"sync"
+	"time"
 
+	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/log"
 )
 
 // The log streams send each event produced after the subscription as one
 // line of JSON, flushed at once, until the client goes away. Upstream HEAD
 // sends the headers and then nothing (api.md §4.8); these really stream.
+//
+// Unlike upstream, each log serves at most log.MaxSubscribers streams at a
+// time; past that a new stream is refused with 503 and
+// errTooManyStreams, so that live streams cannot slow down the requests
+// whose events they carry. A stream whose client does not take an event
+// within streamWriteTimeout is ended, which frees its place.
+
+var (
+	// errTooManyStreams answers a stream request while its log has
+	// log.MaxSubscribers streams.
+	errTooManyStreams = kes.NewError(http.StatusServiceUnavailable, "too many log stream subscribers")
+	// errStreamClosed answers a stream request while the server stops.
+	errStreamClosed = kes.NewError(http.StatusServiceUnavailable, "log stream closed: the server is stopping")
+)
+
+// streamWriteTimeout is how long writing one batch of events to a stream's
+// client may take. A client that stops reading fills its TCP buffers, and
+// its stream then ends here instead of holding a subscription forever.
+const streamWriteTimeout = 10 * time.Second
 
 func (s *Server) errorLog(w http.ResponseWriter, r *request) {
-	s.stream(w, r, s.errors.Subscribe())
+	sub, err := s.errors.Subscribe()
+	if err != nil {
+		writeError(w, streamError(err))
+		return
+	}
+	s.stream(w, r, sub)
 }
 
 func (s *Server) auditLog(w http.ResponseWriter, r *request) {
-	s.stream(w, r, s.audit.Subscribe())
+	sub, err := s.audit.Subscribe()
+	if err != nil {
+		writeError(w, streamError(err))
+		return
+	}
+	s.stream(w, r, sub)
+}
+
+// streamError returns the API error of a failed Subscribe.
+func streamError(err error) *kes.Error {
+	if errors.Is(err, log.ErrTooManySubscribers) {
+		return errTooManyStreams
+	}
+	return errStreamClosed
 }
 
 func (s *Server) stream(w http.ResponseWriter, r *request, sub *log.Subscription) {
@@ -27,12 +68,28 @@ func (s *Server) stream(w http.ResponseWriter, r *request, sub *log.Subscription
 	defer wg.Wait()
 	defer close(stop)
 	rc := http.NewResponseController(w)
+	// The route has no timeout, so no write deadline is left on the
+	// connection (setWriteDeadline); leave none behind either.
+	defer rc.SetWriteDeadline(time.Time{}) //nolint:errcheck // the stream is over either way
 	w.Header()["Content-Type"] = contentTypeNDJSON
 	w.WriteHeader(http.StatusOK)
 	if err := rc.Flush(); err != nil {
 		return
 	}
-	sub.Stream(r.Context(), w, rc.Flush)
+	sub.Stream(r.Context(), deadlineWriter{w, rc}, rc.Flush)
+}
+
+// deadlineWriter gives every write streamWriteTimeout to complete, together
+// with the flush that follows it.
+type deadlineWriter struct {
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	// Writers without deadlines (ErrNotSupported) are written to as they are.
+	d.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)) //nolint:errcheck // see above
+	return d.w.Write(p)
 }
 
 // watchAccess closes sub, which ends the stream, when a configuration

@@ -208,10 +208,13 @@ func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
 func (s *Subscription) Close() { s.hub.unsubscribe(s) }
 
 // Stream writes every event of s to w until ctx is done, s is closed or a
-// write fails. After each event it calls flush, if not nil, so that the
-// client sees the event at once (pass http.ResponseController.Flush for an
-// HTTP response). It returns nil when s was closed, ctx.Err() when ctx is
-// done, and otherwise the write or flush error. Stream does not close s.
+// write fails. Once it has written the events that are waiting (at most
+// [SubscriberBuffer] at a time) it calls flush, if not nil, so that the
+// client sees them at once (pass http.ResponseController.Flush for an HTTP
+// response): an event that arrives alone is flushed alone, and a burst
+// costs one flush, not one per event. It returns nil when s was closed,
+// ctx.Err() when ctx is done, and otherwise the write or flush error.
+// Stream does not close s.
 func (s *Subscription) Stream(ctx context.Context, w io.Writer, flush func() error) error {
 	for {
 		select {
@@ -221,7 +224,8 @@ func (s *Subscription) Stream(ctx context.Context, w io.Writer, flush func() err
 			if !ok {
 				return nil
 			}
-			if _, err := w.Write(event); err != nil {
+			open, err := s.writeBatch(w, event)
+			if err != nil {
 				return err
 			}
 			if flush != nil {
@@ -229,6 +233,30 @@ func (s *Subscription) Stream(ctx context.Context, w io.Writer, flush func() err
 					return err
 				}
 			}
+			if !open {
+				return nil
+			}
+		}
+	}
+}
+
+// writeBatch writes event and then the events already waiting, up to
+// SubscriberBuffer in all. It reports whether s is still open.
+func (s *Subscription) writeBatch(w io.Writer, event []byte) (open bool, err error) {
+	for n := 1; ; n++ {
+		if _, err := w.Write(event); err != nil {
+			return true, err
+		}
+		if n == SubscriberBuffer {
+			return true, nil
+		}
+		select {
+		case event, open = <-s.ch:
+			if !open {
+				return false, nil
+			}
+		default:
+			return true, nil
 		}
 	}
 }

@@ -134,6 +134,15 @@ func (s *Server) Run(ctx context.Context, c *Config) error {
 	m := metrics.New(sv.start)
 	sv.errLog = log.NewErrorLog(s.Stderr, sv.errLevel, m.ErrorEvent)
 	auditLog := log.NewAuditLog(s.Stdout, sv.auditLevel, m.AuditEvent)
+	// Closing the audit log writes the pending summaries of denied
+	// requests; both keep printing what is logged after.
+	defer auditLog.Close()
+	defer sv.errLog.Close()
+	m.CountLogs(metrics.LogCounters{
+		AuditSuppressed: auditLog.Suppressed,
+		AuditDropped:    auditLog.Dropped,
+		ErrorDropped:    sv.errLog.Dropped,
+	})
 
 	authorizer, err := auth.New(c.Admin, c.Policies, sv.start)
 	if err != nil {
@@ -233,6 +242,9 @@ func (s *Server) Run(ctx context.Context, c *Config) error {
 			}
 		case <-ctx.Done():
 			fmt.Fprintln(s.Stdout, "\n=> Stopping server... Goodbye.")
+			// End the log streams first: Shutdown waits for them.
+			sv.errLog.Close()
+			auditLog.Close()
 			shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 			defer cancel()
 			if err := httpSrv.Shutdown(shutdownCtx); err != nil {
