@@ -81,9 +81,10 @@ type AuditEvent struct {
 //
 // and on the stream that request's JSON event with "suppressed":1234 added
 // to the object, which clients that decode audit events read as one more
-// event. Other lines are never left out. The table of sources is bounded
-// (1,024 entries; further sources share one entry, without address and
-// identity) and its entries expire 10 s after their last denied request.
+// event. Other lines are never left out. Lines left out by the limit on all
+// sources together are summarized together, without address and identity,
+// as are those of sources that find the table of sources full (1,024
+// entries); entries expire 10 s after their last denied request.
 // Summaries are written by a goroutine that runs only while the table has
 // entries; [AuditLog.Close] stops it and writes what is pending.
 //

@@ -31,7 +31,8 @@ const (
 	deniedTotalRate  = 50
 
 	// maxDeniedSources bounds the table of sources. Denied requests from
-	// further sources share one entry, with unknown address and identity.
+	// further sources, and those refused by the total limit, share one
+	// more entry, with unknown address and identity.
 	maxDeniedSources = 1024
 
 	// summaryInterval is how often suppressed lines are summarized, and
@@ -135,8 +136,19 @@ func (l *deniedLimiter) allow(ev *AuditEvent) bool {
 		l.running = true
 		l.wg.Go(l.run)
 	}
-	if src.take(now, deniedRate, deniedBurst) && l.total.take(now, deniedTotalRate, deniedTotalBurst) {
-		return true
+	if src.take(now, deniedRate, deniedBurst) {
+		if l.total.take(now, deniedTotalRate, deniedTotalBurst) {
+			return true
+		}
+		// Refused by the limit on all sources: summarized with the
+		// other sources refused so, not by this one.
+		src.tokens++
+		key = deniedKey{}
+		if src = l.sources[key]; src == nil {
+			src = &deniedSource{bucket: bucket{tokens: deniedBurst}}
+			l.sources[key] = src
+		}
+		src.seen = now
 	}
 	src.suppressed++
 	src.latest = *ev

@@ -245,3 +245,89 @@ func TestConcurrentLogging(t *testing.T) {
 		t.Errorf("audit subscriber received+dropped %d, want %d", got, total)
 	}
 }
+
+// TestSubscriberCap checks that a log serves at most MaxSubscribers
+// subscriptions, that closing one makes room, that drops are totalled over
+// all subscriptions, and that Close ends every subscription and refuses
+// new ones.
+func TestSubscriberCap(t *testing.T) {
+	a := log.NewAuditLog(io.Discard, nil, nil)
+	subs := make([]*log.Subscription, log.MaxSubscribers)
+	for i := range subs {
+		subs[i] = subscribe(t, a)
+	}
+	if _, err := a.Subscribe(); !errors.Is(err, log.ErrTooManySubscribers) {
+		t.Fatalf("subscription %d: %v, want %v", log.MaxSubscribers+1, err, log.ErrTooManySubscribers)
+	}
+	const events = log.SubscriberBuffer + 3
+	for range events {
+		a.Log(log.AuditEvent{Method: "GET", Path: "/v1/status", Status: 200})
+	}
+	subs[0].Close()
+	extra := subscribe(t, a) // room again
+	if got, want := a.Dropped(), uint64(3*log.MaxSubscribers); got != want {
+		t.Errorf("Dropped() = %d, want %d (3 for each subscriber, closed ones included)", got, want)
+	}
+	a.Close()
+	for _, s := range append(subs, extra) {
+		n := 0
+		for range s.Events() { // ends: Close closed it
+			n++
+		}
+		if s != subs[0] && s != extra && n != log.SubscriberBuffer {
+			t.Errorf("subscription yielded %d events after Close, want the %d buffered", n, log.SubscriberBuffer)
+		}
+	}
+	if _, err := a.Subscribe(); !errors.Is(err, log.ErrClosed) {
+		t.Errorf("Subscribe after Close: %v, want %v", err, log.ErrClosed)
+	}
+	l := log.NewErrorLog(io.Discard, nil, nil)
+	l.Close()
+	if _, err := l.Subscribe(); !errors.Is(err, log.ErrClosed) {
+		t.Errorf("error log: Subscribe after Close: %v, want %v", err, log.ErrClosed)
+	}
+}
+
+// TestStreamBatches checks that the events waiting when Stream wakes are
+// written with one flush, and an event arriving alone is flushed alone.
+func TestStreamBatches(t *testing.T) {
+	l := log.NewErrorLog(io.Discard, nil, nil)
+	sub := subscribe(t, l)
+	for range 10 {
+		l.Logger().Error("burst")
+	}
+	w := &chanWriter{written: make(chan struct{}, 100)}
+	done := make(chan error, 1)
+	go func() { done <- sub.Stream(t.Context(), w, w.flush) }()
+	<-w.written
+	if w.events() != 10 {
+		t.Errorf("first flush after %d events, want the 10 waiting", w.events())
+	}
+	l.Logger().Error("alone")
+	<-w.written
+	if w.events() != 11 {
+		t.Errorf("second flush after %d events, want 11", w.events())
+	}
+	sub.Close()
+	if err := <-done; err != nil {
+		t.Errorf("Stream = %v, want nil", err)
+	}
+}
+
+// chanWriter counts events and signals each flush.
+type chanWriter struct {
+	mu      sync.Mutex
+	n       int
+	written chan struct{}
+}
+
+func (w *chanWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.n++
+	return len(p), nil
+}
+
+func (w *chanWriter) flush() error { w.written <- struct{}{}; return nil }
+
+func (w *chanWriter) events() int { w.mu.Lock(); defer w.mu.Unlock(); return w.n }
