@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -67,6 +68,7 @@ func (s *Server) stream(w http.ResponseWriter, r *request, sub *log.Subscription
 	wg.Go(func() { s.watchAccess(r, sub, stop) })
 	defer wg.Wait()
 	defer close(stop)
+	limitSendBuffer(r)
 	rc := http.NewResponseController(w)
 	// The route has no timeout, so no write deadline is left on the
 	// connection (setWriteDeadline); leave none behind either.
@@ -77,6 +79,31 @@ func (s *Server) stream(w http.ResponseWriter, r *request, sub *log.Subscription
 		return
 	}
 	sub.Stream(r.Context(), deadlineWriter{w, rc}, rc.Flush)
+}
+
+// streamSendBuffer is the kernel send buffer of an HTTP/1.1 connection that
+// carries a log stream. Linux grows a connection's buffer up to 4 MiB when
+// its client does not read (tcp_wmem); a few such streams then held 30 MB
+// of kernel memory and slowed every other connection down. With a small
+// buffer an unread stream blocks soon, and loses events (counted) instead.
+const streamSendBuffer = 64 << 10
+
+// limitSendBuffer sets the send buffer of r's connection to
+// streamSendBuffer, if r is HTTP/1.1 over TCP: the stream is then the only
+// user of the connection. An HTTP/2 connection is shared, so it is left
+// alone.
+func limitSendBuffer(r *request) {
+	c, ok := r.Context().Value(connKey{}).(*connInfo)
+	if !ok || r.ProtoMajor != 1 {
+		return
+	}
+	conn := c.conn
+	if tc, ok := conn.(interface{ NetConn() net.Conn }); ok { // *tls.Conn
+		conn = tc.NetConn()
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(streamSendBuffer) //nolint:errcheck // a larger buffer only costs memory
+	}
 }
 
 // deadlineWriter gives every write streamWriteTimeout to complete, together

@@ -129,8 +129,8 @@ func TestStream(t *testing.T) {
 			t.Fatalf("Stream of a closed subscription: %v, want nil", err)
 		}
 		// Both events wait when Stream starts, so one flush sends them
-		// (Stream flushed after every event before the fan-out was made
-		// cheaper for slow clients; see TestStreamBatches).
+		// (Stream flushed after every event before it batched the events
+		// of each StreamDelay; see TestStreamBatches).
 		if len(w.events) != 2 || w.flushes != 1 {
 			t.Errorf("wrote %d events with %d flushes, want 2 and 1", len(w.events), w.flushes)
 		}
@@ -288,8 +288,8 @@ func TestSubscriberCap(t *testing.T) {
 	}
 }
 
-// TestStreamBatches checks that the events waiting when Stream wakes are
-// written with one flush, and an event arriving alone is flushed alone.
+// TestStreamBatches checks that the events arriving within StreamDelay
+// are written with one flush, and an event arriving alone is flushed alone.
 func TestStreamBatches(t *testing.T) {
 	l := log.NewErrorLog(io.Discard, nil, nil)
 	sub := subscribe(t, l)
