@@ -16,10 +16,22 @@
 // # Streaming never blocks logging
 //
 // A subscriber buffers at most [SubscriberBuffer] events; while its buffer is
-// full, events for it are dropped and counted ([Subscription.Dropped]), so a
-// stalled HTTP client can neither slow down the server nor make it hold an
-// unbounded amount of memory. With no subscriber, no JSON is encoded at all.
-// The package starts no goroutines.
+// full, events for it are dropped and counted ([Subscription.Dropped],
+// [AuditLog.Dropped]), so a stalled HTTP client can neither slow down the
+// server nor make it hold an unbounded amount of memory. Publishing takes
+// no lock shared by the goroutines that log: the subscribers are a
+// copy-on-write slice, and each gets the event by a non-blocking send. A log
+// has at most [MaxSubscribers] subscribers, and [Subscription.Stream]
+// writes a subscriber's events in batches of [StreamDelay], so the work of
+// the streams per event stays small. With no subscriber, no JSON is
+// encoded at all.
+//
+// # Denied requests
+//
+// The lines of denied requests are rate limited per source and summarized
+// (see [AuditLog]). The only goroutine of the package writes those
+// summaries: it runs while denied requests were seen in the last 10 s, and
+// [AuditLog.Close] stops it and waits for it.
 //
 // # Audit console writes
 //
