@@ -309,3 +309,75 @@ func TestReloadSkipAuthVersion(t *testing.T) {
 	waitStarted(t, started)
 	anonymous("after reload")
 }
+
+// TestStopEndsStreamsAndSummarizes: stopping the server ends the open log
+// streams at once (Shutdown would otherwise wait ShutdownGrace for them
+// and then cut them), and the audit log reports the denied requests whose
+// lines were left out before the server exits.
+func TestStopEndsStreamsAndSummarizes(t *testing.T) {
+	admin, _ := kes.GenerateAPIKey(nil)
+	intruder, _ := kes.GenerateAPIKey(nil)
+	c := memConfig(t, admin.Identity(), new(mem.Store))
+	addrs := make(chan net.Addr, 1)
+	stdout := new(lockedBuffer)
+	s := &Server{
+		Stdout: stdout, Stderr: io.Discard,
+		LookupEnv: func(string) (string, bool) { return "", false },
+		Started:   func(_ *Config, addr net.Addr) { addrs <- addr },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, c) }()
+	var url string
+	select {
+	case addr := <-addrs:
+		url = "https://" + addr.String()
+	case err := <-done:
+		t.Fatalf("run: %v", err)
+	}
+
+	var streams []io.ReadCloser
+	for _, path := range []string{"/v1/log/audit", "/v1/log/error"} {
+		resp, err := client(t, &admin).Get(url + path)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %v %v", path, resp, err)
+		}
+		defer resp.Body.Close()
+		streams = append(streams, resp.Body)
+	}
+	denied := client(t, &intruder)
+	const requests = 30
+	for range requests {
+		resp, err := denied.Get(url + "/v1/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("intruder: %d, want 403", resp.StatusCode)
+		}
+	}
+
+	stopped := time.Now()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if d := time.Since(stopped); d >= ShutdownGrace {
+		t.Errorf("stopping took %v with open log streams, want less than ShutdownGrace (%v)", d, ShutdownGrace)
+	}
+	for i, body := range streams {
+		if _, err := io.ReadAll(body); err != nil {
+			t.Errorf("stream %d did not end cleanly: %v", i, err)
+		}
+	}
+	out := stdout.String()
+	if n := strings.Count(out, "res.code=403"); n != 21 {
+		t.Errorf("%d audit lines of denied requests, want 20 and one summary:\n%s", n, grepLines(out, "res.code=403"))
+	}
+	if !regexp.MustCompile(`msg="denied requests suppressed" .* suppressed=10\n`).MatchString(out) {
+		t.Errorf("no summary of the 10 lines left out:\n%s", grepLines(out, "suppressed"))
+	}
+}
