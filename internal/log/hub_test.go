@@ -2,6 +2,9 @@ package log
 
 import (
 	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -56,5 +59,68 @@ func TestNoSubscriberNoEncoding(t *testing.T) {
 	})
 	if with < without+2 {
 		t.Errorf("error log with a subscriber: %v allocations per record, want at least 2 more than the %v without", with, without)
+	}
+}
+
+// blockingWriter blocks every Write until release is closed, and signals
+// the first one on started.
+type blockingWriter struct {
+	started chan struct{}
+	once    sync.Once
+	release chan struct{}
+	n       atomic.Int64
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.started) })
+	<-w.release
+	w.n.Add(1)
+	return len(p), nil
+}
+
+// TestParkStalledStream: a subscription whose Stream is stuck writing to a
+// client that does not read is taken out of the publishers' snapshot once
+// its buffer is full, so that it costs them nothing; the events it misses
+// are counted, and it gets events again once its writes go through.
+func TestParkStalledStream(t *testing.T) {
+	a := NewAuditLog(io.Discard, nil, nil)
+	defer a.Close()
+	sub := subscribe(t, a)
+	other := subscribe(t, a) // read directly: never parked
+	w := &blockingWriter{started: make(chan struct{}), release: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- sub.Stream(t.Context(), w, nil) }()
+
+	ev := AuditEvent{Method: "GET", Path: "/v1/status", Status: 200}
+	a.Log(ev)
+	<-w.started // Stream is stuck in its first write
+	const extra = 100
+	for range SubscriberBuffer + extra {
+		a.Log(ev)
+	}
+	if !sub.parked.Load() {
+		t.Fatal("stalled stream not parked")
+	}
+	if snap := a.hub.subs.Load(); snap == nil || len(snap.offer) != 1 || snap.offer[0] != other {
+		t.Fatalf("publishers still offer to the stalled stream: %v", snap)
+	}
+	if got := sub.Dropped(); got != extra {
+		t.Errorf("Dropped() = %d, want %d", got, extra)
+	}
+	if got := a.Dropped(); got != extra+extra+1 {
+		t.Errorf("AuditLog.Dropped() = %d, want %d (the stream's and the unread subscription's)", got, 2*extra+1)
+	}
+
+	close(w.release) // the client reads again
+	for sub.parked.Load() {
+		runtime.Gosched() // Stream writes the buffer out, then unparks
+	}
+	a.Log(ev)
+	sub.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Stream: %v", err)
+	}
+	if got, want := w.n.Load(), int64(1+SubscriberBuffer+1); got != want {
+		t.Errorf("the stream wrote %d events, want %d (the first, the buffer and one after unparking)", got, want)
 	}
 }

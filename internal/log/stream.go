@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,41 +40,64 @@ var (
 // Its zero value has no subscribers and is ready to use.
 //
 // Publishing takes no lock shared with other publishers: the subscribers
-// are a copy-on-write slice behind an atomic pointer, which only
-// subscribing and unsubscribing (under mu) replace, and each event is
-// offered to each subscriber's own bounded channel without waiting.
+// are a copy-on-write snapshot behind an atomic pointer, which only
+// subscribing, unsubscribing, parking and unparking (under mu) replace, and
+// each event is offered to each subscriber's own bounded channel without
+// waiting.
+//
+// A subscription read by [Subscription.Stream] whose buffer is full is
+// parked: taken out of the snapshot, so that a client that stopped reading
+// costs the publishers nothing, until Stream has written its buffer out.
+// The events published meanwhile count as dropped.
 type hub struct {
-	subs atomic.Pointer[[]*Subscription] // nil or non-empty; never modified once stored
+	subs atomic.Pointer[snapshot] // nil when nobody is subscribed
+	seq  atomic.Uint64            // events published, for the drops of parked subscriptions
 
 	mu      sync.Mutex // serializes the writers of subs, closed and retired
+	all     []*Subscription
 	closed  bool
 	retired uint64 // events dropped by subscriptions already closed
+}
+
+// snapshot is what publishers see of the subscriptions. It is never
+// modified once stored.
+type snapshot struct {
+	offer []*Subscription // the subscriptions not parked
 }
 
 // active reports whether anyone is subscribed. Publishers check it before
 // encoding an event, so that logging with no subscriber does no JSON work.
 func (h *hub) active() bool { return h.subs.Load() != nil }
 
+// store publishes a new snapshot of h.all. h.mu must be held.
+func (h *hub) store() {
+	if len(h.all) == 0 {
+		h.subs.Store(nil)
+		return
+	}
+	snap := &snapshot{offer: make([]*Subscription, 0, len(h.all))}
+	for _, s := range h.all {
+		if !s.parked.Load() {
+			snap.offer = append(snap.offer, s)
+		}
+	}
+	h.subs.Store(snap)
+}
+
 // subscribe registers a new subscription with a buffer of SubscriberBuffer
 // events, unless the hub is closed or full.
 func (h *hub) subscribe() (*Subscription, error) {
-	s := &Subscription{hub: h, ch: make(chan []byte, SubscriberBuffer)}
+	s := &Subscription{hub: h, ch: make(chan []byte, SubscriberBuffer), wake: make(chan struct{}, 1)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, ErrClosed
 	}
-	var old []*Subscription
-	if p := h.subs.Load(); p != nil {
-		old = *p
-	}
-	if len(old) >= MaxSubscribers {
+	if len(h.all) >= MaxSubscribers {
 		return nil, ErrTooManySubscribers
 	}
-	subs := make([]*Subscription, len(old), len(old)+1)
-	copy(subs, old)
-	subs = append(subs, s)
-	h.subs.Store(&subs)
+	h.all = append(h.all, s)
+	h.store()
 	return s, nil
 }
 
@@ -81,12 +105,48 @@ func (h *hub) subscribe() (*Subscription, error) {
 // full loses the event and its drop counter grows; publish never waits.
 // event is shared by all subscribers and must not be modified afterwards.
 func (h *hub) publish(event []byte) {
-	p := h.subs.Load()
-	if p == nil {
+	h.seq.Add(1)
+	snap := h.subs.Load()
+	if snap == nil {
 		return
 	}
-	for _, s := range *p {
+	for _, s := range snap.offer {
 		s.offer(event)
+	}
+}
+
+// park takes s out of the snapshot, if it is still subscribed, and wakes
+// its Stream.
+func (h *hub) park(s *Subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.parked.Load() || !slices.Contains(h.all, s) {
+		return
+	}
+	s.parkedAt.Store(h.seq.Load())
+	s.parked.Store(true)
+	h.store()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// unpark puts s back into the snapshot and counts the events published
+// while it was parked as dropped.
+func (h *hub) unpark(s *Subscription) {
+	if !s.parked.Load() {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !s.parked.Load() {
+		return
+	}
+	s.dropped.Add(h.seq.Load() - s.parkedAt.Load())
+	s.parked.Store(false)
+	if slices.Contains(h.all, s) {
+		h.store()
 	}
 }
 
@@ -94,24 +154,18 @@ func (h *hub) publish(event []byte) {
 func (h *hub) unsubscribe(s *Subscription) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	p := h.subs.Load()
-	if p == nil {
-		return
-	}
-	subs := make([]*Subscription, 0, len(*p))
-	for _, o := range *p {
-		if o != s {
-			subs = append(subs, o)
-		}
-	}
-	if len(subs) == len(*p) {
+	i := slices.Index(h.all, s)
+	if i < 0 {
 		return // not subscribed (any more)
 	}
-	if len(subs) == 0 {
-		h.subs.Store(nil)
-	} else {
-		h.subs.Store(&subs)
-	}
+	h.all = slices.Delete(h.all, i, i+1)
+	h.store()
+	h.retire(s)
+}
+
+// retire closes s, which is no longer in any new snapshot, and keeps its
+// drop count. h.mu must be held.
+func (h *hub) retire(s *Subscription) {
 	s.close()
 	h.retired += s.Dropped()
 }
@@ -121,13 +175,11 @@ func (h *hub) close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true
-	p := h.subs.Swap(nil)
-	if p == nil {
-		return
-	}
-	for _, s := range *p {
-		s.close()
-		h.retired += s.Dropped()
+	all := h.all
+	h.all = nil
+	h.store()
+	for _, s := range all {
+		h.retire(s)
 	}
 }
 
@@ -137,10 +189,8 @@ func (h *hub) dropped() uint64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := h.retired
-	if p := h.subs.Load(); p != nil {
-		for _, s := range *p {
-			n += s.Dropped()
-		}
+	for _, s := range h.all {
+		n += s.Dropped()
 	}
 	return n
 }
@@ -161,7 +211,14 @@ func (h *hub) dropped() uint64 {
 type Subscription struct {
 	hub     *hub
 	ch      chan []byte
-	dropped atomic.Uint64
+	dropped atomic.Uint64 // not counting the events missed while parked
+
+	// streamed is set by Stream: only such subscriptions are parked,
+	// since only Stream unparks them.
+	streamed atomic.Bool
+	parked   atomic.Bool
+	parkedAt atomic.Uint64 // hub.seq when parked
+	wake     chan struct{} // signals Stream that s was parked
 
 	// mu guards sending on ch against closing it: publishers hold it for
 	// reading, each only for its one non-blocking send, and close holds it
@@ -184,6 +241,9 @@ func (s *Subscription) offer(event []byte) {
 	case s.ch <- event:
 	default:
 		s.dropped.Add(1)
+		if s.streamed.Load() {
+			s.hub.park(s)
+		}
 	}
 }
 
@@ -203,8 +263,16 @@ func (s *Subscription) close() {
 func (s *Subscription) Events() <-chan []byte { return s.ch }
 
 // Dropped returns how many events were discarded because the buffer of s
-// was full.
-func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
+// was full. While Stream writes to a client that does not keep up, the
+// count may be off by the few events logged at the moment its buffer filled
+// or emptied.
+func (s *Subscription) Dropped() uint64 {
+	n := s.dropped.Load()
+	if s.parked.Load() {
+		n += s.hub.seq.Load() - s.parkedAt.Load()
+	}
+	return n
+}
 
 // Close unsubscribes s and closes its events channel. Events still buffered
 // can be drained from the channel. Close may be called more than once.
@@ -225,12 +293,17 @@ const StreamDelay = 50 * time.Millisecond
 // response). It returns nil when s was closed, ctx.Err() when ctx is done,
 // and otherwise the write or flush error. Stream does not close s.
 func (s *Subscription) Stream(ctx context.Context, w io.Writer, flush func() error) error {
+	s.streamed.Store(true)
 	delay := time.NewTimer(StreamDelay)
 	defer delay.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-s.wake:
+			// Parked after the buffer was written out: there is room.
+			s.hub.unpark(s)
+			continue
 		case event, ok := <-s.ch:
 			if !ok {
 				return nil
@@ -249,6 +322,7 @@ func (s *Subscription) Stream(ctx context.Context, w io.Writer, flush func() err
 		if err != nil {
 			return err
 		}
+		s.hub.unpark(s) // the buffer is empty
 		if flush != nil {
 			if err := flush(); err != nil {
 				return err
