@@ -21,10 +21,12 @@
 // server nor make it hold an unbounded amount of memory. Publishing takes
 // no lock shared by the goroutines that log: the subscribers are a
 // copy-on-write slice, and each gets the event by a non-blocking send. A log
-// has at most [MaxSubscribers] subscribers, and [Subscription.Stream]
-// writes a subscriber's events in batches of [StreamDelay], so the work of
-// the streams per event stays small. With no subscriber, no JSON is
-// encoded at all.
+// has at most [MaxSubscribers] subscribers, [Subscription.Stream] writes a
+// subscriber's events in batches of [StreamDelay], and a streamed
+// subscriber whose buffer is full is left out of publishing until its
+// stream has written the buffer out, so the work of the streams per event
+// stays small and a client that stopped reading costs nothing. With no
+// subscriber, no JSON is encoded at all.
 //
 // # Denied requests
 //

@@ -124,3 +124,35 @@ func TestParkStalledStream(t *testing.T) {
 		t.Errorf("the stream wrote %d events, want %d (the first, the buffer and one after unparking)", got, want)
 	}
 }
+
+// TestParkWhileClosing: publishers park stalled streams while the streams
+// are being closed, and logging and closing all finish.
+func TestParkWhileClosing(t *testing.T) {
+	a := NewAuditLog(io.Discard, nil, nil)
+	defer a.Close()
+	release := make(chan struct{})
+	var streams sync.WaitGroup
+	subs := make([]*Subscription, 16)
+	for i := range subs {
+		subs[i] = subscribe(t, a)
+		w := &blockingWriter{started: make(chan struct{}), release: release}
+		streams.Go(func() { subs[i].Stream(t.Context(), w, nil) })
+	}
+	var loggers sync.WaitGroup
+	for range 4 {
+		loggers.Go(func() {
+			for range 3 * SubscriberBuffer {
+				a.Log(AuditEvent{Method: "GET", Path: "/v1/status", Status: 200})
+			}
+		})
+	}
+	for _, s := range subs {
+		s.Close()
+	}
+	loggers.Wait()
+	close(release)
+	streams.Wait()
+	if snap := a.hub.subs.Load(); snap != nil {
+		t.Errorf("subscriptions left after Close: %v", snap.offer)
+	}
+}

@@ -19,10 +19,11 @@ const SubscriberBuffer = 1024
 
 // MaxSubscribers is how many subscriptions one log (the error log or the
 // audit log) serves at a time. Publishing an event costs a little for each
-// subscriber, on the goroutine that logs it, so the cap bounds what live
-// streams can take from the requests being served; a [Subscribe] past it
-// fails with [ErrTooManySubscribers]. Operators watch a log with a handful
-// of streams.
+// subscriber that keeps up, on the goroutine that logs it, and writing it
+// out costs each stream more, so the cap bounds what live streams can take
+// from the requests being served; a [Subscribe] past it fails with
+// [ErrTooManySubscribers]. Operators watch a log with a handful of
+// streams.
 //
 // [Subscribe]: AuditLog.Subscribe
 const MaxSubscribers = 64
@@ -233,17 +234,19 @@ func (s *Subscription) offer(event []byte) {
 	if !s.mu.TryRLock() {
 		return // being closed
 	}
-	defer s.mu.RUnlock()
-	if s.closed {
-		return
-	}
-	select {
-	case s.ch <- event:
-	default:
-		s.dropped.Add(1)
-		if s.streamed.Load() {
-			s.hub.park(s)
+	full := false
+	if !s.closed {
+		select {
+		case s.ch <- event:
+		default:
+			full = true
+			s.dropped.Add(1)
 		}
+	}
+	s.mu.RUnlock()
+	// Not under s.mu: unsubscribe holds hub.mu while it closes s.
+	if full && s.streamed.Load() {
+		s.hub.park(s)
 	}
 }
 
