@@ -183,6 +183,9 @@ func (a *AuditLog) Log(ev AuditEvent) {
 // logSummary writes the summary line of n suppressed denied requests, the
 // last of which was ev.
 func (a *AuditLog) logSummary(ev *AuditEvent, n uint64) {
+	if !a.Enabled() { // switched off since: like the lines it stands for
+		return
+	}
 	now := time.Now()
 	a.console.write(appendSummaryLine(nil, now, ev, n))
 	if f := a.onEvent; f != nil {
