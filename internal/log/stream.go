@@ -304,8 +304,12 @@ func (s *Subscription) Stream(ctx context.Context, w io.Writer, flush func() err
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.wake:
-			// Parked after the buffer was written out: there is room.
-			s.hub.unpark(s)
+			// Parked after the buffer was last written out. If it is
+			// empty now, nothing else would unpark s; if not, the
+			// write below does.
+			if len(s.ch) == 0 {
+				s.hub.unpark(s)
+			}
 			continue
 		case event, ok := <-s.ch:
 			if !ok {
