@@ -140,6 +140,7 @@ func (s *Server) serve(w *statusWriter, r *request, start time.Time) {
 			// be, is not logged.
 			s.errLog.Warn("forwarded client certificate from an identity that is not a TLS proxy",
 				"header", s.proxy.Load().Header(), reqAttrs(r))
+			r.denied = true
 			writeError(w, err)
 			return
 		}

@@ -58,7 +58,11 @@ func newProxyFixture(t *testing.T, change func(*serverOptions)) *proxyFixture {
 		change(&opts)
 	}
 	f.ts = startServer(t, opts)
-	f.audit = f.ts.AuditLog.Subscribe()
+	sub, err := f.ts.AuditLog.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.audit = sub
 	t.Cleanup(f.audit.Close)
 	return f
 }
