@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"log/slog"
 	"math/big"
 	"strings"
 	"time"
@@ -80,6 +81,12 @@ func (k APIKey) Secret() string {
 
 // String redacts the key.
 func (k APIKey) String() string { return "kes:v1:<redacted>" }
+
+// GoString is String, so that %#v does not print the private key bytes.
+func (k APIKey) GoString() string { return k.String() }
+
+// LogValue implements slog.LogValuer; it logs the redacted form.
+func (k APIKey) LogValue() slog.Value { return slog.StringValue(k.String()) }
 
 // Public returns the Ed25519 public key.
 func (k APIKey) Public() crypto.PublicKey { return k.key.Public() }
