@@ -4,6 +4,12 @@
 # AWS emulator, ~7 minutes once; local-kms, a minute) and installs nginx and
 # HAProxy from the distribution's packages if missing; later runs start at
 # once. Extra arguments go to `go test` (e.g. -run Vault).
+#
+# The output is printed as plain `go test` prints it; the whole `go test
+# -json` stream is also saved (OPENKES_TEST_LOG, default a temporary file)
+# and every line of it, passed tests' included, is checked for secrets: a
+# key byte, API key, Vault token or AppRole secret in a log line, error body
+# or panic fails the run (internal/tools/testscan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,4 +27,13 @@ export OPENKES_HAPROXY_BIN
 # The soak test (internal/tools/kesload TestSoak) runs 60 s here and in CI.
 export OPENKES_SOAK=${OPENKES_SOAK:-60s}
 
-go test -race -count=1 -timeout 30m "$@" ./...
+go build -o "${TMPDIR:-/tmp}/testscan-$$" ./internal/tools/testscan
+trap 'rm -f "${TMPDIR:-/tmp}/testscan-$$"' EXIT
+log=${OPENKES_TEST_LOG:-$(mktemp "${TMPDIR:-/tmp}/openkes-test-XXXXXX.json")}
+set +e
+go test -json -race -count=1 -timeout 30m "$@" ./... 2>&1 | "${TMPDIR:-/tmp}/testscan-$$" -save "$log"
+status=("${PIPESTATUS[@]}")
+set -e
+echo "test output: $log"
+if [ "${status[0]}" -ne 0 ]; then exit "${status[0]}"; fi
+exit "${status[1]}"
