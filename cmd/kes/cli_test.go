@@ -75,7 +75,7 @@ func TestScripts(t *testing.T) {
 	if _, err := exec.LookPath("script"); err != nil {
 		t.Fatalf("the terminal-mode tests need script(1) from util-linux: %v", err)
 	}
-	testscript.Run(t, testscript.Params{
+	testscript.RunT(quietT{t}, testscript.Params{
 		Dir:                 "testdata",
 		RequireExplicitExec: true,
 		Setup: func(e *testscript.Env) error {
@@ -91,6 +91,18 @@ func TestScripts(t *testing.T) {
 		},
 	})
 }
+
+// quietT runs the scripts with their log shown only when one fails, also
+// under `go test -v` and `-json`: the scripts pass API keys and print new
+// ones (what `kes identity new` is for), and the suite's output is checked
+// for secrets (scripts/test.sh).
+type quietT struct{ *testing.T }
+
+func (t quietT) Run(name string, f func(testscript.T)) {
+	t.T.Run(name, func(t *testing.T) { f(quietT{t}) })
+}
+
+func (quietT) Verbose() bool { return false }
 
 type scriptServerKey struct{}
 

@@ -210,6 +210,10 @@ func startServer(t testing.TB, opts serverOptions) *testServer {
 		hs.Close()
 		<-done
 	})
+	t.Cleanup(func() { // after Stop: no handler writes any more
+		checkNoSecrets(t, "error log", ts.Errors.String())
+		checkNoSecrets(t, "audit log", ts.Audit.String())
+	})
 	t.Cleanup(ts.Stop)
 	ts.URL = "https://" + ln.Addr().String()
 	return ts
@@ -318,6 +322,9 @@ func do(t testing.TB, c *http.Client, method, url string, body io.Reader) respon
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if resp.StatusCode >= 400 {
+		checkNoSecrets(t, "error body", string(b))
 	}
 	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }

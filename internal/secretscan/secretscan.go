@@ -44,7 +44,7 @@ var patterns = []struct {
 	name string
 	re   *regexp.Regexp
 }{
-	{"API key", regexp.MustCompile(`kes:v1:[A-Za-z0-9+/]{43}`)},
+	{"API key", regexp.MustCompile(`kes:v1:[A-Za-z0-9+/]{43}[A-Za-z0-9+/=]`)},
 	{"vault token", regexp.MustCompile(`\bhv[sbr]\.[A-Za-z0-9_-]{20,}`)},
 	{"private key", regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----`)},
 }
