@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 
+	"github.com/openkes/kes/internal/crypto"
 	"github.com/openkes/kes/internal/server"
 	"github.com/openkes/kes/internal/version"
 )
@@ -19,8 +20,9 @@ func orUnknown(s string) string {
 }
 
 // printBanner prints the startup summary, as upstream's two-column banner.
-// apiKey is the dev-mode admin API key, empty otherwise.
-func printBanner(w io.Writer, s *server.Config, apiKey string, addr net.Addr) {
+// apiKey is the dev-mode admin API key, empty otherwise; dumpErr is the
+// error of making the process non-dumpable.
+func printBanner(w io.Writer, s *server.Config, apiKey string, addr net.Addr, dumpErr error) {
 	line := func(k, v string) { fmt.Fprintf(w, "%-11s%s\n", k, v) }
 	line("Version", version.Get().String())
 	line("Runtime", fmt.Sprintf("%s %s/%s compiler=%s", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.Compiler))
@@ -43,8 +45,26 @@ func printBanner(w io.Writer, s *server.Config, apiKey string, addr net.Addr) {
 	if s.AuditLevel <= slog.LevelInfo {
 		line("", fmt.Sprintf("audit=stdout level=%s", s.AuditLevel))
 	}
+	line("Memory", keyMemory(crypto.LockedMemory(), dumpErr))
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "=> Server is up and running...")
+}
+
+// keyMemory says where the key bytes are kept: always in the locked arena
+// of internal/crypto (--mlock, which upstream used to lock the whole
+// process, is not needed and ignored), and whether the process can be
+// dumped.
+func keyMemory(m crypto.Memory, dumpErr error) string {
+	var s string
+	if m.Locked && m.NoDump && m.Guarded {
+		s = "keys in locked memory (mlock, no core dump, guard pages)"
+	} else {
+		s = "keys NOT in locked memory: " + m.Problem
+	}
+	if dumpErr != nil {
+		return s + "; process dumpable: " + dumpErr.Error()
+	}
+	return s + "; process not dumpable"
 }
 
 func isHexIdentity(s string) bool {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/openkes/kes/internal/api"
 	"github.com/openkes/kes/internal/config"
+	"github.com/openkes/kes/internal/crypto"
 	"github.com/openkes/kes/internal/keystore/stores"
 	"github.com/openkes/kes/internal/log"
 	"github.com/openkes/kes/internal/server"
@@ -63,7 +64,7 @@ func newServerCmd(env *Env) *cobra.Command {
 	f.StringVar(&deprecated.cert, "cert", "", "deprecated, ignored")
 	f.StringVar(&deprecated.auth, "auth", "", "deprecated, ignored")
 	f.StringVar(&deprecated.root, "root", "", "deprecated, ignored")
-	f.BoolVar(&legacyBool.mlock, "mlock", false, "deprecated, ignored")
+	f.BoolVar(&legacyBool.mlock, "mlock", false, "deprecated, ignored: key bytes are always in locked memory")
 	f.BoolVar(&legacyBool.quiet, "quiet", false, "deprecated, ignored")
 	for _, name := range []string{"key", "cert", "auth", "root", "mlock", "quiet"} {
 		f.MarkHidden(name)
@@ -87,6 +88,9 @@ func runServer(ctx context.Context, env *Env, file, addr string) error {
 // a SIGHUP (nil: the server cannot reload); apiKey is the dev-mode admin
 // API key the banner prints.
 func serve(ctx context.Context, env *Env, c *server.Config, reread func() (*server.Config, error), apiKey string) error {
+	// No core dump, no ptrace or /proc/<pid>/mem by other processes of the
+	// user: the key bytes themselves are in locked memory (banner Memory).
+	dumpErr := crypto.ProtectProcess()
 	s := &server.Server{
 		Stdout:     env.Stdout,
 		Stderr:     env.Stderr,
@@ -94,7 +98,7 @@ func serve(ctx context.Context, env *Env, c *server.Config, reread func() (*serv
 		Reload:     env.Reload,
 		ReadConfig: reread,
 		Started: func(c *server.Config, addr net.Addr) {
-			printBanner(env.Stdout, c, apiKey, addr)
+			printBanner(env.Stdout, c, apiKey, addr, dumpErr)
 		},
 	}
 	return s.Run(ctx, c)

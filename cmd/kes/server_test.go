@@ -107,6 +107,9 @@ func TestDevServer(t *testing.T) {
 	lines, _ := startCmd(t, "server", "--dev", "--addr", "127.0.0.1:0")
 	dir := waitFor(t, lines, regexp.MustCompile(`certificate are in (\S+)$`))[1]
 	url := waitFor(t, lines, apiLine)[1]
+	// Needs RLIMIT_MEMLOCK of some kB (ulimit -l; most systems give 64 kB
+	// or 8 MB).
+	waitFor(t, lines, regexp.MustCompile(`^Memory\s+keys in locked memory \(mlock, no core dump, guard pages\); process not dumpable$`))
 	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
 
 	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key"))

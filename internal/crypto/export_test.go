@@ -3,6 +3,7 @@ package crypto
 import (
 	"fmt"
 	"io"
+	"unsafe"
 )
 
 // Test-only access to internals.
@@ -13,13 +14,13 @@ func (k SecretKey) EncryptWithRandom(random io.Reader, plaintext, associatedData
 }
 
 // Bytes returns a copy of the key bytes.
-func (k SecretKey) Bytes() []byte { return append([]byte(nil), k.key[:]...) }
+func (k SecretKey) Bytes() []byte { return append([]byte(nil), k.key.bytes()[:]...) }
 
 // Untyped reports whether k comes from a legacy record without algorithm.
 func (k SecretKey) Untyped() bool { return k.untyped }
 
 // Bytes returns a copy of the key bytes.
-func (h HMACKey) Bytes() []byte { return append([]byte(nil), h.key[:]...) }
+func (h HMACKey) Bytes() []byte { return append([]byte(nil), h.key.bytes()[:]...) }
 
 // LegacyParts parses a legacy JSON or msgpack ciphertext.
 func LegacyParts(b []byte) (iv, nonce, sealed []byte, ok bool) {
@@ -70,3 +71,9 @@ func AESGCMHardware(goarch string, flags ...string) (bool, error) {
 	}
 	return aesGCMHardware(goarch, f), nil
 }
+
+// KeyAddr returns the address of the key bytes of k.
+func KeyAddr(k SecretKey) uintptr { return uintptr(unsafe.Pointer(k.key.b)) }
+
+// HMACKeyAddr returns the address of the key bytes of h.
+func HMACKeyAddr(h HMACKey) uintptr { return uintptr(unsafe.Pointer(h.key.b)) }

@@ -50,8 +50,8 @@ func GenerateKey(t KeyType, createdBy string, now time.Time, random io.Reader) (
 	return Key{Secret: secret, HMAC: &h, CreatedAt: now.UTC(), CreatedBy: createdBy}, nil
 }
 
-// Destroy zeroes the master key and the HMAC key. The HMAC key is shared by
-// copies of k, which become unusable for HMAC too.
+// Destroy zeroes the master key and the HMAC key, which copies of k share:
+// they become unusable too.
 func (k *Key) Destroy() {
 	k.Secret.Destroy()
 	if k.HMAC != nil {
@@ -280,8 +280,8 @@ func (k Key) MarshalBinary() ([]byte, error) {
 
 	msg := make([]byte, 0, 2*(4+KeySize+2)+2+len(ts)+3+len(k.CreatedBy))
 	defer clear(msg)
-	msg = appendProtoKey(msg, fieldVersionKey, k.Secret.key[:], uint32(k.Secret.typ))
-	msg = appendProtoKey(msg, fieldVersionHMAC, k.HMAC.key[:], hashSHA256)
+	msg = appendProtoKey(msg, fieldVersionKey, k.Secret.key.bytes()[:], uint32(k.Secret.typ))
+	msg = appendProtoKey(msg, fieldVersionHMAC, k.HMAC.key.bytes()[:], hashSHA256)
 	msg = protowire.AppendTag(msg, fieldVersionCreatedAt, protowire.BytesType)
 	msg = protowire.AppendBytes(msg, ts)
 	if k.CreatedBy != "" {

@@ -47,12 +47,13 @@ var (
 
 // SecretKey is a master key: 32 bytes and a [KeyType].
 //
-// A SecretKey is a small value; copies share nothing. The zero value is not
-// usable: its methods return [ErrKeyType]. Methods are safe for concurrent
-// use. The key bytes never leave the value: String and LogValue print only
-// the type.
+// A SecretKey is a small value. Its key bytes are kept in locked memory
+// outside the Go heap (see [LockedMemory]); copies share them, and they are
+// zeroed once no copy is reachable. The zero value is not usable: its
+// methods return [ErrKeyType]. Methods are safe for concurrent use. The key
+// bytes never leave the value: String and LogValue print only the type.
 type SecretKey struct {
-	key [KeySize]byte
+	key *keyBytes
 	typ KeyType
 
 	// untyped is set for legacy records stored without an algorithm. Their
@@ -71,8 +72,8 @@ func NewSecretKey(t KeyType, key []byte) (SecretKey, error) {
 	if len(key) != KeySize {
 		return SecretKey{}, ErrKeySize
 	}
-	k := SecretKey{typ: t}
-	copy(k.key[:], key)
+	k := SecretKey{key: newKeyBytes(), typ: t}
+	copy(k.key.b[:], key)
 	return k, nil
 }
 
@@ -82,8 +83,8 @@ func GenerateSecretKey(t KeyType, random io.Reader) (SecretKey, error) {
 	if !t.valid() {
 		return SecretKey{}, ErrKeyType
 	}
-	k := SecretKey{typ: t}
-	if err := readRandom(random, k.key[:]); err != nil {
+	k := SecretKey{key: newKeyBytes(), typ: t}
+	if err := readRandom(random, k.key.b[:]); err != nil {
 		return SecretKey{}, err
 	}
 	return k, nil
@@ -95,13 +96,13 @@ func (k SecretKey) Type() KeyType { return k.typ }
 // Equal reports in constant time whether k and o hold the same key bytes and
 // type, and both or neither come from a legacy record without algorithm.
 func (k SecretKey) Equal(o SecretKey) bool {
-	return subtle.ConstantTimeCompare(k.key[:], o.key[:]) == 1 && k.typ == o.typ && k.untyped == o.untyped
+	return subtle.ConstantTimeCompare(k.key.bytes()[:], o.key.bytes()[:]) == 1 && k.typ == o.typ && k.untyped == o.untyped
 }
 
-// Destroy zeroes the key bytes and type; k is unusable afterwards. Copies
-// made before are not affected.
+// Destroy zeroes the key bytes, which copies of k share: k and its copies
+// are unusable afterwards (their methods return [ErrKeyType]).
 func (k *SecretKey) Destroy() {
-	clear(k.key[:])
+	k.key.destroy()
 	*k = SecretKey{}
 }
 
@@ -137,7 +138,7 @@ func (k SecretKey) encrypt(random io.Reader, plaintext, associatedData []byte) (
 		return nil, err
 	}
 	iv, nonce := out[sealed:sealed+ivSize], out[sealed+ivSize:]
-	aead, err := newAEAD(k.typ, &k.key, iv)
+	aead, err := newAEAD(k.typ, k.key.b, iv)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +201,7 @@ func (k SecretKey) open(t KeyType, iv, nonce, sealed, associatedData []byte) ([]
 	if len(iv) != ivSize || len(nonce) != nonceSize || len(sealed) < tagSize {
 		return nil, ErrDecrypt
 	}
-	aead, err := newAEAD(t, &k.key, iv)
+	aead, err := newAEAD(t, k.key.b, iv)
 	if err != nil {
 		return nil, ErrDecrypt
 	}
@@ -212,7 +213,7 @@ func (k SecretKey) open(t KeyType, iv, nonce, sealed, associatedData []byte) ([]
 }
 
 func (k SecretKey) usable(t KeyType) error {
-	if !t.valid() {
+	if !t.valid() || k.key == nil || k.key.destroyed.Load() {
 		return ErrKeyType
 	}
 	if t == ChaCha20 && fips140.Enabled() {
