@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/secretscan"
 )
 
 // startCmd runs `kes args...` in-process until the test ends, and returns
@@ -39,7 +40,8 @@ func startCmdEnv(t *testing.T, env *Env, args ...string) (lines <-chan string, s
 	ctx, cancel := context.WithCancel(context.Background())
 	outR, outW := io.Pipe()
 	stderr = new(strings.Builder)
-	env.Stdin, env.Stdout, env.Stderr = strings.NewReader(""), outW, &lockedWriter{w: stderr}
+	errW := &lockedWriter{w: stderr}
+	env.Stdin, env.Stdout, env.Stderr = strings.NewReader(""), outW, errW
 	env.Getenv = func(string) string { return "" }
 	env.LookupEnv = func(string) (string, bool) { return "", false }
 	done := make(chan int, 1)
@@ -49,10 +51,14 @@ func startCmdEnv(t *testing.T, env *Env, args ...string) (lines <-chan string, s
 		done <- code
 	}()
 	ch := make(chan string, 100)
+	var stdout strings.Builder // the audit log; read once ch is closed
 	go func() {
 		defer close(ch)
 		sc := bufio.NewScanner(outR)
 		for sc.Scan() {
+			if !strings.HasPrefix(sc.Text(), "API Key ") { // the dev banner prints its API key
+				stdout.WriteString(sc.Text() + "\n")
+			}
 			ch <- sc.Text()
 		}
 	}()
@@ -63,6 +69,8 @@ func startCmdEnv(t *testing.T, env *Env, args ...string) (lines <-chan string, s
 		if code := <-done; code != 0 {
 			t.Errorf("kes %s exited with %d: %s", strings.Join(args, " "), code, stderr)
 		}
+		checkNoSecrets(t, "standard output (banner, audit log)", stdout.String())
+		checkNoSecrets(t, "standard error (error log)", errW.String())
 	})
 	return ch, stderr
 }
@@ -77,6 +85,36 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// String returns what was written to a *strings.Builder.
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.(*strings.Builder).String()
+}
+
+// fixtureSecrets scans for the repository's fixture secrets and secret
+// patterns (internal/secretscan).
+var fixtureSecrets = sync.OnceValues(func() (*secretscan.Scanner, error) {
+	root, err := secretscan.Root()
+	if err != nil {
+		return nil, err
+	}
+	return secretscan.Load(root)
+})
+
+// checkNoSecrets fails t if text, which the server wrote to where, holds a
+// secret.
+func checkNoSecrets(t *testing.T, where, text string) {
+	t.Helper()
+	s, err := fixtureSecrets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range s.Scan(text) {
+		t.Errorf("the server's %s holds a secret (%s): %s", where, f.Name, f.Line)
+	}
 }
 
 // waitFor reads lines until one matches re and returns its submatches.
