@@ -47,9 +47,8 @@ func main() {
 		defer f.Close()
 		raw = f
 	}
-	out := bufio.NewWriter(os.Stdout)
-	findings, err := run(os.Stdin, out, raw, scanner)
-	out.Flush()
+	// Unbuffered: each result line shows as its package ends.
+	findings, err := run(os.Stdin, os.Stdout, raw, scanner)
 	if err != nil {
 		fail(err)
 	}
