@@ -13,13 +13,29 @@
 //   - Unused (cache.expiry.unused, default 30s): a key that no request has
 //     used for Unused is dropped, so keys that are rarely used do not stay in
 //     memory.
-//   - Offline (cache.expiry.offline, default 0 = off): if the key store stops
-//     answering the status probe (every 10s), the server keeps serving the
-//     keys it has cached — even past Any and Unused — for up to Offline after
-//     the store was found offline. After that, or when the store answers
-//     again, Any and Unused apply again. Keys that were not cached when the
-//     store went offline cannot be served. With Offline = 0 an outage changes
-//     nothing: keys expire as usual.
+//   - Offline (cache.expiry.offline, default 0 = off): if the key store is
+//     found offline (see Outages), the server keeps serving the keys it has
+//     cached — even past Any and Unused — for up to Offline after the store
+//     was found offline. After that, or when the store answers again, Any
+//     and Unused apply again. Keys that were not cached when the store went
+//     offline cannot be served. With Offline = 0 cached keys expire as usual
+//     during an outage.
+//
+// # Outages
+//
+// The store counts as offline once the status probe fails, or once
+// [Config.Failures] store calls in a row failed as unreachable (an error
+// wrapping [*keystore.UnreachableError]; calls that their caller's context
+// ended are not counted, and any answer of the store resets the count).
+// While it is offline, every call that needs the store (a miss, Create,
+// Delete, Replace, List) fails at once with an error wrapping a
+// [*keystore.UnreachableError] and the last probe error, instead of
+// waiting for a store that does not answer; cached keys are served as
+// described under Offline. The probe then runs every
+// [Config.RecoveryInterval] instead of every ProbeInterval, and the first
+// probe that succeeds puts the store back online: no restart is needed.
+// Upstream KES lets every request wait for the store's own retries
+// (seconds with Vault) while the store is down.
 //
 // Unlike upstream KES at HEAD, the defaults are those documented (see the
 // spec): Any 5m and Unused 30s, measured per entry rather than by periodic
@@ -66,7 +82,17 @@ const (
 	DefaultUnused        = 30 * time.Second
 	DefaultProbeInterval = 10 * time.Second
 	DefaultMaxEntries    = 100_000
+
+	DefaultRecoveryInterval = time.Second
+	DefaultFailures         = 3
 )
+
+// recoveryTimeout bounds a probe while the store is offline (or
+// ProbeInterval, if shorter). A dead store answers such a probe at once
+// (connection refused) and a hung one that resumes answers the probe
+// waiting for it, so the bound only matters for a store that stays hung;
+// it is long enough that a slow but working store is not locked out.
+const recoveryTimeout = 5 * time.Second
 
 // touchInterval is how stale an entry's last-use time may get before a hit
 // writes it again. Hot keys are read by many cores at once; writing the
@@ -94,6 +120,18 @@ type Config struct {
 	// ProbeInterval.
 	ProbeInterval time.Duration
 
+	// RecoveryInterval is the time between two status probes while the
+	// store is offline. If zero or negative, DefaultRecoveryInterval is
+	// used. Such a probe may take at most 5s (or ProbeInterval, if
+	// shorter).
+	RecoveryInterval time.Duration
+
+	// Failures is the number of store calls in a row that must fail as
+	// unreachable before the store counts as offline without waiting for
+	// the next probe. If zero, DefaultFailures is used; if negative, only
+	// the probe finds the store offline.
+	Failures int
+
 	// MaxEntries bounds the number of cached entries. When the cache is
 	// full, expired entries are dropped and then the least recently used
 	// eighth of the entries. If zero or negative, DefaultMaxEntries is used.
@@ -113,7 +151,9 @@ type Cache[T any] struct {
 
 	anyTTL, unused, offlineTTL int64 // nanoseconds
 	probeInterval              time.Duration
+	recoveryInterval           time.Duration
 	sweepInterval              time.Duration
+	maxFailures                int64 // 0: calls never flag the store offline
 	maxEntries                 int64
 	now                        func() time.Time
 	start                      time.Time // clock origin
@@ -130,7 +170,9 @@ type Cache[T any] struct {
 	// caller: shared reads and calls that a caller may abandon.
 	calls sync.WaitGroup
 
-	offline atomic.Pointer[offlineState] // nil while online
+	offline  atomic.Pointer[offlineState] // nil while online
+	failures atomic.Int64                 // unreachable store calls in a row
+	tripped  chan struct{}                // wakes run when calls flag the store offline
 
 	cancel    context.CancelFunc
 	done      sync.WaitGroup
@@ -188,6 +230,14 @@ func New[T any](store keystore.Store, decode func(name string, value []byte) (T,
 		maxEntries:    int64(cfg.MaxEntries),
 		now:           cfg.Now,
 		reads:         make(map[string]*read[T]),
+		tripped:       make(chan struct{}, 1),
+	}
+	c.recoveryInterval = orDefault(cfg.RecoveryInterval, DefaultRecoveryInterval)
+	switch {
+	case cfg.Failures == 0:
+		c.maxFailures = DefaultFailures
+	case cfg.Failures > 0:
+		c.maxFailures = int64(cfg.Failures)
 	}
 	if c.maxEntries <= 0 {
 		c.maxEntries = DefaultMaxEntries
@@ -258,6 +308,10 @@ func (c *Cache[T]) fresh(e *entry[T], now int64) bool {
 // started it: it runs until it is done or every caller waiting for it has
 // left.
 func (c *Cache[T]) miss(ctx context.Context, name string) (T, error) {
+	if err := c.down(); err != nil {
+		var zero T
+		return zero, fmt.Errorf("cache: get %q: %w", name, err)
+	}
 	c.readMu.Lock()
 	rd, ok := c.reads[name]
 	if !ok {
@@ -348,6 +402,7 @@ func (c *Cache[T]) fetch(ctx context.Context, name string) (T, error) {
 	epoch := c.epoch.Load()
 	var zero T
 	raw, err := c.store.Get(ctx, name)
+	c.observe(ctx, err)
 	if err != nil {
 		return zero, err
 	}
@@ -444,6 +499,9 @@ func (c *Cache[T]) invalidate(name string) {
 // Create stores value under name (see [keystore.Store]). The value is not
 // cached: the first Get reads it back through the store, as any other key.
 func (c *Cache[T]) Create(ctx context.Context, name string, value []byte) error {
+	if err := c.down(); err != nil {
+		return fmt.Errorf("cache: create %q: %w", name, err)
+	}
 	if ctx.Done() != nil {
 		// A call that ctx abandons still writes value, which the caller
 		// owns again once Create returns.
@@ -451,6 +509,7 @@ func (c *Cache[T]) Create(ctx context.Context, name string, value []byte) error 
 	}
 	_, err := detach(&c.calls, ctx, func() (struct{}, error) {
 		err := c.store.Create(ctx, name, value)
+		c.observe(ctx, err)
 		if err == nil {
 			// Another node may have deleted and this one re-created the key.
 			c.invalidate(name)
@@ -463,8 +522,12 @@ func (c *Cache[T]) Create(ctx context.Context, name string, value []byte) error 
 // Delete removes name from the store and the cache. The cache entry is
 // dropped even if the store fails, since the store may have deleted it.
 func (c *Cache[T]) Delete(ctx context.Context, name string) error {
+	if err := c.down(); err != nil {
+		return fmt.Errorf("cache: delete %q: %w", name, err)
+	}
 	_, err := detach(&c.calls, ctx, func() (struct{}, error) {
 		err := c.store.Delete(ctx, name)
+		c.observe(ctx, err)
 		c.invalidate(name)
 		return struct{}{}, err
 	})
@@ -480,6 +543,9 @@ func (c *Cache[T]) Replace(ctx context.Context, name string, old, new []byte) er
 	if !ok {
 		return fmt.Errorf("cache: replace %q: %w", name, errors.ErrUnsupported)
 	}
+	if err := c.down(); err != nil {
+		return fmt.Errorf("cache: replace %q: %w", name, err)
+	}
 	if ctx.Done() != nil {
 		// A call that ctx abandons still uses the values, which the
 		// caller owns again once Replace returns.
@@ -487,6 +553,7 @@ func (c *Cache[T]) Replace(ctx context.Context, name string, old, new []byte) er
 	}
 	_, err := detach(&c.calls, ctx, func() (struct{}, error) {
 		err := r.Replace(ctx, name, old, new)
+		c.observe(ctx, err)
 		c.invalidate(name)
 		return struct{}{}, err
 	})
@@ -496,12 +563,16 @@ func (c *Cache[T]) Replace(ctx context.Context, name string, old, new []byte) er
 // List lists the names in the store (see [keystore.Store]); it is not
 // cached.
 func (c *Cache[T]) List(ctx context.Context, prefix, continueAt string, n int) ([]string, string, error) {
+	if err := c.down(); err != nil {
+		return nil, "", fmt.Errorf("cache: list: %w", err)
+	}
 	type page struct {
 		names []string
 		next  string
 	}
 	p, err := detach(&c.calls, ctx, func() (page, error) {
 		names, next, err := c.store.List(ctx, prefix, continueAt, n)
+		c.observe(ctx, err)
 		return page{names, next}, err
 	})
 	return p.names, p.next, err
@@ -511,14 +582,63 @@ func (c *Cache[T]) List(ctx context.Context, prefix, continueAt string, n int) (
 // offline, it returns an error wrapping a [*keystore.UnreachableError] and
 // the last probe error without probing.
 func (c *Cache[T]) Status(ctx context.Context) (keystore.State, error) {
-	if st := c.offline.Load(); st != nil {
-		return keystore.State{}, &keystore.UnreachableError{Err: fmt.Errorf("cache: key store is offline: %w", st.err)}
+	if err := c.down(); err != nil {
+		return keystore.State{}, err
 	}
 	return detach(&c.calls, ctx, func() (keystore.State, error) { return c.store.Status(ctx) })
 }
 
-// Offline reports whether the last status probe failed.
+// Offline reports whether the store counts as offline: the last status
+// probe failed, or Failures store calls in a row failed as unreachable
+// since the last probe that succeeded.
 func (c *Cache[T]) Offline() bool { return c.offline.Load() != nil }
+
+// down returns the error of a call that needs the store while it is
+// offline, and nil while it is online. It only loads an atomic, so
+// requests fail fast without contention.
+func (c *Cache[T]) down() error {
+	st := c.offline.Load()
+	if st == nil {
+		return nil
+	}
+	return &keystore.UnreachableError{Err: fmt.Errorf("cache: key store is offline: %w", st.err)}
+}
+
+// observe feeds the outcome err of a store call made with ctx to the
+// failure detector. A call that ctx ended says nothing about the store
+// (the client left or the route's deadline passed; a hung store is the
+// probe's to find). Any answer of the store, an error included, shows it
+// is reachable.
+func (c *Cache[T]) observe(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	if !keystore.IsUnreachable(err) {
+		if c.failures.Load() != 0 { // no write on the common path
+			c.failures.Store(0)
+		}
+		return
+	}
+	if c.maxFailures > 0 && c.failures.Add(1) >= c.maxFailures && c.markOffline(err) {
+		select {
+		case c.tripped <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// markOffline flags the store offline from now on, unless it is already,
+// and reports whether it did.
+func (c *Cache[T]) markOffline(err error) bool {
+	if c.offline.Load() != nil {
+		return false
+	}
+	// Entries already expired now are not revived by the grace period:
+	// drop them before raising the flag.
+	now := c.clock()
+	c.sweep(now)
+	return c.offline.CompareAndSwap(nil, &offlineState{since: now, err: err})
+}
 
 // Len returns the number of cached entries, including expired ones not yet
 // dropped.
@@ -543,7 +663,7 @@ func (c *Cache[T]) Close() error {
 
 func (c *Cache[T]) run(ctx context.Context) {
 	defer c.done.Done()
-	probe := time.NewTicker(c.probeInterval)
+	probe := time.NewTimer(c.probeInterval)
 	defer probe.Stop()
 	sweep := time.NewTicker(c.sweepInterval)
 	defer sweep.Stop()
@@ -551,8 +671,17 @@ func (c *Cache[T]) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-c.tripped:
+			// Store calls found the store offline: watch for its
+			// recovery from now on.
+			probe.Reset(c.recoveryInterval)
 		case <-probe.C:
 			c.probe(ctx)
+			if c.offline.Load() != nil {
+				probe.Reset(c.recoveryInterval)
+			} else {
+				probe.Reset(c.probeInterval)
+			}
 		case <-sweep.C:
 			c.sweep(c.clock())
 		}
@@ -561,7 +690,11 @@ func (c *Cache[T]) run(ctx context.Context) {
 
 // probe calls the store's Status and sets or clears the offline flag.
 func (c *Cache[T]) probe(ctx context.Context) {
-	pctx, cancel := context.WithTimeout(ctx, c.probeInterval)
+	timeout := c.probeInterval
+	if c.offline.Load() != nil {
+		timeout = min(timeout, recoveryTimeout)
+	}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
 	// A store that ignores pctx must not stop the sweeps.
 	_, err := detach(&c.calls, pctx, func() (keystore.State, error) { return c.store.Status(pctx) })
 	cancel()
@@ -569,6 +702,7 @@ func (c *Cache[T]) probe(ctx context.Context) {
 		return // closing
 	}
 	if err == nil {
+		c.failures.Store(0)
 		c.offline.Store(nil)
 		return
 	}
@@ -576,11 +710,7 @@ func (c *Cache[T]) probe(ctx context.Context) {
 		c.offline.Store(&offlineState{since: st.since, err: err})
 		return
 	}
-	// Entries already expired now are not revived by the grace period:
-	// drop them before raising the flag.
-	now := c.clock()
-	c.sweep(now)
-	c.offline.Store(&offlineState{since: now, err: err})
+	c.markOffline(err)
 }
 
 // sweep drops the entries that may not be served at clock now.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -134,15 +135,19 @@ func TestOffline(t *testing.T) {
 		}
 
 		// An entry that had expired when the store went offline is not
-		// revived.
-		if _, err := c.Get(t.Context(), "idle"); !errors.Is(err, errDown) {
-			t.Fatalf("Get(idle) while offline: got %v, want the store error", err)
+		// revived. The miss fails at once, with the probe's error, without
+		// reading the store (before fail-fast it read it: 3 reads here).
+		if _, err := c.Get(t.Context(), "idle"); !errors.Is(err, errDown) || !keystore.IsUnreachable(err) {
+			t.Fatalf("Get(idle) while offline: got %v, want unreachable wrapping the store error", err)
+		}
+		if n := s.gets.Load(); n != 2 {
+			t.Fatalf("Get(idle) while offline read the store: %d reads, want 2", n)
 		}
 		// One that had not is served past Any and Unused ...
 		time.Sleep(5 * time.Minute) // 431 s
-		mustGet(t, c, s, "used", "u", 3)
+		mustGet(t, c, s, "used", "u", 2)
 		time.Sleep(729*time.Second - 431*time.Second)
-		mustGet(t, c, s, "used", "u", 3)
+		mustGet(t, c, s, "used", "u", 2)
 		// ... until Offline has passed since the store went offline (130 s).
 		time.Sleep(2 * time.Second) // 731 s
 		if _, err := c.Get(t.Context(), "used"); !errors.Is(err, errDown) {
@@ -153,14 +158,15 @@ func TestOffline(t *testing.T) {
 		}
 
 		s.setDown(false)
-		time.Sleep(10 * time.Second)
+		// While offline the store is probed every RecoveryInterval (1 s).
+		time.Sleep(1500 * time.Millisecond)
 		if c.Offline() {
 			t.Fatal("still offline after a successful probe")
 		}
 		if _, err := c.Status(t.Context()); err != nil {
 			t.Fatalf("Status after recovery: %v", err)
 		}
-		mustGet(t, c, s, "used", "u", 5)
+		mustGet(t, c, s, "used", "u", 3) // both misses while offline failed fast
 	})
 }
 
@@ -171,14 +177,16 @@ func TestOfflineAgainStartsNewPeriod(t *testing.T) {
 		mustGet(t, c, s, "k", "v", 1)
 		time.Sleep(5 * time.Second)
 		s.setDown(true) // offline from 10 s to 70 s
-		time.Sleep(30 * time.Second)
-		s.setDown(false) // online at 40 s
+		// Offline, the store is probed every second: it is online again
+		// at 36 s, and probed every 10 s from there.
+		time.Sleep(30*time.Second + 500*time.Millisecond)
+		s.setDown(false)
 		time.Sleep(10 * time.Second)
 		if c.Offline() {
 			t.Fatal("still offline")
 		}
-		time.Sleep(time.Hour) // 3655 s: k expired by Any
-		s.setDown(true)       // offline again at 3660 s
+		time.Sleep(time.Hour) // 3645.5 s: k expired by Any
+		s.setDown(true)       // offline again at 3646 s
 		time.Sleep(10 * time.Second)
 		if !c.Offline() {
 			t.Fatal("not offline")
@@ -240,9 +248,13 @@ func TestProbeTimeout(t *testing.T) {
 }
 
 // hangingStore is a store whose Status answers only when ctx ends.
-type hangingStore struct{ mem.Store }
+type hangingStore struct {
+	mem.Store
+	probes atomic.Int64
+}
 
-func (*hangingStore) Status(ctx context.Context) (keystore.State, error) {
+func (s *hangingStore) Status(ctx context.Context) (keystore.State, error) {
+	s.probes.Add(1)
 	<-ctx.Done()
 	return keystore.State{}, &keystore.UnreachableError{Err: ctx.Err()}
 }
