@@ -96,6 +96,7 @@ type run struct {
 	start      time.Time
 	srv        *api.Server
 	keys       *cache.Cache[crypto.Key]
+	current    atomic.Pointer[cache.Cache[crypto.Key]] // keys, for the metrics scrape
 	tlsConf    atomic.Pointer[tls.Config]
 	errLevel   *slog.LevelVar
 	auditLevel *slog.LevelVar
@@ -157,6 +158,8 @@ func (s *Server) Run(ctx context.Context, c *Config) error {
 		sv.closeRetired()
 	}()
 	sv.keys = keys
+	sv.current.Store(keys)
+	m.KeyStoreOffline(func() bool { return sv.current.Load().Offline() })
 
 	build := version.Get()
 	sv.srv, err = api.New(&api.Config{
@@ -321,6 +324,7 @@ func (sv *run) reload(ctx context.Context, addr net.Addr) error {
 	sv.retireTimer = time.After(sv.srv.MaxRequestDuration() + retireMargin)
 	sv.srv.Update(keys, authorizer, next.Routes)
 	sv.keys, sv.config = keys, next
+	sv.current.Store(keys)
 	sv.tlsConf.Store(conf)
 	sv.srv.SetProxy(proxy)
 	sv.errLevel.Set(next.ErrorLevel)
