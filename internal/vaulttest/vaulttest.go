@@ -214,6 +214,36 @@ func (s *Server) Stop() {
 	}
 }
 
+// Pause stops the server process with SIGSTOP, as a hung server: it keeps
+// its storage and its listeners, where connections still open (the kernel
+// accepts them) but get no answer, until [Server.Resume]. A paused server
+// is resumed at the end of the test.
+func (s *Server) Pause(t testing.TB) {
+	t.Helper()
+	s.signal(t, syscall.SIGSTOP)
+	t.Cleanup(func() { s.signal(t, syscall.SIGCONT) })
+}
+
+// Resume continues a server stopped by [Server.Pause] with SIGCONT.
+func (s *Server) Resume(t testing.TB) {
+	t.Helper()
+	s.signal(t, syscall.SIGCONT)
+}
+
+// signal sends sig to the running server, if any.
+func (s *Server) signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Errorf("vaulttest: %v: %v", sig, err)
+	}
+}
+
 // Restart stops the server and starts a fresh one on the same addresses
 // with the same root token. Engines, auth methods and data are gone.
 func (s *Server) Restart(t testing.TB) {
