@@ -122,7 +122,9 @@ func TestOffline(t *testing.T) {
 		if c.Offline() {
 			t.Fatal("offline before a probe failed")
 		}
-		time.Sleep(5 * time.Second) // 131 s: the probe at 130 s failed
+		// 130.5 s: the probe at 130 s failed; the store is probed again
+		// every second from then on, on the full seconds.
+		time.Sleep(4500 * time.Millisecond)
 		if !c.Offline() {
 			t.Fatal("not offline after a failed probe")
 		}
@@ -144,12 +146,12 @@ func TestOffline(t *testing.T) {
 			t.Fatalf("Get(idle) while offline read the store: %d reads, want 2", n)
 		}
 		// One that had not is served past Any and Unused ...
-		time.Sleep(5 * time.Minute) // 431 s
+		time.Sleep(5 * time.Minute) // 430.5 s
 		mustGet(t, c, s, "used", "u", 2)
-		time.Sleep(729*time.Second - 431*time.Second)
+		time.Sleep(298 * time.Second) // 728.5 s
 		mustGet(t, c, s, "used", "u", 2)
 		// ... until Offline has passed since the store went offline (130 s).
-		time.Sleep(2 * time.Second) // 731 s
+		time.Sleep(2 * time.Second) // 730.5 s
 		if _, err := c.Get(t.Context(), "used"); !errors.Is(err, errDown) {
 			t.Fatalf("Get(used) after the offline period: got %v, want the store error", err)
 		}
