@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -164,6 +166,29 @@ func (c caller) measure(what string, n int, method string, path func(i int) stri
 	}
 }
 
+// storeCallEnded checks that no goroutine runs the store function named
+// by frame (as runtime.Stack prints it) within a second: a store call that
+// the route's deadline ended is cancelled, not left waiting for its store.
+// A goroutine's exit has no channel to wait on, so this polls.
+func storeCallEnded(t *testing.T, frame, what string) {
+	t.Helper()
+	start := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		if !bytes.Contains(buf, []byte(frame)) {
+			t.Logf("%s ended %v after the answer", what, time.Since(start).Round(time.Millisecond))
+			return
+		}
+		if time.Since(start) > time.Second {
+			t.Fatalf("%s still runs a second after the answer:\n%s", what, buf)
+		}
+		<-tick.C
+	}
+}
+
 // prepare creates the keys "cached" and "uncached" and returns a decrypt
 // body for "cached", which is then in the cache.
 func (c caller) prepare() string {
@@ -231,6 +256,7 @@ func TestVaultKilledFailsFast(t *testing.T) {
 	if d < time.Second || d > 2*time.Second {
 		t.Errorf("create past its 1s route timeout answered after %v", d)
 	}
+	storeCallEnded(t, "vault.(*Store).Create(", "the create's Vault call (its retries take 3-4 s)")
 
 	// Detection by the real calls: Failures reads in a row fail as
 	// unreachable, each after the Vault client's retries.
@@ -301,6 +327,7 @@ func TestVaultStoppedFailsFast(t *testing.T) {
 	if d < 2*time.Second || d > 3*time.Second {
 		t.Errorf("create on a hung Vault with a 2s route timeout answered after %v", d)
 	}
+	storeCallEnded(t, "vault.(*Store).Create(", "the create's call to the hung Vault")
 	// Polled on the gauge: /v1/ready asks the hung store until the store
 	// is known down, so each poll would take its route timeout.
 	waitFor(t, 20*time.Second, "store found down", func() error {

@@ -578,9 +578,9 @@ func (c *Cache[T]) List(ctx context.Context, prefix, continueAt string, n int) (
 	return p.names, p.next, err
 }
 
-// Status probes the store. While the background probe has flagged the store
-// offline, it returns an error wrapping a [*keystore.UnreachableError] and
-// the last probe error without probing.
+// Status probes the store. While the store counts as offline (see
+// [Cache.Offline]), it returns an error wrapping a
+// [*keystore.UnreachableError] and the last error without probing.
 func (c *Cache[T]) Status(ctx context.Context) (keystore.State, error) {
 	if err := c.down(); err != nil {
 		return keystore.State{}, err
