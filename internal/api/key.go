@@ -62,6 +62,9 @@ func (s *Server) storeError(ctx context.Context, w http.ResponseWriter, r *reque
 	case ctx.Err() != nil:
 		s.errLog.Error(err.Error(), reqAttrs(r))
 		writeError(w, errTimeout)
+	case errors.Is(err, keystore.ErrOffline):
+		s.offline.log(s.errLog, err.Error(), reqAttrs(r))
+		writeError(w, failure)
 	default:
 		s.errLog.Error(err.Error(), reqAttrs(r))
 		writeError(w, failure)

@@ -99,6 +99,8 @@ type Server struct {
 	commit  string
 	started time.Time
 	rand    io.Reader
+
+	offline offlineLog // error lines of fail-fast answers
 }
 
 // state is the part of a Server that a reload replaces.

@@ -98,6 +98,11 @@ func (e *UnreachableError) Error() string { return "keystore: unreachable: " + e
 
 func (e *UnreachableError) Unwrap() error { return e.Err }
 
+// ErrOffline is wrapped (inside an [*UnreachableError]) by the errors of
+// calls that a cache in front of a store refused without calling it,
+// because the store is known to be offline: the fail-fast answer.
+var ErrOffline = errors.New("key store is offline")
+
 // IsUnreachable reports whether err wraps an [*UnreachableError].
 func IsUnreachable(err error) bool {
 	var u *UnreachableError

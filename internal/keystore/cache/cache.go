@@ -601,7 +601,7 @@ func (c *Cache[T]) down() error {
 	if st == nil {
 		return nil
 	}
-	return &keystore.UnreachableError{Err: fmt.Errorf("cache: key store is offline: %w", st.err)}
+	return &keystore.UnreachableError{Err: fmt.Errorf("cache: %w: %w", keystore.ErrOffline, st.err)}
 }
 
 // observe feeds the outcome err of a store call made with ctx to the
