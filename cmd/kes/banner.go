@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
+	"os"
 	"runtime"
+	"runtime/debug"
 
 	"github.com/openkes/kes/internal/crypto"
 	"github.com/openkes/kes/internal/server"
@@ -21,12 +24,14 @@ func orUnknown(s string) string {
 
 // printBanner prints the startup summary, as upstream's two-column banner.
 // apiKey is the dev-mode admin API key, empty otherwise; dumpErr is the
-// error of making the process non-dumpable.
-func printBanner(w io.Writer, s *server.Config, apiKey string, addr net.Addr, dumpErr error) {
+// error of making the process non-dumpable; memory describes the memory
+// limit in force (memoryLimit).
+func printBanner(w io.Writer, s *server.Config, apiKey string, addr net.Addr, dumpErr error, memory string) {
 	line := func(k, v string) { fmt.Fprintf(w, "%-11s%s\n", k, v) }
 	line("Version", version.Get().String())
 	line("Runtime", fmt.Sprintf("%s %s/%s compiler=%s", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.Compiler))
 	line("License", "MIT https://opensource.org/license/mit")
+	line("Memory", memory)
 	fmt.Fprintln(w)
 	line("KMS", s.Banner)
 	for _, ip := range listenIPs(addr) {
@@ -104,4 +109,22 @@ func listenIPs(addr net.Addr) []string {
 		}
 	}
 	return ips
+}
+
+// memoryLimit describes the process's memory limit for the banner, once
+// the server has set its default: its size and where it comes from.
+func memoryLimit(env *Env) string {
+	limit := debug.SetMemoryLimit(-1) // reads the limit
+	source := "default; GOMEMLIMIT changes it"
+	lookup := env.LookupEnv
+	if lookup == nil { // as server.Server
+		lookup = os.LookupEnv
+	}
+	if _, ok := lookup("GOMEMLIMIT"); ok {
+		source = "GOMEMLIMIT"
+	}
+	if limit == math.MaxInt64 {
+		return "limit=off (" + source + ")"
+	}
+	return fmt.Sprintf("limit=%d MiB (%s)", limit>>20, source)
 }

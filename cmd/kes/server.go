@@ -98,7 +98,7 @@ func serve(ctx context.Context, env *Env, c *server.Config, reread func() (*serv
 		Reload:     env.Reload,
 		ReadConfig: reread,
 		Started: func(c *server.Config, addr net.Addr) {
-			printBanner(env.Stdout, c, apiKey, addr, dumpErr)
+			printBanner(env.Stdout, c, apiKey, addr, dumpErr, memoryLimit(env))
 		},
 	}
 	return s.Run(ctx, c)

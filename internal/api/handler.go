@@ -68,12 +68,18 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *Server) handler(st *state, rt *route) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 {
+			if s.h2Reset(r, true) {
+				return // reset by the client before it started: nobody waits for an answer
+			}
 			growStack()
 		}
 		start := time.Now()
 		req := &request{Request: r, state: st, route: rt, start: start, w: statusWriter{ResponseWriter: rw}}
 		w := &req.w
 		s.serve(w, req, start)
+		if r.ProtoMajor == 2 {
+			s.h2Reset(r, false)
+		}
 		if w.status == 0 {
 			w.status = http.StatusOK
 		}
@@ -126,7 +132,7 @@ func (s *Server) serve(w *statusWriter, r *request, start time.Time) {
 	if rt.MaxBody == 0 {
 		r.Body = http.NoBody
 	}
-	setWriteDeadline(w, r, start)
+	setDeadlines(w, r, start)
 	if rt.Auth != authNone {
 		id, ip, err := s.identify(r)
 		r.IP = ip
@@ -182,19 +188,27 @@ func (s *Server) serve(w *statusWriter, r *request, start time.Time) {
 	rt.Handle(s, w, r)
 }
 
-// setWriteDeadline applies the route's timeout to writing the response. The
-// handler's store calls end at the timeout (storeContext), and the answer
-// is then 503; the write deadline comes writeGrace later, so that answer
-// can still be written, and drops the connection of a client that does not
-// read its response.
+// setDeadlines applies the route's timeout to reading the request body and
+// writing the response. The handler's store calls end at the timeout
+// (storeContext), and the answer is then 503; the write deadline comes
+// writeGrace later, so that answer can still be written, and drops the
+// connection of a client that does not read its response.
 //
-// On HTTP/1.1 the deadline belongs to the connection and outlives the
-// request, so a route without timeout (the log streams) clears it. Setting
-// it costs about a microsecond, so it is only moved when it is off by more
-// than deadlineSlack: requests on a connection are sequential, on the
-// connection's goroutine, so connInfo needs no lock. On HTTP/2 every
+// On HTTP/1.1 the body must also arrive by the timeout: a client sending
+// it a byte a second would otherwise hold the connection for as long as it
+// likes, through the handler's read or, on routes that do not read bodies,
+// through the server's discarding of up to 256 KB of unread body before it
+// answers. The server clears the read deadline before the next request.
+// Requests without a body (most of them) skip the call. On HTTP/2 the
+// stream's write deadline resets a stream whose body is still coming.
+//
+// On HTTP/1.1 the write deadline belongs to the connection and outlives
+// the request, so a route without timeout (the log streams) clears it.
+// Setting it costs about a microsecond, so it is only moved when it is off
+// by more than deadlineSlack: requests on a connection are sequential, on
+// the connection's goroutine, so connInfo needs no lock. On HTTP/2 every
 // stream has its own deadline.
-func setWriteDeadline(w *statusWriter, r *request, start time.Time) {
+func setDeadlines(w *statusWriter, r *request, start time.Time) {
 	timeout := r.route.Timeout
 	c, ok := r.Context().Value(connKey{}).(*connInfo)
 	if !ok || r.ProtoMajor != 1 {
@@ -202,6 +216,9 @@ func setWriteDeadline(w *statusWriter, r *request, start time.Time) {
 			http.NewResponseController(w.ResponseWriter).SetWriteDeadline(start.Add(timeout + writeGrace))
 		}
 		return
+	}
+	if timeout > 0 && r.ContentLength != 0 {
+		c.conn.SetReadDeadline(start.Add(timeout))
 	}
 	var want time.Time
 	if timeout > 0 {

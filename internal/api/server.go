@@ -296,6 +296,11 @@ type connInfo struct {
 	forwarded forwardCache
 
 	deadline time.Time // HTTP/1.1: the write deadline set on conn
+
+	// HTTP/2: the connection's streams and those its client reset before
+	// their answer, for dropping rapid-reset attackers (h2Reset).
+	streams, resets atomic.Int64
+	dropped         atomic.Bool
 }
 
 func (c *connInfo) identify(state *tls.ConnectionState) {

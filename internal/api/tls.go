@@ -194,8 +194,9 @@ func LoadCertPool(path string) (*x509.CertPool, error) {
 
 // HTTPServer returns the http.Server that serves s on addr with conf:
 // upstream's header (5 s) and idle (90 s) timeouts, the per-connection
-// identity context and the Go server's own messages (TLS handshake errors)
-// at INFO on the error log.
+// identity context, the Go server's own messages (TLS handshake errors) at
+// INFO on the error log, and the limits of limits.go on headers and HTTP/2
+// streams, which upstream does not set. Serve it on a [LimitListener].
 func (s *Server) HTTPServer(addr string, conf *tls.Config) *http.Server {
 	return &http.Server{
 		Addr:              addr,
@@ -203,6 +204,8 @@ func (s *Server) HTTPServer(addr string, conf *tls.Config) *http.Server {
 		TLSConfig:         conf,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		HTTP2:             http2Config(),
 		ConnContext:       ConnContext,
 		ErrorLog:          s.errors.ServerLog(),
 	}
