@@ -31,7 +31,6 @@ func printBanner(w io.Writer, s *server.Config, apiKey string, addr net.Addr, du
 	line("Version", version.Get().String())
 	line("Runtime", fmt.Sprintf("%s %s/%s compiler=%s", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.Compiler))
 	line("License", "MIT https://opensource.org/license/mit")
-	line("Memory", memory)
 	fmt.Fprintln(w)
 	line("KMS", s.Banner)
 	for _, ip := range listenIPs(addr) {
@@ -51,6 +50,7 @@ func printBanner(w io.Writer, s *server.Config, apiKey string, addr net.Addr, du
 		line("", fmt.Sprintf("audit=stdout level=%s", s.AuditLevel))
 	}
 	line("Memory", keyMemory(crypto.LockedMemory(), dumpErr))
+	line("Mem limit", memory)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "=> Server is up and running...")
 }
@@ -124,7 +124,7 @@ func memoryLimit(env *Env) string {
 		source = "GOMEMLIMIT"
 	}
 	if limit == math.MaxInt64 {
-		return "limit=off (" + source + ")"
+		return "off (" + source + ")"
 	}
-	return fmt.Sprintf("limit=%d MiB (%s)", limit>>20, source)
+	return fmt.Sprintf("%d MiB (%s)", limit>>20, source)
 }

@@ -99,7 +99,9 @@ func start(t *testing.T, s *Server, c *Config) (url string, started <-chan *Conf
 	}
 	stderr := new(lockedBuffer)
 	s.Stderr, s.Stdout = stderr, io.Discard
-	s.LookupEnv = func(string) (string, bool) { return "", false }
+	if s.LookupEnv == nil {
+		s.LookupEnv = func(string) (string, bool) { return "", false }
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, c) }()
