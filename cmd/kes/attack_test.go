@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/openkes/kes"
+	"golang.org/x/net/http2"
 )
 
 // The resource-exhaustion tests (issue 11, item 7) attack a kes server
@@ -325,6 +326,11 @@ func TestAttackRapidReset(t *testing.T) {
 	peak := s.status(t, "VmHWM")
 	t.Logf("%d conns rapid reset: %d streams sent, %d connections ended by the server; RSS idle %d MB, peak %d MB; legit p99 %v",
 		conns, counts["streams"], counts["ended"], idle>>20, peak>>20, p99)
+	// Go's server ends a connection only once 400 handlers queue; the
+	// reset counting ends each of them within a few hundred streams.
+	if counts["ended"] < conns {
+		t.Errorf("the server ended %d of the attackers' connections, want at least %d", counts["ended"], conns)
+	}
 	if peak > maxAttackRSS {
 		t.Errorf("peak RSS %d MB, want < %d MB", peak>>20, maxAttackRSS>>20)
 	}
@@ -474,5 +480,52 @@ func TestAttackConnectionCap(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("after a close, the address still cannot connect: %d %v", r.status, r.err)
 		}
+	}
+}
+
+// TestHTTP2Settings: the server announces its HTTP/2 limits: 100 streams
+// (Go: 250), 16 KB frames (1 MB), 64 KB stream window (1 MB) and a header
+// list under 64 KB (1 MB).
+func TestHTTP2Settings(t *testing.T) {
+	s := startAttackServer(t, "")
+	d := &tls.Dialer{NetDialer: dialer("127.0.0.1"), Config: s.tlsConfig(t, nil, "h2")}
+	c, err := d.DialContext(t.Context(), "tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(c, c)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sf, ok := f.(*http2.SettingsFrame)
+		if !ok || sf.IsAck() {
+			continue
+		}
+		got := map[http2.SettingID]uint32{}
+		sf.ForeachSetting(func(s http2.Setting) error { got[s.ID] = s.Val; return nil })
+		t.Logf("server settings: %v", got)
+		for id, want := range map[http2.SettingID]uint32{
+			http2.SettingMaxConcurrentStreams: 100,
+			http2.SettingMaxFrameSize:         16 << 10,
+			http2.SettingInitialWindowSize:    64 << 10,
+		} {
+			if got[id] != want {
+				t.Errorf("%v = %d, want %d", id, got[id], want)
+			}
+		}
+		if n := got[http2.SettingMaxHeaderListSize]; n == 0 || n > 64<<10 {
+			t.Errorf("%v = %d, want at most 64 KB", http2.SettingMaxHeaderListSize, n)
+		}
+		return
 	}
 }
