@@ -31,6 +31,10 @@ type request struct {
 	w        statusWriter
 	counted  bool // counted in the HTTP metrics: RequestDone is due
 	denied   bool // refused by authentication or authorization
+
+	// bodyConn is the HTTP/1.1 connection whose read deadline
+	// setDeadlines set for the body; nil if it set none.
+	bodyConn *connInfo
 }
 
 // statusWriter records the status code for metrics and the audit log.
@@ -219,6 +223,7 @@ func setDeadlines(w *statusWriter, r *request, start time.Time) {
 	}
 	if timeout > 0 && r.ContentLength != 0 {
 		c.conn.SetReadDeadline(start.Add(timeout))
+		r.bodyConn = c
 	}
 	var want time.Time
 	if timeout > 0 {
@@ -280,7 +285,11 @@ func readBytesJSON(r *request, v any, names []string, dst ...*[]byte) bool {
 			bodyPool.Put(buf)
 		}
 	}()
-	if err := readBody(buf, r.Body, r.route.MaxBody); err != nil {
+	err := readBody(buf, r.Body, r.route.MaxBody)
+	if err == nil && int64(buf.Len()) < r.route.MaxBody {
+		r.bodyRead()
+	}
+	if err != nil {
 		return false
 	}
 	if names != nil {
@@ -301,6 +310,20 @@ func readBytesJSON(r *request, v any, names []string, dst ...*[]byte) bool {
 		return json.NewDecoder(bytes.NewReader(buf.Bytes())).Decode(v) == nil
 	}
 	return true
+}
+
+// bodyRead moves the read deadline that setDeadlines set for the body of
+// an HTTP/1.1 request to the write deadline, once all of the body is in.
+// Go's server then reads on in the background to notice a client that
+// closes the connection, and a read that fails ends the request's context:
+// at the route's timeout, that would race with the handler's 503. A body
+// that was not read whole keeps the deadline, so that the server's
+// discarding of its rest, before it answers, ends at the timeout too.
+func (r *request) bodyRead() {
+	if r.bodyConn != nil {
+		r.bodyConn.conn.SetReadDeadline(r.start.Add(r.route.Timeout + writeGrace))
+		r.bodyConn = nil
+	}
 }
 
 // readBody appends at most max bytes of body to buf. It is
