@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -90,12 +91,22 @@ func (h *limitHarness) accept(t *testing.T) net.Conn {
 	}
 }
 
-// refused reports whether the server closed c at once: c reads EOF or a
-// reset instead of blocking.
-func refused(t *testing.T, c net.Conn) bool {
+// dialRefused connects from the local IP from and reports whether the
+// server closed the connection at once: the reset arrives during the
+// dial, or the connection reads EOF or a reset instead of blocking.
+func (h *limitHarness) dialRefused(t *testing.T, from string) bool {
 	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", h.ln.Addr().String())
+	if errors.Is(err, syscall.ECONNRESET) {
+		return true
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, err := c.Read(make([]byte, 1))
+	_, err = c.Read(make([]byte, 1))
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return false
@@ -114,7 +125,7 @@ func TestLimitListener(t *testing.T) {
 		h.dial(t, "127.0.0.1")
 		held = append(held, h.accept(t))
 	}
-	over := h.dial(t, "127.0.0.1")
+	overRefused := h.dialRefused(t, "127.0.0.1")
 	other := h.dial(t, "127.0.0.2")
 	// The listener accepts in order: the refused connection is behind
 	// it when the other address's arrives.
@@ -122,11 +133,11 @@ func TestLimitListener(t *testing.T) {
 	if ip := remoteIP(third).String(); ip != "127.0.0.2" {
 		t.Fatalf("accepted a connection from %s, want 127.0.0.2", ip)
 	}
-	if !refused(t, over) {
+	if !overRefused {
 		t.Fatal("the third connection from 127.0.0.1 was not closed")
 	}
 	// Total cap (3) reached: another address is refused too.
-	if c := h.dial(t, "127.0.0.3"); !refused(t, c) {
+	if !h.dialRefused(t, "127.0.0.3") {
 		t.Fatal("a connection over the total cap was not closed")
 	}
 	// Closing frees the place at once (Close releases it before it
