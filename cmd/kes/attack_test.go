@@ -308,6 +308,11 @@ func TestAttackLargeHeaders(t *testing.T) {
 	p99, counts := s.attack(t, attackSpec{Kind: "headers", Conns: conns}, 3*time.Second)
 	peak := s.status(t, "VmHWM")
 	t.Logf("%d conns × 1 MB headers: RSS idle %d MB, peak %d MB; legit p99 %v; answers %v", conns, idle>>20, peak>>20, p99, counts)
+	// The server answered 431 and never read 1 MB of headers to the end
+	// (which gave the 403 of an unknown identity).
+	if counts["431 Request Header Fields Too Large"] == 0 || counts["403 Forbidden"] != 0 {
+		t.Errorf("answers %v, want 431s and no 403", counts)
+	}
 	if peak > maxAttackRSS {
 		t.Errorf("peak RSS %d MB, want < %d MB", peak>>20, maxAttackRSS>>20)
 	}
