@@ -221,12 +221,13 @@ func rapidReset(ctx context.Context, a *attackRun, pace *time.Ticker) (int, erro
 	if err != nil {
 		return 0, err
 	}
-	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	// Read and drop what the server sends, so that it never blocks on
 	// writing, which is the attack at its worst.
-	go io.Copy(io.Discard, c)
+	read := make(chan struct{})
+	go func() { io.Copy(io.Discard, c); close(read) }()
+	defer func() { c.Close(); <-read }()
 
 	w := bufio.NewWriter(c)
 	if _, err := w.WriteString(http2.ClientPreface); err != nil {

@@ -12,11 +12,11 @@ import (
 
 // The connection caps of the server's listener ([LimitListener]).
 //
-// A MinIO node talks to KES over one HTTP/2 connection (kms-go), or over
-// HTTP/1.1 with about one connection per request in flight; a request
-// takes about a millisecond, so 512 connections from one address carry far
-// more requests than one KES server can answer, and 4096 connections hold
-// eight such nodes at full load. Each open connection costs the server
+// A MinIO node multiplexes its requests on an HTTP/2 connection or a few,
+// and an HTTP/1.1 client holds about one connection per request in
+// flight; a request takes about a millisecond, so 512 connections from
+// one address carry far more requests than one KES server can answer, and
+// 4096 connections hold eight such clients at full load. Each open connection costs the server
 // about 50-80 KB (TLS and header buffers, goroutine stack), so the total
 // cap bounds that memory to a few hundred MB and the per-address cap lets
 // one attacker take only an eighth of it. Behind a TLS proxy all clients
