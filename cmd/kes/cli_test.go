@@ -26,9 +26,6 @@ const cliVectors = "../../testdata/vectors/identities"
 var cliBinDir string
 
 func TestMain(m *testing.M) {
-	if spec, ok := os.LookupEnv(attackerEnv); ok {
-		os.Exit(runAttacker(spec)) // a child process of the attack tests
-	}
 	dir, err := os.MkdirTemp("", "kes-cli-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

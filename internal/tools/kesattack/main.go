@@ -1,3 +1,15 @@
+// Command kesattack attacks a KES server from 127.0.0.1 with an identity
+// the server does not know, for the resource-exhaustion tests of cmd/kes
+// (attack_test.go), which build it without the race detector and run it
+// at a low priority:
+//
+//	kesattack '{"Kind":"headers","Conns":200,"Addr":"127.0.0.1:7373","Roots":"server.crt"}'
+//
+// Kind "headers": each of Conns attackers sends requests with 1 MB of
+// headers; "reset": each opens HTTP/2 streams and resets them at once
+// (rapid reset, CVE-2023-44487). It writes "ready" once every attacker has
+// done its first harm, runs until its standard input ends, and then writes
+// its counts as a JSON object.
 package main
 
 import (
@@ -23,9 +35,16 @@ import (
 	"github.com/openkes/kes"
 )
 
-// attackerEnv, when set to a JSON [attackSpec], makes the test binary an
-// attacker process (runAttacker) instead of running the tests.
-const attackerEnv = "KES_TEST_ATTACKER"
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: kesattack <JSON spec>")
+		os.Exit(2)
+	}
+	if err := attacker(os.Args[1], os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "kesattack:", err)
+		os.Exit(1)
+	}
+}
 
 // attackSpec says what an attacker process does.
 type attackSpec struct {
@@ -52,17 +71,6 @@ const (
 	resetBatch = 64
 	resetPace  = 3200 * time.Microsecond
 )
-
-// runAttacker runs the attack of the JSON spec from 127.0.0.1 until stdin
-// ends. It writes "ready" once every attacker has done its first harm and,
-// at the end, its counts as a JSON object. It returns the exit code.
-func runAttacker(spec string) int {
-	if err := attacker(spec, os.Stdin, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "attacker:", err)
-		return 1
-	}
-	return 0
-}
 
 func attacker(specJSON string, stop io.Reader, out io.Writer) error {
 	var spec attackSpec
@@ -138,7 +146,8 @@ func (a *attackRun) done() {
 }
 
 func (a *attackRun) dial(ctx context.Context) (net.Conn, error) {
-	d := &tls.Dialer{NetDialer: dialer("127.0.0.1"), Config: a.conf}
+	nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, Timeout: 5 * time.Second}
+	d := &tls.Dialer{NetDialer: nd, Config: a.conf}
 	return d.DialContext(ctx, "tcp", a.addr)
 }
 
