@@ -353,10 +353,11 @@ func TestAttackRapidReset(t *testing.T) {
 	peak := s.status(t, "VmHWM")
 	t.Logf("%d conns rapid reset: %d streams sent, %d connections ended by the server; RSS idle %d MB, peak %d MB; legit p99 %v",
 		conns, counts["streams"], counts["ended"], idle>>20, peak>>20, p99)
-	// Go's server ends a connection only once 400 handlers queue; the
-	// reset counting ends each of them within a few hundred streams.
-	if counts["ended"] < conns {
-		t.Errorf("the server ended %d of the attackers' connections, want at least %d", counts["ended"], conns)
+	// Go's server ends a connection only once 400 handlers queue (1-7
+	// times in 4 s without the reset counting); the reset counting ends
+	// each connection within a few hundred streams (160-989 times).
+	if counts["ended"] < 10*conns {
+		t.Errorf("the server ended the attackers' connections %d times, want at least %d", counts["ended"], 10*conns)
 	}
 	if peak > maxAttackRSS {
 		t.Errorf("peak RSS %d MB, want < %d MB", peak>>20, maxAttackRSS>>20)
