@@ -8,7 +8,9 @@
 // Writes are atomic and exclusive: the value is written to a temporary file
 // whose name contains a '.', fsync'ed, and hard-linked to the key name, which
 // fails if the name exists; the directory is fsync'ed before a Create or
-// Delete returns, so an acknowledged change survives a crash. The writer
+// Delete returns, so an acknowledged change survives a crash. Concurrent
+// writers share that directory fsync (group commit, see syncGroup): each is
+// acknowledged after one that began after its own change. The writer
 // holds an flock(2) on its temporary file until it is linked and unlinked,
 // and [New] sweeps the temporary files a crash left behind (no process holds
 // their lock any more), so that no key's bytes outlive its deletion and no
@@ -17,6 +19,9 @@
 // new value, never none. Every operation works below an [os.Root], so no
 // name, symlink or ".." can reach outside the directory; names that a
 // directory cannot hold safely are rejected before the disk is touched.
+//
+// List answers from a sorted index of the names kept in memory (see index),
+// so a page costs what it returns, also with a million keys.
 //
 // It imports only the keystore contract and the SDK's error values.
 package fs
@@ -63,6 +68,9 @@ type Store struct {
 	// mu makes Replace's compare and rename one step with respect to the
 	// Replace and Delete calls of this Store.
 	mu sync.Mutex
+
+	commits syncGroup // the shared directory fsync
+	idx     index     // the names, for List
 }
 
 var (
@@ -123,15 +131,29 @@ func (s *Store) sweep(now time.Time) error {
 		return err
 	}
 	defer root.Close()
+	// The temporary files are gathered first, a batch of entries at a
+	// time: a directory with a million keys must not be held in memory.
 	d, err := root.Open(".")
 	if err != nil {
 		return fmt.Errorf("fs: sweep: %w", err)
 	}
-	entries, err := d.ReadDir(-1)
-	d.Close()
-	if err != nil {
-		return fmt.Errorf("fs: sweep: %w", err)
+	var entries []iofs.DirEntry
+	for {
+		batch, err := d.ReadDir(1024)
+		for _, e := range batch {
+			if strings.HasPrefix(e.Name(), tmpPrefix) {
+				entries = append(entries, e)
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			d.Close()
+			return fmt.Errorf("fs: sweep: %w", err)
+		}
 	}
+	d.Close()
 	removed := false
 	for _, e := range entries {
 		if !strings.HasPrefix(e.Name(), tmpPrefix) || !e.Type().IsRegular() {
@@ -198,6 +220,15 @@ func (s *Store) Status(ctx context.Context) (keystore.State, error) {
 // keystore.ErrExists if the file exists, one wrapping [ErrInvalidName] for a
 // name the directory cannot hold and one wrapping [ErrTooLarge] for a value
 // larger than [MaxValueSize].
+//
+// If ctx ends before the name is linked, nothing is created. If it ends
+// after the link, while Create waits for the directory sync that makes the
+// key durable, Create returns ctx's error although the key exists: it is
+// complete (its file was fsync'ed before the link), readable at once and
+// durable with the next directory sync of any writer. It cannot be taken
+// back, since a reader may already use it. The API then answers 503
+// "request timeout exceeded", as for any store that times out after a
+// write, and a retried create answers that the key exists.
 func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	if err := validName(name); err != nil {
 		return err
@@ -222,6 +253,11 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	if err != nil {
 		return fmt.Errorf("fs: create %q: %w", name, err)
 	}
+	if err := ctx.Err(); err != nil { // the fsync took the time: create nothing
+		root.Remove(tmp)
+		f.Close()
+		return err
+	}
 	err = root.Link(tmp, name)
 	root.Remove(tmp)
 	f.Close() // releases the lock once the temporary name is gone
@@ -231,7 +267,8 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	if err != nil {
 		return fmt.Errorf("fs: create %q: %w", name, err)
 	}
-	if err := syncDir(root); err != nil {
+	s.idx.added(name)
+	if err := s.syncDir(ctx, root); err != nil {
 		return fmt.Errorf("fs: create %q: %w", name, err)
 	}
 	return nil
@@ -289,7 +326,9 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 // Delete removes the file name. It returns an error matching
 // keystore.ErrNotFound if there is no such file and one wrapping
 // [ErrInvalidName] for a name the directory cannot hold. Anything but a
-// regular file is left in place and reported as an error.
+// regular file is left in place and reported as an error. If ctx ends
+// while Delete waits for the directory sync, it returns ctx's error
+// although the name is gone (durable with the next sync), as Create.
 func (s *Store) Delete(ctx context.Context, name string) error {
 	if err := validName(name); err != nil {
 		return err
@@ -302,7 +341,19 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	defer root.Close()
+	if err := s.remove(root, name); err != nil {
+		return err
+	}
+	s.idx.removed(name)
+	if err := s.syncDir(ctx, root); err != nil {
+		return fmt.Errorf("fs: delete %q: %w", name, err)
+	}
+	return nil
+}
 
+// remove removes the regular file name, as one step with respect to
+// Replace.
+func (s *Store) remove(root *os.Root, name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fi, err := root.Lstat(name)
@@ -320,9 +371,6 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		return fmt.Errorf("fs: delete %q: %w", name, keystore.ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("fs: delete %q: %w", name, err)
-	}
-	if err := syncDir(root); err != nil {
 		return fmt.Errorf("fs: delete %q: %w", name, err)
 	}
 	return nil
@@ -375,7 +423,8 @@ func (s *Store) Replace(ctx context.Context, name string, old, new []byte) error
 	if err != nil {
 		return fmt.Errorf("fs: replace %q: %w", name, err)
 	}
-	if err := syncDir(root); err != nil {
+	s.idx.added(name) // the name exists, even if another process removed it meanwhile
+	if err := s.syncDir(ctx, root); err != nil {
 		return fmt.Errorf("fs: replace %q: %w", name, err)
 	}
 	return nil
@@ -386,6 +435,11 @@ func (s *Store) Replace(ctx context.Context, name string, old, new []byte) error
 // with valid key names count, so temporary files and subdirectories are
 // never listed. n <= 0 means [keystore.ListPageSize]. The returned slice
 // belongs to the caller.
+//
+// The names come from the index (see index): the first List reads the
+// directory once; later ones read it again only if it changed behind this
+// Store, at most once per ten times the duration of a pass, so a change
+// made by another process can take that long to show.
 func (s *Store) List(ctx context.Context, prefix, continueAt string, n int) ([]string, string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
@@ -395,23 +449,16 @@ func (s *Store) List(ctx context.Context, prefix, continueAt string, n int) ([]s
 		return nil, "", err
 	}
 	defer root.Close()
-	d, err := root.Open(".")
+	s.idx.scanMu.Lock()
+	err = s.idx.refresh(ctx, root)
+	s.idx.scanMu.Unlock()
 	if err != nil {
-		return nil, "", fmt.Errorf("fs: list: %w", err)
+		return nil, "", err
 	}
-	defer d.Close()
-	entries, err := d.ReadDir(-1)
-	if err != nil {
-		return nil, "", fmt.Errorf("fs: list: %w", err)
+	if n <= 0 {
+		n = keystore.ListPageSize
 	}
-
-	names := make([]string, 0, len(entries))
-	for _, e := range entries {
-		if name := e.Name(); e.Type().IsRegular() && validName(name) == nil {
-			names = append(names, name)
-		}
-	}
-	page, next := keystore.Page(names, prefix, continueAt, n)
+	page, next := s.idx.page(prefix, continueAt, n)
 	return page, next, nil
 }
 
@@ -468,6 +515,12 @@ func writeTemp(root *os.Root, value []byte) (string, *os.File, error) {
 		return "", nil, err
 	}
 	return name, f, nil
+}
+
+// syncDir returns once a directory fsync that began after the call has
+// ended (shared with concurrent writers), or when ctx ends.
+func (s *Store) syncDir(ctx context.Context, root *os.Root) error {
+	return s.commits.wait(ctx, func() error { return syncDir(root) })
 }
 
 // syncDir fsyncs the directory so that a new or removed name survives a

@@ -2,13 +2,17 @@ package fs_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	iofs "io/fs"
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -524,4 +528,81 @@ func TestReplaceLayout(t *testing.T) {
 		t.Fatalf("Replace of an invalid name: got %v, want fs.ErrInvalidName", err)
 	}
 	assertUnchanged(t, dir, before)
+}
+
+// BenchmarkCreateParallel measures create+delete pairs of distinct keys
+// from 32 concurrent writers (b.SetParallelism scales GOMAXPROCS to 32),
+// as the API's create and delete of the load tool's pair mode do. Every
+// pair waits for its directory syncs; group commit lets them share one.
+func BenchmarkCreateParallel(b *testing.B) {
+	s, err := fs.New(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	value := bytes.Repeat([]byte("k"), 200) // about a key record's size
+	var worker atomic.Int64
+	b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		prefix := "w" + strconv.FormatInt(worker.Add(1), 10) + "-"
+		for i := 0; pb.Next(); i++ {
+			name := prefix + strconv.Itoa(i)
+			if err := s.Create(ctx, name, value); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := s.Delete(ctx, name); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pairs/s")
+}
+
+// TestListOtherWriters: names that another process (or an operator) adds
+// or removes show in List once the directory is read again; this Store's
+// own creates and deletes show at once.
+func TestListOtherWriters(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	list := func() []string {
+		t.Helper()
+		names, next, err := s.List(t.Context(), "", "", 0)
+		if err != nil || next != "" {
+			t.Fatalf("List: %q, %v", next, err)
+		}
+		return names
+	}
+	if err := s.Create(t.Context(), "b", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("List = %q, want [b]", got)
+	}
+	other := newStore(t, dir) // another server sharing the directory
+	if err := other.Create(t.Context(), "a", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "c"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(t.Context(), "d", nil); err != nil {
+		t.Fatal(err)
+	}
+	s.ExpireIndex()
+	if got := list(); !slices.Equal(got, []string{"a", "b", "c", "d"}) {
+		t.Fatalf("List = %q, want [a b c d]", got)
+	}
+	if err := other.Delete(t.Context(), "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(t.Context(), "d"); err != nil {
+		t.Fatal(err)
+	}
+	s.ExpireIndex()
+	if got := list(); !slices.Equal(got, []string{"a", "c"}) {
+		t.Fatalf("List = %q, want [a c]", got)
+	}
 }
