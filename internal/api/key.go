@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -190,6 +192,12 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *request) {
 // worked (api.md §4.6). Answering all names keeps every client correct. A
 // trailing '*' marks a prefix, as for policies and identities (upstream
 // keeps it and matches nothing).
+//
+// A listing of more than one page is streamed page by page, so that a
+// million names never sit in memory at once (issue 12); its body is the
+// same JSON. A store error after the first page can no longer change the
+// status: the response is aborted, so the client sees a broken body, never
+// a short list.
 func (s *Server) listKeys(w http.ResponseWriter, r *request) {
 	prefix := r.Resource
 	if !names.ValidPattern(prefix) {
@@ -199,21 +207,40 @@ func (s *Server) listKeys(w http.ResponseWriter, r *request) {
 	prefix = strings.TrimSuffix(prefix, "*")
 	ctx, cancel := r.storeContext()
 	defer cancel()
-	all := []string{}
-	next := ""
-	for {
-		page, cont, err := r.state.keys.List(ctx, prefix, next, keystore.ListPageSize)
-		if err != nil {
-			s.storeError(ctx, w, r, err, errListKeys)
-			return
+	page, next, err := r.state.keys.List(ctx, prefix, "", keystore.ListPageSize)
+	if err != nil {
+		s.storeError(ctx, w, r, err, errListKeys)
+		return
+	}
+	if next == "" {
+		writeJSON(w, kes.ListKeysResponse{Names: append([]string{}, page...)})
+		return
+	}
+	w.Header()["Content-Type"] = contentTypeJSON
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	bw.WriteString(`{"names":[`)
+	for sep := ""; ; {
+		if len(page) > 0 {
+			b, _ := json.Marshal(page) // strings only: cannot fail
+			bw.WriteString(sep)
+			bw.Write(b[1 : len(b)-1])
+			sep = ","
 		}
-		all = append(all, page...)
-		if cont == "" || cont == next {
+		if next == "" {
 			break
 		}
-		next = cont
+		cont := next
+		if page, next, err = r.state.keys.List(ctx, prefix, cont, keystore.ListPageSize); err != nil {
+			s.errLog.Error(err.Error(), reqAttrs(r))
+			panic(http.ErrAbortHandler)
+		}
+		if next == cont { // a store that does not advance: stop
+			next = ""
+		}
 	}
-	writeJSON(w, kes.ListKeysResponse{Names: all})
+	bw.WriteString("]}\n")
+	bw.Flush()
 }
 
 func (s *Server) generateKey(w http.ResponseWriter, r *request) {

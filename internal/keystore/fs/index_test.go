@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -28,6 +29,7 @@ func TestIndexModel(t *testing.T) {
 			b.add([]byte(n))
 		}
 	}
+	b.done()
 	x := &index{built: true, arena: b.arena, base: b.ents}
 	slices.SortFunc(x.base, func(e, f uint64) int {
 		return slices.Compare(x.name(e), x.name(f))
@@ -133,5 +135,34 @@ func TestSyncGroupError(t *testing.T) {
 	}
 	if err := g.wait(context.Background(), func() error { return nil }); err != nil {
 		t.Fatalf("wait after a failed sync = %v, want a new sync's nil", err)
+	}
+}
+
+// TestIndexCompaction: once the names deleted since the directory pass
+// are half of the arena, the arena is rebuilt with the live names only.
+func TestIndexCompaction(t *testing.T) {
+	var b builder
+	const n = 100_000
+	for i := range n {
+		b.add(fmt.Appendf(nil, "k%015d", i))
+	}
+	b.done()
+	x := &index{built: true, arena: b.arena, base: b.ents}
+	before := x.arena.size()
+	for i := range n {
+		if i%100 != 0 {
+			x.removed(fmt.Sprintf("k%015d", i))
+		}
+	}
+	x.added("a")
+	if x.arena.size() >= before/2 {
+		t.Fatalf("arena of %d bytes after deleting 99 %%, %d before", x.arena.size(), before)
+	}
+	got, next := x.page("k0", "k000000000000001", 5)
+	if want := []string{"k000000000000100", "k000000000000200", "k000000000000300", "k000000000000400", "k000000000000500"}; !slices.Equal(got, want) || next != "k000000000000600" {
+		t.Fatalf("page = %q, %q; want %q, k000000000000600", got, next, want)
+	}
+	if got, _ := x.page("", "", 3); !slices.Equal(got, []string{"a", "k000000000000000", "k000000000000100"}) {
+		t.Fatalf("page = %q", got)
 	}
 }
