@@ -131,18 +131,20 @@ func (s *Store) sweep(now time.Time) error {
 		return err
 	}
 	defer root.Close()
-	// The temporary files are gathered first, a batch of entries at a
-	// time: a directory with a million keys must not be held in memory.
+	// The temporary files are gathered first, a batch of names at a time:
+	// a directory with a million keys must not be held in memory. Names
+	// only: a directory opened below a Root lstats every entry ReadDir
+	// returns, which takes seconds with a million keys.
 	d, err := root.Open(".")
 	if err != nil {
 		return fmt.Errorf("fs: sweep: %w", err)
 	}
-	var entries []iofs.DirEntry
+	var temps []string
 	for {
-		batch, err := d.ReadDir(1024)
-		for _, e := range batch {
-			if strings.HasPrefix(e.Name(), tmpPrefix) {
-				entries = append(entries, e)
+		batch, err := d.Readdirnames(1024)
+		for _, name := range batch {
+			if strings.HasPrefix(name, tmpPrefix) {
+				temps = append(temps, name)
 			}
 		}
 		if errors.Is(err, io.EOF) {
@@ -155,16 +157,13 @@ func (s *Store) sweep(now time.Time) error {
 	}
 	d.Close()
 	removed := false
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), tmpPrefix) || !e.Type().IsRegular() {
-			continue
-		}
-		fi, err := root.Lstat(e.Name())
+	for _, name := range temps {
+		fi, err := root.Lstat(name)
 		if err != nil || !fi.Mode().IsRegular() {
-			continue // gone since ReadDir, or replaced
+			continue // gone since read, or not a regular file
 		}
-		if n, ok := linkCount(fi); (ok && n > 1) || abandoned(root, e.Name(), fi, now) {
-			if err := root.Remove(e.Name()); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+		if n, ok := linkCount(fi); (ok && n > 1) || abandoned(root, name, fi, now) {
+			if err := root.Remove(name); err != nil && !errors.Is(err, iofs.ErrNotExist) {
 				return fmt.Errorf("fs: sweep: %w", err)
 			}
 			removed = true
