@@ -461,8 +461,16 @@ func (s *Store) List(ctx context.Context, prefix, continueAt string, n int) ([]s
 	return page, next, nil
 }
 
-// Close does nothing: the store holds no open files between calls.
-func (s *Store) Close() error { return nil }
+// Close releases the memory of the list index (see index); a later List
+// builds it again. The store holds no open files between calls.
+func (s *Store) Close() error {
+	s.idx.scanMu.Lock()
+	defer s.idx.scanMu.Unlock()
+	s.idx.mu.Lock()
+	defer s.idx.mu.Unlock()
+	s.idx.free()
+	return nil
+}
 
 // openRoot opens the directory. Failing to do so means the store cannot be
 // reached, so the error wraps a [*keystore.UnreachableError].

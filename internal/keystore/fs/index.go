@@ -20,13 +20,14 @@ import (
 // every page re-read the whole directory and listing all was quadratic).
 //
 // Layout, 8 bytes per key beyond its name: the names lie back to back in
-// blocks of 64 KiB (an arena; no block is ever copied to grow), and a
+// blocks of 1 MiB (an arena; no block is ever copied to grow), and a
 // sorted slice of 8-byte entries (position<<8 | length) orders them: the
 // base. Creates and deletes of this process go to a small sorted slice of
 // added names and a set of deleted base names, merged into a new base once
 // they grow past a fraction of it, so that a create costs O(log n) plus an
 // amortized copy of the entries. With a million 11-byte names the index
-// takes about 19 MB.
+// takes about 19 MB, outside the Go heap (see allocBytes) so that it does
+// not raise the garbage collector's heap goal; Close releases it.
 //
 // Other processes (another server sharing the directory, an operator
 // copying files in) change the directory behind the index. List stats the
@@ -118,12 +119,15 @@ func (x *index) apply(c change) {
 // name returns the name of base entry e.
 func (x *index) name(e uint64) []byte { return x.arena.name(e) }
 
-// arenaBlock is the size of the blocks of an arena.
-const arenaBlock = 1 << 16
+// arenaBits is log2 of the size of the blocks of an arena.
+const (
+	arenaBits  = 20
+	arenaBlock = 1 << arenaBits
+)
 
 // arena keeps names back to back in blocks of arenaBlock bytes; a name
 // (at most 255 bytes) never straddles two blocks. An entry locates a name:
-// block<<24 | offset<<8 | length.
+// block<<(arenaBits+8) | offset<<8 | length.
 type arena struct {
 	blocks [][]byte
 }
@@ -132,18 +136,34 @@ type arena struct {
 func (a *arena) add(name []byte) uint64 {
 	last := len(a.blocks) - 1
 	if last < 0 || len(a.blocks[last])+len(name) > arenaBlock {
-		a.blocks = append(a.blocks, make([]byte, 0, arenaBlock))
+		a.blocks = append(a.blocks, allocBytes(arenaBlock))
 		last++
 	}
 	off := len(a.blocks[last])
 	a.blocks[last] = append(a.blocks[last], name...)
-	return uint64(last)<<24 | uint64(off)<<8 | uint64(len(name))
+	return uint64(last)<<(arenaBits+8) | uint64(off)<<8 | uint64(len(name))
 }
 
 // name returns the name of entry e.
 func (a *arena) name(e uint64) []byte {
-	b, off := a.blocks[e>>24], (e>>8)&(arenaBlock-1)
+	b, off := a.blocks[e>>(arenaBits+8)], (e>>8)&(arenaBlock-1)
 	return b[off : off+e&0xff]
+}
+
+// free releases the blocks.
+func (a *arena) free() {
+	for _, b := range a.blocks {
+		freeBytes(b)
+	}
+	a.blocks = nil
+}
+
+// free releases the memory of the index; it is built again by the next
+// List. x.mu is held.
+func (x *index) free() {
+	x.arena.free()
+	freeUint64s(x.base)
+	x.base, x.adds, x.dels, x.dead, x.built = nil, nil, nil, 0, false
 }
 
 // size returns the bytes the arena holds.
@@ -161,7 +181,7 @@ func (x *index) searchBase(name string) (int, bool) {
 // names go to the arena; the deleted ones stay there as dead bytes until
 // they are half of it, when the arena is rebuilt.
 func (x *index) merge() {
-	ents := make([]uint64, 0, len(x.base)-len(x.dels)+len(x.adds))
+	ents := allocUint64s(len(x.base) - len(x.dels) + len(x.adds))
 	for n := range x.dels {
 		x.dead += len(n)
 	}
@@ -172,12 +192,14 @@ func (x *index) merge() {
 		ents = append(ents, e)
 		return true
 	})
+	freeUint64s(x.base)
 	x.base, x.adds, x.dels = ents, nil, nil
-	if x.dead > 16*arenaBlock && x.dead > x.arena.size()/2 {
+	if x.dead > 4*arenaBlock && x.dead > x.arena.size()/2 {
 		var a arena
 		for i, e := range x.base {
 			x.base[i] = a.add(x.arena.name(e))
 		}
+		x.arena.free()
 		x.arena, x.dead = a, 0
 	}
 }
@@ -266,7 +288,8 @@ func (x *index) scan(ctx context.Context, root *os.Root, fi iofs.FileInfo) error
 	slices.SortFunc(b.ents, func(e, f uint64) int {
 		return bytes.Compare(b.arena.name(e), b.arena.name(f))
 	})
-	x.arena, x.base, x.adds, x.dels, x.dead, x.built = b.arena, b.ents, nil, nil, 0, true
+	x.free()
+	x.arena, x.base, x.built = b.arena, b.ents, true
 	for _, c := range pending {
 		x.apply(c)
 	}
@@ -285,27 +308,38 @@ type builder struct {
 	ents   []uint64 // set by done
 }
 
-const chunkLen = 8192
+const chunkLen = 1 << 14
 
 func (b *builder) add(name []byte) {
 	last := len(b.chunks) - 1
 	if last < 0 || len(b.chunks[last]) == chunkLen {
-		b.chunks = append(b.chunks, make([]uint64, 0, chunkLen))
+		b.chunks = append(b.chunks, allocUint64s(chunkLen))
 		last++
 	}
 	b.chunks[last] = append(b.chunks[last], b.arena.add(name))
 }
 
+// done gathers the entries in ents.
 func (b *builder) done() {
 	n := 0
 	for _, c := range b.chunks {
 		n += len(c)
 	}
-	b.ents = make([]uint64, 0, n)
+	b.ents = allocUint64s(n)
 	for _, c := range b.chunks {
 		b.ents = append(b.ents, c...)
+		freeUint64s(c)
 	}
 	b.chunks = nil
+}
+
+// free releases everything b holds.
+func (b *builder) free() {
+	for _, c := range b.chunks {
+		freeUint64s(c)
+	}
+	freeUint64s(b.ents)
+	b.arena.free()
 }
 
 // read reads the valid key names of the directory, in batches so that
@@ -324,6 +358,7 @@ func read(ctx context.Context, root *os.Root) (*builder, error) {
 	b := new(builder)
 	for {
 		if err := ctx.Err(); err != nil {
+			b.free()
 			return nil, err
 		}
 		entries, err := d.ReadDir(1024)
@@ -336,6 +371,7 @@ func read(ctx context.Context, root *os.Root) (*builder, error) {
 			break
 		}
 		if err != nil {
+			b.free()
 			return nil, fmt.Errorf("fs: list: %w", err)
 		}
 	}
