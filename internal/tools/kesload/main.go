@@ -17,6 +17,9 @@ const usage = `usage:
   kesload run [flags]    measure kes against a bare TLS server (see -h)
   kesload soak [flags]   drive a MinIO-like mixed load for a while and check
                          for errors, goroutine, RSS and fd growth (see -h)
+  kesload pairs [flags] [kes...]
+                         create+delete pairs of new keys on an fs store,
+                         comparing kes binaries in one run (see -h)
   kesload bare [flags]   serve the bare server (started by run)`
 
 func main() {
@@ -42,6 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runLoad(ctx, args[1:], stdout, stderr)
 	case "soak":
 		return runSoak(ctx, args[1:], stdout, stderr)
+	case "pairs":
+		return runPairs(ctx, args[1:], stdout, stderr)
 	case "bare":
 		return runBare(ctx, args[1:], stderr)
 	case "help", "-h", "-help", "--help":
@@ -162,4 +167,48 @@ func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	return rep.Check()
+}
+
+// runPairs is "kesload pairs [flags] [kes binary...]": with no binary it
+// builds ./cmd/kes; name two (e.g. one built from main and one from a
+// branch, or an upstream binary) to get their ratio from one run.
+func runPairs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("kesload pairs", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o PairsOptions
+	fs.IntVar(&o.Clients, "clients", 32, "concurrent clients")
+	fs.DurationVar(&o.Duration, "d", 10*time.Second, "duration of one server's run per round")
+	fs.IntVar(&o.Rounds, "rounds", 3, "rounds; the table shows medians")
+	proto := fs.String("proto", "h1", "h1 (a connection per client) or h2 (one shared connection)")
+	dir := fs.String("dir", "", "work directory; empty means a temp dir that is removed")
+	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	protos, err := parseProtos(*proto)
+	if err != nil || len(protos) != 1 {
+		return fmt.Errorf("-proto %q: want h1 or h2", *proto)
+	}
+	o.Proto, o.KES = protos[0], fs.Args()
+	if !*quiet {
+		o.Log = stderr
+	}
+	if o.Dir = *dir; o.Dir == "" {
+		if o.Dir, err = os.MkdirTemp("", "kesload-pairs-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(o.Dir)
+	}
+	if len(o.KES) == 0 {
+		bin, err := BuildKES(ctx, o.Dir)
+		if err != nil {
+			return err
+		}
+		o.KES = []string{bin}
+	}
+	rep, err := Pairs(ctx, o)
+	if err != nil {
+		return err
+	}
+	return rep.Print(stdout)
 }
