@@ -257,7 +257,14 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 		f.Close()
 		return err
 	}
+	// The link and the index change are one step with respect to Delete,
+	// so that the index never keeps a name a Delete removed meanwhile.
+	s.mu.Lock()
 	err = root.Link(tmp, name)
+	if err == nil {
+		s.idx.added(name)
+	}
+	s.mu.Unlock()
 	root.Remove(tmp)
 	f.Close() // releases the lock once the temporary name is gone
 	if errors.Is(err, iofs.ErrExist) {
@@ -266,7 +273,6 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	if err != nil {
 		return fmt.Errorf("fs: create %q: %w", name, err)
 	}
-	s.idx.added(name)
 	if err := s.syncDir(ctx, root); err != nil {
 		return fmt.Errorf("fs: create %q: %w", name, err)
 	}
@@ -343,15 +349,14 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	if err := s.remove(root, name); err != nil {
 		return err
 	}
-	s.idx.removed(name)
 	if err := s.syncDir(ctx, root); err != nil {
 		return fmt.Errorf("fs: delete %q: %w", name, err)
 	}
 	return nil
 }
 
-// remove removes the regular file name, as one step with respect to
-// Replace.
+// remove removes the regular file name and drops it from the index, as
+// one step with respect to Create's link and Replace.
 func (s *Store) remove(root *os.Root, name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -372,6 +377,7 @@ func (s *Store) remove(root *os.Root, name string) error {
 	if err != nil {
 		return fmt.Errorf("fs: delete %q: %w", name, err)
 	}
+	s.idx.removed(name)
 	return nil
 }
 
