@@ -225,4 +225,3 @@ func procRSS(t *testing.T, pid int) (rss, hwm float64) {
 	}
 	return rss, hwm
 }
-
