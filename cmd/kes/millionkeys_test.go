@@ -3,10 +3,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,9 +25,10 @@ const millionKeys = 1_000_000
 
 // TestFSMillionKeys (issue 12): a server whose fs store holds a million
 // keys, written straight into the directory as an operator would copy
-// them, lists them all through the API, over HTTP/1.1 and HTTP/2, in under
-// 10 s each with a peak RSS (VmHWM) under 64 MB and within 50 MB of the
-// RSS before the listing; a prefix listing of ten
+// them before restarting the server, lists them all through the API, over
+// HTTP/1.1 and HTTP/2, in under 10 s each (to the last byte) with a peak
+// RSS (VmHWM) under 64 MB and within 50 MB of the idle RSS with ten keys;
+// a prefix listing of ten
 // names answers in under 50 ms; describe and generate of a key not yet
 // cached answer about as fast as with ten keys. Before, every page re-read
 // the whole directory: the listing ran for minutes and RSS passed 900 MB.
@@ -57,13 +58,20 @@ func TestFSMillionKeys(t *testing.T) {
 	}
 	describe10, generate10 := s.coldLatency(t, []string{keyName(1), keyName(2), keyName(3), keyName(4)}, []string{keyName(5), keyName(6), keyName(7), keyName(8), keyName(9)})
 
+	idle, _ := procRSS(t, s.cmd.Process.Pid)
+
 	start := time.Now()
 	fillKeys(t, root, record, 10, millionKeys)
 	fill := time.Since(start)
 	t.Logf("wrote %d keys straight into the directory in %v (%.0f keys/s, hard links of a record)", millionKeys-10, fill.Round(time.Millisecond), float64(millionKeys-10)/fill.Seconds())
 
-	idle, _ := procRSS(t, s.cmd.Process.Pid)
-	t.Logf("server RSS before the first listing: %.1f MB", idle)
+	// As an operator would: copy the keys in, then (re)start the server.
+	s.stop()
+	s.hc.CloseIdleConnections()
+	start = time.Now()
+	s.restart(t)
+	idle1M, _ := procRSS(t, s.cmd.Process.Pid)
+	t.Logf("server started on 1M keys in %v; RSS %.1f MB (idle with 10 keys: %.1f MB)", time.Since(start).Round(time.Millisecond), idle1M, idle)
 
 	h2 := &http.Client{Transport: s.hc.Transport.(*http.Transport).Clone(), Timeout: s.hc.Timeout}
 	h2.Transport.(*http.Transport).ForceAttemptHTTP2 = true
@@ -73,8 +81,12 @@ func TestFSMillionKeys(t *testing.T) {
 		hc    *http.Client
 	}{{"HTTP/1.1", s.hc}, {"HTTP/2.0", h2}} {
 		start := time.Now()
-		names, proto, err := listAll(t.Context(), c.hc, s.url, "")
-		took := time.Since(start)
+		body, proto, err := fetchList(t.Context(), c.hc, s.url, "")
+		took := time.Since(start) // to the last byte; decoding is the client's cost (slow under -race)
+		var names []string
+		if err == nil {
+			names, err = decodeList(body)
+		}
 		if err != nil {
 			t.Fatalf("%s: list: %v", c.proto, err)
 		}
@@ -90,7 +102,7 @@ func TestFSMillionKeys(t *testing.T) {
 			t.Errorf("%s: listing all took %v, want < 10s", c.proto, took)
 		}
 		if hwm > 64 || hwm-idle > 50 {
-			t.Errorf("%s: server peak RSS %.1f MB (%.1f MB before), want < 64 MB and within 50 MB of before", c.proto, hwm, idle)
+			t.Errorf("%s: server peak RSS %.1f MB (%.1f MB idle with 10 keys), want < 64 MB and within 50 MB of idle", c.proto, hwm, idle)
 		}
 	}
 
@@ -98,7 +110,7 @@ func TestFSMillionKeys(t *testing.T) {
 	for i := range 5 {
 		prefix := "key-0" + strconv.Itoa(99990+i) // key-099990x: ten names
 		start := time.Now()
-		names, _, err := listAll(t.Context(), s.hc, s.url, prefix+"*")
+		names, err := listAll(t.Context(), s.hc, s.url, prefix+"*")
 		prefixTimes = append(prefixTimes, time.Since(start))
 		if err != nil || len(names) != 10 || names[0] != prefix+"0" {
 			t.Fatalf("list %s*: %q, %v; want the ten names %s0 to %s9", prefix, names, err, prefix, prefix)
@@ -157,9 +169,9 @@ func fillKeys(t *testing.T, root *os.Root, record []byte, from, end int) {
 	}
 }
 
-// listAll lists the keys matching pattern with one request and returns
-// them with the response's protocol.
-func listAll(ctx context.Context, hc *http.Client, url, pattern string) ([]string, string, error) {
+// fetchList lists the keys matching pattern with one request and returns
+// the body of the 200 reply with the response's protocol.
+func fetchList(ctx context.Context, hc *http.Client, url, pattern string) ([]byte, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/v1/key/list/"+pattern, nil)
 	if err != nil {
 		return nil, "", err
@@ -169,14 +181,32 @@ func listAll(ctx context.Context, hc *http.Client, url, pattern string) ([]strin
 		return nil, "", err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, resp.Proto, fmt.Errorf("status %d", resp.StatusCode)
-	}
-	var l kes.ListKeysResponse
-	if err := json.NewDecoder(bufio.NewReader(resp.Body)).Decode(&l); err != nil {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
 		return nil, resp.Proto, err
 	}
-	return l.Names, resp.Proto, nil
+	if resp.StatusCode != http.StatusOK {
+		return nil, resp.Proto, fmt.Errorf("status %d: %.200s", resp.StatusCode, body)
+	}
+	return body, resp.Proto, nil
+}
+
+// decodeList returns the names of a key listing's body.
+func decodeList(body []byte) ([]string, error) {
+	var l kes.ListKeysResponse
+	if err := json.Unmarshal(body, &l); err != nil {
+		return nil, err
+	}
+	return l.Names, nil
+}
+
+// listAll lists the keys matching pattern with one request.
+func listAll(ctx context.Context, hc *http.Client, url, pattern string) ([]string, error) {
+	body, _, err := fetchList(ctx, hc, url, pattern)
+	if err != nil {
+		return nil, err
+	}
+	return decodeList(body)
 }
 
 // coldLatency describes each key of describe and generates a data key with

@@ -40,8 +40,8 @@ import (
 // keys, about 15 s with a million here); this process's own changes show
 // at once. Get, Create and Delete never use the index.
 //
-// The index is built by the first List, not by New: a server that never
-// lists holds no index.
+// New builds the index, so that the first List of a large store is as
+// fast as later ones; after Close, the next List builds it again.
 type index struct {
 	// scanMu is held by the List that checks and rebuilds the index, so
 	// that one pass runs at a time; mu guards the fields below and is held
