@@ -196,8 +196,9 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *request) {
 // A listing of more than one page is streamed page by page, so that a
 // million names never sit in memory at once (issue 12); its body is the
 // same JSON. A store error after the first page can no longer change the
-// status: the response is aborted, so the client sees a broken body, never
-// a short list.
+// status: the body then ends where the names stopped, without closing the
+// JSON, so a client sees a broken body, never a short list (and the audit
+// log still gets the request).
 func (s *Server) listKeys(w http.ResponseWriter, r *request) {
 	prefix := r.Resource
 	if !names.ValidPattern(prefix) {
@@ -232,8 +233,11 @@ func (s *Server) listKeys(w http.ResponseWriter, r *request) {
 		}
 		cont := next
 		if page, next, err = r.state.keys.List(ctx, prefix, cont, keystore.ListPageSize); err != nil {
+			// The status is sent: end the body without closing the
+			// JSON, so that no client takes it for the whole list.
 			s.errLog.Error(err.Error(), reqAttrs(r))
-			panic(http.ErrAbortHandler)
+			bw.Flush()
+			return
 		}
 		if next == cont { // a store that does not advance: stop
 			next = ""
