@@ -37,7 +37,7 @@ import (
 // times the duration of the last pass, so that passes take at most a tenth
 // of a core however often List is called. A listing can therefore miss
 // another process's change for that long (milliseconds with a thousand
-// keys, about 15 s with a million here); this process's own changes show
+// keys, about 20 s with a million here); this process's own changes show
 // at once. Get, Create and Delete never use the index.
 //
 // New builds the index, so that the first List of a large store is as
