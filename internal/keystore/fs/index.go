@@ -3,11 +3,10 @@ package fs
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	iofs "io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -356,25 +355,29 @@ func read(ctx context.Context, root *os.Root) (*builder, error) {
 	}
 	defer d.Close()
 	b := new(builder)
-	for {
-		if err := ctx.Err(); err != nil {
-			b.free()
+	isRegular := func(name string) bool {
+		fi, err := root.Lstat(name)
+		return err == nil && fi.Mode().IsRegular()
+	}
+	err = readNames(ctx, d, isRegular, func(name []byte) {
+		if validKeyName(name) {
+			b.add(name)
+		}
+	})
+	if err != nil {
+		b.free()
+		if ctx.Err() != nil {
 			return nil, err
 		}
-		entries, err := d.ReadDir(1024)
-		for _, e := range entries {
-			if name := e.Name(); e.Type().IsRegular() && validName(name) == nil {
-				b.add([]byte(name))
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			b.free()
-			return nil, fmt.Errorf("fs: list: %w", err)
-		}
+		return nil, fmt.Errorf("fs: list: %w", err)
 	}
 	b.done()
 	return b, nil
+}
+
+// validKeyName is validName for a name read from the directory, without
+// allocating.
+func validKeyName(name []byte) bool {
+	return len(name) > 0 && len(name) <= maxNameLen && !bytes.ContainsAny(name, "/\\.\x00") &&
+		filepath.IsLocal(string(name))
 }
