@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	iofs "io/fs"
 	"os"
@@ -18,14 +19,14 @@ import (
 // returns, not a pass over the directory (issue 12: with a million keys,
 // every page re-read the whole directory and listing all was quadratic).
 //
-// Layout, 8 bytes per key beyond its name: the names lie back to back in
-// blocks of 1 MiB (an arena; no block is ever copied to grow), and a
-// sorted slice of 8-byte entries (position<<8 | length) orders them: the
-// base. Creates and deletes of this process go to a small sorted slice of
+// Layout, 5 bytes per key beyond its name: the names lie back to back,
+// each after its length byte, in blocks of 1 MiB (an arena; no block is
+// ever copied to grow), and a sorted slice of 4-byte entries (positions)
+// orders them: the base. Creates and deletes of this process go to a small sorted slice of
 // added names and a set of deleted base names, merged into a new base once
 // they grow past a fraction of it, so that a create costs O(log n) plus an
 // amortized copy of the entries. With a million 11-byte names the index
-// takes about 19 MB, outside the Go heap (see allocBytes) so that it does
+// takes about 16 MB, outside the Go heap (see allocBytes) so that it does
 // not raise the garbage collector's heap goal; Close releases it.
 //
 // Other processes (another server sharing the directory, an operator
@@ -50,7 +51,7 @@ type index struct {
 	mu    sync.Mutex
 	built bool
 	arena arena               // names of the base, and of deleted ones
-	base  []uint64            // sorted by name: entries of arena
+	base  []uint32            // sorted by name: entries of arena
 	adds  []string            // sorted; created since the pass, not in base
 	dels  map[string]struct{} // base names deleted since the pass
 	dead  int                 // bytes of arena no base entry refers to
@@ -116,7 +117,7 @@ func (x *index) apply(c change) {
 }
 
 // name returns the name of base entry e.
-func (x *index) name(e uint64) []byte { return x.arena.name(e) }
+func (x *index) name(e uint32) []byte { return x.arena.name(e) }
 
 // arenaBits is log2 of the size of the blocks of an arena.
 const (
@@ -124,29 +125,36 @@ const (
 	arenaBlock = 1 << arenaBits
 )
 
-// arena keeps names back to back in blocks of arenaBlock bytes; a name
-// (at most 255 bytes) never straddles two blocks. An entry locates a name:
-// block<<(arenaBits+8) | offset<<8 | length.
+// arena keeps names back to back in blocks of arenaBlock bytes, each
+// after a byte that holds its length (at most 255); a name never straddles
+// two blocks. An entry locates a name: block<<arenaBits | offset, so an
+// arena holds at most maxBlocks blocks (4 GiB).
 type arena struct {
 	blocks [][]byte
 }
 
-// add copies name into the arena and returns its entry.
-func (a *arena) add(name []byte) uint64 {
+const maxBlocks = 1 << (32 - arenaBits)
+
+// add copies name into the arena and returns its entry, or false if the
+// arena is full.
+func (a *arena) add(name []byte) (uint32, bool) {
 	last := len(a.blocks) - 1
-	if last < 0 || len(a.blocks[last])+len(name) > arenaBlock {
+	if last < 0 || len(a.blocks[last])+1+len(name) > arenaBlock {
+		if len(a.blocks) == maxBlocks {
+			return 0, false
+		}
 		a.blocks = append(a.blocks, allocBytes(arenaBlock))
 		last++
 	}
 	off := len(a.blocks[last])
-	a.blocks[last] = append(a.blocks[last], name...)
-	return uint64(last)<<(arenaBits+8) | uint64(off)<<8 | uint64(len(name))
+	a.blocks[last] = append(append(a.blocks[last], byte(len(name))), name...)
+	return uint32(last)<<arenaBits | uint32(off), true
 }
 
 // name returns the name of entry e.
-func (a *arena) name(e uint64) []byte {
-	b, off := a.blocks[e>>(arenaBits+8)], (e>>8)&(arenaBlock-1)
-	return b[off : off+e&0xff]
+func (a *arena) name(e uint32) []byte {
+	b, off := a.blocks[e>>arenaBits], e&(arenaBlock-1)
+	return b[off+1 : off+1+uint32(b[off])]
 }
 
 // free releases the blocks.
@@ -161,7 +169,7 @@ func (a *arena) free() {
 // List. x.mu is held.
 func (x *index) free() {
 	x.arena.free()
-	freeUint64s(x.base)
+	freeUint32s(x.base)
 	x.base, x.adds, x.dels, x.dead, x.built = nil, nil, nil, 0, false
 }
 
@@ -171,7 +179,7 @@ func (a *arena) size() int { return len(a.blocks) * arenaBlock }
 // searchBase returns the position of the first base name >= name and
 // whether it is name.
 func (x *index) searchBase(name string) (int, bool) {
-	return slices.BinarySearchFunc(x.base, name, func(e uint64, name string) int {
+	return slices.BinarySearchFunc(x.base, name, func(e uint32, name string) int {
 		return strings.Compare(string(x.name(e)), name)
 	})
 }
@@ -180,23 +188,32 @@ func (x *index) searchBase(name string) (int, bool) {
 // names go to the arena; the deleted ones stay there as dead bytes until
 // they are half of it, when the arena is rebuilt.
 func (x *index) merge() {
-	ents := allocUint64s(len(x.base) - len(x.dels) + len(x.adds))
-	for n := range x.dels {
-		x.dead += len(n)
-	}
-	x.each("", func(name []byte, e uint64, inBase bool) bool {
+	ents := allocUint32s(len(x.base) - len(x.dels) + len(x.adds))
+	full := false
+	x.each("", func(name []byte, e uint32, inBase bool) bool {
 		if !inBase {
-			e = x.arena.add(name)
+			var ok bool
+			if e, ok = x.arena.add(name); !ok {
+				full = true
+				return false
+			}
 		}
 		ents = append(ents, e)
 		return true
 	})
-	freeUint64s(x.base)
+	if full { // 4 GiB of names: keep listing from adds and dels
+		freeUint32s(ents)
+		return
+	}
+	for n := range x.dels {
+		x.dead += len(n) + 1
+	}
+	freeUint32s(x.base)
 	x.base, x.adds, x.dels = ents, nil, nil
 	if x.dead > 4*arenaBlock && x.dead > x.arena.size()/2 {
 		var a arena
 		for i, e := range x.base {
-			x.base[i] = a.add(x.arena.name(e))
+			x.base[i], _ = a.add(x.arena.name(e)) // fewer names than before: fits
 		}
 		x.arena.free()
 		x.arena, x.dead = a, 0
@@ -206,7 +223,7 @@ func (x *index) merge() {
 // each calls fn with the names >= start in order until fn returns false,
 // with the base entry of the name if inBase; x.mu is held. The slice
 // passed to fn is valid only during the call.
-func (x *index) each(start string, fn func(name []byte, e uint64, inBase bool) bool) {
+func (x *index) each(start string, fn func(name []byte, e uint32, inBase bool) bool) {
 	i, _ := x.searchBase(start)
 	j, _ := slices.BinarySearch(x.adds, start)
 	for i < len(x.base) || j < len(x.adds) {
@@ -235,7 +252,7 @@ func (x *index) page(prefix, continueAt string, n int) ([]string, string) {
 	defer x.mu.Unlock()
 	var names []string
 	var next string
-	x.each(max(prefix, continueAt), func(name []byte, _ uint64, _ bool) bool {
+	x.each(max(prefix, continueAt), func(name []byte, _ uint32, _ bool) bool {
 		if !bytes.HasPrefix(name, []byte(prefix)) {
 			return false // sorted: no later name has the prefix either
 		}
@@ -284,7 +301,7 @@ func (x *index) scan(ctx context.Context, root *os.Root, fi iofs.FileInfo) error
 	if err != nil {
 		return err
 	}
-	slices.SortFunc(b.ents, func(e, f uint64) int {
+	slices.SortFunc(b.ents, func(e, f uint32) int {
 		return bytes.Compare(b.arena.name(e), b.arena.name(f))
 	})
 	x.free()
@@ -303,19 +320,25 @@ func (x *index) scan(ctx context.Context, root *os.Root, fi iofs.FileInfo) error
 // 8 MB).
 type builder struct {
 	arena  arena
-	chunks [][]uint64
-	ents   []uint64 // set by done
+	chunks [][]uint32
+	ents   []uint32 // set by done
+	full   bool     // the arena is full: names were left out
 }
 
 const chunkLen = 1 << 14
 
 func (b *builder) add(name []byte) {
+	e, ok := b.arena.add(name)
+	if !ok {
+		b.full = true
+		return
+	}
 	last := len(b.chunks) - 1
 	if last < 0 || len(b.chunks[last]) == chunkLen {
-		b.chunks = append(b.chunks, allocUint64s(chunkLen))
+		b.chunks = append(b.chunks, allocUint32s(chunkLen))
 		last++
 	}
-	b.chunks[last] = append(b.chunks[last], b.arena.add(name))
+	b.chunks[last] = append(b.chunks[last], e)
 }
 
 // done gathers the entries in ents.
@@ -324,10 +347,10 @@ func (b *builder) done() {
 	for _, c := range b.chunks {
 		n += len(c)
 	}
-	b.ents = allocUint64s(n)
+	b.ents = allocUint32s(n)
 	for _, c := range b.chunks {
 		b.ents = append(b.ents, c...)
-		freeUint64s(c)
+		freeUint32s(c)
 	}
 	b.chunks = nil
 }
@@ -335,9 +358,9 @@ func (b *builder) done() {
 // free releases everything b holds.
 func (b *builder) free() {
 	for _, c := range b.chunks {
-		freeUint64s(c)
+		freeUint32s(c)
 	}
-	freeUint64s(b.ents)
+	freeUint32s(b.ents)
 	b.arena.free()
 }
 
@@ -364,6 +387,9 @@ func read(ctx context.Context, root *os.Root) (*builder, error) {
 			b.add(name)
 		}
 	})
+	if err == nil && b.full {
+		err = errors.New("more than 4 GiB of key names")
+	}
 	if err != nil {
 		b.free()
 		if ctx.Err() != nil {

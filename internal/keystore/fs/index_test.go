@@ -31,7 +31,7 @@ func TestIndexModel(t *testing.T) {
 	}
 	b.done()
 	x := &index{built: true, arena: b.arena, base: b.ents}
-	slices.SortFunc(x.base, func(e, f uint64) int {
+	slices.SortFunc(x.base, func(e, f uint32) int {
 		return slices.Compare(x.name(e), x.name(f))
 	})
 	merges := 0

@@ -28,18 +28,18 @@ func freeBytes(b []byte) {
 	}
 }
 
-// allocUint64s returns a slice of length 0 and capacity n, as allocBytes.
-func allocUint64s(n int) []uint64 {
-	b := allocBytes(8 * n)
+// allocUint32s returns a slice of length 0 and capacity n, as allocBytes.
+func allocUint32s(n int) []uint32 {
+	b := allocBytes(4 * n)
 	if cap(b) == 0 {
 		return nil
 	}
-	return unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(b[:1]))), n)[:0]
+	return unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(b[:1]))), n)[:0]
 }
 
-// freeUint64s releases what allocUint64s returned.
-func freeUint64s(s []uint64) {
+// freeUint32s releases what allocUint32s returned.
+func freeUint32s(s []uint32) {
 	if cap(s) > 0 {
-		freeBytes(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s[:1]))), 8*cap(s)))
+		freeBytes(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s[:1]))), 4*cap(s)))
 	}
 }
