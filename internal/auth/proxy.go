@@ -276,9 +276,19 @@ func parseBase64Cert(s string) (*x509.Certificate, bool) {
 
 // decodeBase64 decodes standard base64 (padding optional), ignoring line
 // breaks and tabs; a space is read as '+' if plus, else ignored.
+//
+// With plus, it also restores the '+' characters that ended the text:
+// turned into spaces, they were trimmed with the white space around the
+// header value (HTTP drops it), and base64 text is otherwise never short
+// by less than four characters. The DER's own length octets say how long
+// the text was: if it is one to three characters short of that, the
+// missing characters are '+', the only ones that can vanish so. A missing
+// '+' is only possible at the end (DER base64 begins with 'M', the
+// SEQUENCE tag) and only when the DER length is a multiple of 3 (else the
+// text ends in '=' padding, and the character before it cannot be '+').
 func decodeBase64(s string, plus bool) ([]byte, bool) {
 	s = strings.TrimSpace(s)
-	clean := make([]byte, 0, len(s))
+	clean := make([]byte, 0, len(s)+3)
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '\r', '\n', '\t':
@@ -293,6 +303,9 @@ func decodeBase64(s string, plus bool) ([]byte, bool) {
 	if len(clean) == 0 {
 		return nil, false
 	}
+	if plus {
+		clean = restoreTrailingPlus(clean)
+	}
 	enc := base64.StdEncoding
 	if len(clean)%4 != 0 {
 		enc = base64.RawStdEncoding
@@ -303,6 +316,51 @@ func decodeBase64(s string, plus bool) ([]byte, bool) {
 		return nil, false
 	}
 	return der[:n], true
+}
+
+// restoreTrailingPlus returns b, the unpadded base64 text of a DER value,
+// with the one to three '+' characters that its DER length octets say are
+// missing at its end appended (see decodeBase64); any other b unchanged.
+// A text short by four or more characters is not repaired: it is
+// indistinguishable from one cut short by a whole quantum.
+func restoreTrailingPlus(b []byte) []byte {
+	if len(b)%4 == 0 || len(b) < 8 || slices.Contains(b, '=') {
+		return b
+	}
+	var head [6]byte
+	if _, err := base64.StdEncoding.Decode(head[:], b[:8]); err != nil {
+		return b
+	}
+	n := derLen(head[:])
+	if n <= 0 || n%3 != 0 {
+		return b
+	}
+	missing := n/3*4 - len(b)
+	if missing < 1 || missing > 3 {
+		return b
+	}
+	return append(b, "+++"[:missing]...)
+}
+
+// derLen returns the length of the DER SEQUENCE that b begins with, its
+// tag and length octets included, from those octets; -1 if b does not
+// begin with a SEQUENCE of definite length below 16 MiB.
+func derLen(b []byte) int {
+	if len(b) < 2 || b[0] != 0x30 {
+		return -1
+	}
+	if b[1] < 0x80 {
+		return 2 + int(b[1])
+	}
+	k := int(b[1] & 0x7f)
+	if k == 0 || k > 3 || len(b) < 2+k {
+		return -1
+	}
+	n := 0
+	for _, c := range b[2 : 2+k] {
+		n = n<<8 | int(c)
+	}
+	return 2 + k + n
 }
 
 // ForwardedIP returns the client address a TLS proxy reports in the values

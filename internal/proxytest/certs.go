@@ -91,6 +91,26 @@ func (ca *CA) Issue(t testing.TB, name string, usage Usage) *Cert {
 // IssueUntil is [CA.Issue] for a certificate that expires at notAfter.
 func (ca *CA) IssueUntil(t testing.TB, name string, usage Usage, notAfter time.Time) *Cert {
 	t.Helper()
+	return ca.issue(t, name, usage, notAfter, nil)
+}
+
+// maxIssueTries bounds [CA.IssueWhere]'s search. A property that one
+// certificate in a few hundred has (the test's) is then missed with a
+// probability far below 1e-100.
+const maxIssueTries = 1 << 16
+
+// IssueWhere is [CA.Issue] for a certificate whose DER encoding has the
+// property ok, one that the test needs and that depends on the random
+// parts of a certificate (serial number, signature): it signs the same
+// key with fresh serial numbers until ok holds, up to 65536 times, and
+// fails the test if it never does.
+func (ca *CA) IssueWhere(t testing.TB, name string, usage Usage, ok func(der []byte) bool) *Cert {
+	t.Helper()
+	return ca.issue(t, name, usage, time.Now().Add(24*time.Hour), ok)
+}
+
+func (ca *CA) issue(t testing.TB, name string, usage Usage, notAfter time.Time, ok func(der []byte) bool) *Cert {
+	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(t),
@@ -114,6 +134,15 @@ func (ca *CA) IssueUntil(t testing.TB, name string, usage Usage, notAfter time.T
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for tries := 1; ok != nil && !ok(der); tries++ {
+		if tries == maxIssueTries {
+			t.Fatalf("proxytest: no certificate %s with the wanted property in %d tries", name, tries)
+		}
+		tmpl.SerialNumber = serial(t)
+		if der, err = x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.key); err != nil {
+			t.Fatal(err)
+		}
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
