@@ -165,7 +165,9 @@ func testPeerVerified(t *testing.T, p proxyPeer) {
 }
 
 // testPeerPlusAsSpace: minio/kes#334, a '+' of the base64 form that
-// became a space on the way, is repaired.
+// became a space on the way, is repaired. alice's base64 ends in a '+'
+// (plusCert): the space HAProxy puts at the end of the value is trimmed
+// on the way, and the server restores the '+' from the DER's length.
 func testPeerPlusAsSpace(t *testing.T, p proxyPeer) {
 	f := newProxyFixture(t, nil)
 	px := f.startPeer(t, p, p.plusAsSpace, "")
