@@ -147,9 +147,17 @@ func (s *Server) serve(w *statusWriter, r *request, start time.Time) {
 			// Refused on every route that identifies its caller: only
 			// an attacker or a proxy missing from tls.proxy.identities
 			// sends the header. The value, what the client claims to
-			// be, is not logged.
-			s.errLog.Warn("forwarded client certificate from an identity that is not a TLS proxy",
-				"header", s.proxy.Load().Header(), reqAttrs(r))
+			// be, is not logged. Every request is audited (the audit
+			// log limits denied lines per source); the error log warns
+			// once per connection, and within warnLimiter's bounds
+			// over all connections, so a flood cannot fill it.
+			if !conn(r.Request).notProxyWarned.Swap(true) {
+				if ok, suppressed := s.notProxy.allow(time.Now()); ok {
+					s.errLog.Warn("forwarded client certificate from an identity that is not a TLS proxy",
+						"header", s.proxy.Load().Header(), "limit", notProxyLimitText,
+						"suppressed_connections", suppressed, reqAttrs(r))
+				}
+			}
 			r.denied = true
 			writeError(w, err)
 			return

@@ -128,3 +128,47 @@ func asKesError(err error) *kes.Error {
 	}
 	return auth.ErrProxyInvalidCert
 }
+
+// The warnings about forwarded-certificate headers from clients that are
+// not proxies: one per connection (connInfo.notProxyWarned) and, over all
+// connections, a burst of notProxyBurst, then one every notProxyEvery. An
+// attacker who opens connections by the thousand writes a few lines; the
+// audit log still has a line for each refused request, within its own
+// limits on denied lines.
+const (
+	notProxyBurst = 10
+	notProxyEvery = time.Second
+
+	// notProxyLimitText says in the warning how it is limited.
+	notProxyLimitText = "once per connection; over all connections 10 at once, then 1 a second"
+)
+
+// warnLimiter is the token bucket of the warnings over all connections.
+// Its zero value is full.
+type warnLimiter struct {
+	mu         sync.Mutex
+	used       float64 // tokens taken and not yet refilled
+	last       time.Time
+	suppressed uint64 // connections whose warning was left out since the last one written
+}
+
+// allow reports whether a warning may be written at now, and then how
+// many connections' warnings were left out before it.
+func (l *warnLimiter) allow(now time.Time) (bool, uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if d := now.Sub(l.last); l.last.IsZero() || d > 0 {
+		if !l.last.IsZero() {
+			l.used = max(0, l.used-float64(d)/float64(notProxyEvery))
+		}
+		l.last = now
+	}
+	if l.used > notProxyBurst-1 {
+		l.suppressed++
+		return false, 0
+	}
+	l.used++
+	n := l.suppressed
+	l.suppressed = 0
+	return true, n
+}

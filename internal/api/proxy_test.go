@@ -343,6 +343,82 @@ func TestProxyForgedHeader(t *testing.T) {
 	}
 }
 
+// TestProxyForgedHeaderLogLimit: a flood of forged headers cannot fill the
+// error log. Each request is refused (and audited, within the audit log's
+// own limits), but the warning is written once per connection, HTTP/1.1
+// or HTTP/2, and over many connections a burst and then one a second,
+// each line saying how it is limited.
+func TestProxyForgedHeaderLogLimit(t *testing.T) {
+	const warning = "forwarded client certificate from an identity that is not a TLS proxy"
+	f := newProxyFixture(t, nil)
+	forged := map[string][]string{certHeader: {escaped(f.bob)}}
+	url := f.ts.URL + "/v1/identity/self/describe"
+	lines := func() []string {
+		var ls []string
+		for l := range strings.Lines(f.ts.Errors.String()) {
+			if strings.Contains(l, warning) {
+				ls = append(ls, l)
+			}
+		}
+		return ls
+	}
+
+	h1 := f.client(t, f.alice, false, loopback)
+	for i := range 1000 {
+		if r := send(t, h1, http.MethodGet, url, forged); r.Status != http.StatusForbidden {
+			t.Fatalf("forged request %d: %d %s, want 403", i, r.Status, r.Body)
+		}
+	}
+	if ls := lines(); len(ls) != 1 || !strings.Contains(ls[0], "once per connection") {
+		t.Fatalf("1,000 forged requests over one HTTP/1.1 connection wrote %d warnings, want 1 saying how it is limited:\n%s", len(ls), ls)
+	}
+
+	h2 := f.client(t, f.alice, true, loopback)
+	resp, err := h2.Get(f.ts.URL + "/version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("the HTTP/2 client speaks %s", resp.Proto)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 250 {
+				r, err := sendErr(h2, http.MethodGet, url, forged)
+				if err != nil || r.Status != http.StatusForbidden {
+					t.Errorf("forged request over HTTP/2: %d %s, %v; want 403", r.Status, r.Body, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(lines()); n != 2 {
+		t.Fatalf("1,000 concurrent forged requests over one HTTP/2 connection: %d warnings in all, want 2", n)
+	}
+
+	// Many connections: the burst, then one a second.
+	const conns = 3 * 10
+	start := time.Now()
+	for range conns {
+		c := f.client(t, f.alice, false, loopback)
+		for range 2 {
+			if r := send(t, c, http.MethodGet, url, forged); r.Status != http.StatusForbidden {
+				t.Fatalf("forged request: %d %s, want 403", r.Status, r.Body)
+			}
+		}
+		c.CloseIdleConnections()
+	}
+	elapsed := time.Since(start)
+	ls := lines()
+	if limit := 10 + int(elapsed/time.Second) + 1; len(ls) > limit || len(ls) < 10 {
+		t.Fatalf("%d connections in %v wrote %d warnings, want 10 to %d", conns+2, elapsed, len(ls), limit)
+	}
+	t.Logf("%d connections, 2,060 forged requests in all, in %v: %d warnings", conns+2, elapsed, len(ls))
+}
+
 // TestProxyVerify: with tls.auth on, a forwarded certificate must verify
 // against the server's roots for client authentication.
 func TestProxyVerify(t *testing.T) {

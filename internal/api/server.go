@@ -101,6 +101,9 @@ type Server struct {
 	rand    io.Reader
 
 	offline offlineLog // error lines of fail-fast answers
+	// notProxy limits the warnings about forwarded-certificate headers
+	// from clients that are not proxies over all connections.
+	notProxy warnLimiter
 }
 
 // state is the part of a Server that a reload replaces.
@@ -294,6 +297,10 @@ type connInfo struct {
 	// forwarded is the client certificate a TLS proxy last forwarded on
 	// this connection.
 	forwarded forwardCache
+	// notProxyWarned is set by the first request of the connection that
+	// sends the forwarded-certificate header without being a proxy: the
+	// error log warns once per connection.
+	notProxyWarned atomic.Bool
 
 	deadline time.Time // HTTP/1.1: the write deadline set on conn
 
