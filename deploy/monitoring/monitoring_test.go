@@ -73,6 +73,7 @@ type datasource struct {
 }
 
 type panel struct {
+	ID         int         `json:"id"`
 	Type       string      `json:"type"`
 	Title      string      `json:"title"`
 	Datasource *datasource `json:"datasource"`
@@ -213,6 +214,7 @@ func metricNames(expr string) ([]string, error) {
 		return 0, errors.New("unterminated " + string(end))
 	}
 	groupNext := false // the next (...) is a list of labels
+	depth := 0         // open parentheses
 	for i := 0; i < len(expr); {
 		c := expr[i]
 		switch {
@@ -240,6 +242,14 @@ func metricNames(expr string) ([]string, error) {
 				return nil, err
 			}
 			i, groupNext = j, false
+		case c == '(':
+			depth++
+			i++
+		case c == ')':
+			if depth--; depth < 0 {
+				return nil, errors.New("unbalanced )")
+			}
+			i++
 		case c == '$':
 			i++
 			for i < len(expr) && isPart(expr[i]) {
@@ -277,6 +287,9 @@ func metricNames(expr string) ([]string, error) {
 			i++
 		}
 	}
+	if depth != 0 {
+		return nil, errors.New("unbalanced (")
+	}
 	return names, nil
 }
 
@@ -293,7 +306,7 @@ func TestMetricNames(t *testing.T) {
 			t.Errorf("metricNames(%q) = %q, %v; want %q", expr, got, err, want)
 		}
 	}
-	for _, expr := range []string{`x{a="b"`, `rate(x[5m)`, `x{a="b}`} {
+	for _, expr := range []string{`x{a="b"`, `rate(x[5m)`, `x{a="b}`, `sum(rate(x[5m])`, `sum(x))`} {
 		if _, err := metricNames(expr); err == nil {
 			t.Errorf("metricNames(%q): no error", expr)
 		}
@@ -319,7 +332,12 @@ func TestDashboardShape(t *testing.T) {
 	if !slices.Equal(vars, []string{"job", "instance"}) {
 		t.Errorf("template variables %q, want job and instance", vars)
 	}
+	ids := map[int]bool{}
 	for _, p := range allPanels(d.Panels) {
+		if ids[p.ID] {
+			t.Errorf("panel %q: id %d is not unique", p.Title, p.ID)
+		}
+		ids[p.ID] = true
 		if p.Type == "row" {
 			continue
 		}
