@@ -14,6 +14,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/openkes/kes/internal/api"
+	"github.com/openkes/kes/internal/config"
+	"github.com/openkes/kes/internal/keystore/stores"
 )
 
 const (
@@ -339,5 +343,29 @@ func TestContainerImage(t *testing.T) {
 		if !slices.Contains(final, want) {
 			t.Errorf("%s: final stage has no line %s", containerFile, want)
 		}
+	}
+}
+
+// TestDocsConfig: the configuration docs/systemd.md shows is one the server
+// accepts, and it keeps the fs store inside the unit's only writable
+// folder.
+func TestDocsConfig(t *testing.T) {
+	doc, err := os.ReadFile("../docs/systemd.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(doc, -1)
+	if len(m) != 1 {
+		t.Fatalf("docs/systemd.md: %d yaml blocks, want 1", len(m))
+	}
+	f, err := config.Parse(m[0][1], "docs/systemd.md", &config.Schema{KeyStores: stores.All, Routes: api.Paths()})
+	if err != nil {
+		t.Fatalf("docs/systemd.md: the configuration does not load: %v", err)
+	}
+	if len(f.Notices) > 0 {
+		t.Errorf("docs/systemd.md: the configuration has ignored keys: %v", f.Notices)
+	}
+	if b := f.KeyStore.Banner(); !strings.HasPrefix(b, "Filesystem: /var/lib/kes/") {
+		t.Errorf("docs/systemd.md: key store %q, want an fs store under /var/lib/kes, the unit's StateDirectory", b)
 	}
 }
