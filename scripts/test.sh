@@ -24,6 +24,9 @@ export OPENKES_NGINX_BIN
 OPENKES_HAPROXY_BIN=${OPENKES_HAPROXY_BIN:-$(scripts/install-proxies.sh haproxy)}
 export OPENKES_HAPROXY_BIN
 
+# The systemd unit's test runs systemd-analyze verify.
+scripts/install-deb.sh systemd-analyze systemd >/dev/null
+
 # The soak test (internal/tools/kesload TestSoak) runs 60 s here and in CI.
 export OPENKES_SOAK=${OPENKES_SOAK:-60s}
 
