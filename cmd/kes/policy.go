@@ -39,6 +39,7 @@ func newPolicyCmd(env *Env) *cobra.Command {
 		sub("add <name> [<file>]", "Create an ephemeral policy from a JSON file or stdin", needArgs(1, 2, "no policy name specified"), policyCreate),
 		sub("assign <policy> <identity>...", "Assign an ephemeral policy to identities", needArgs(2, -1, "no policy name specified", "no identity specified"), policyAssign),
 		sub("rm <name>...", "Delete ephemeral policies", needArgs(1, -1, "no policy name specified"), policyRemove, "delete"),
+		newPolicyDriftCmd(env, &conn, &out),
 	)
 	return cmd
 }
