@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/openkes/kes"
@@ -188,9 +189,57 @@ func TestPolicyDrift(t *testing.T) {
 	if strings.Contains(stderr, admin.Secret()) {
 		t.Fatal("the error shows the API key")
 	}
+	stdout, _, code = cliRun(t, vars, false, "policy", "drift", "-k", "--json", "-s", addrs[0]+","+dead)
+	var failed driftJSON
+	if err := json.Unmarshal([]byte(stdout), &failed); err != nil || code != exitNodeFailure {
+		t.Fatalf("unreachable node --json: exit %d, %v: %q", code, err, stdout)
+	}
+	if len(failed.Errors) != 1 || failed.Errors[0].Node != dead || failed.Agree {
+		t.Fatalf("unreachable node --json: %+v", failed)
+	}
+
+	// A node that accepts connections and never answers is cut off by
+	// --timeout, and named.
+	hung := hungListener(t)
+	_, stderr, code = cliRun(t, vars, false, "policy", "drift", "-k", "--timeout", "500ms", "-s", addrs[0]+","+hung)
+	if code != exitNodeFailure || !strings.HasPrefix(stderr, "Error: node "+hung+": ") || !strings.Contains(stderr, "deadline exceeded") {
+		t.Fatalf("hung node: exit %d, stderr %q", code, stderr)
+	}
 
 	// Fewer than two nodes is a usage mistake.
 	if _, stderr, code = cliRun(t, vars, false, "policy", "drift", "-k", "-s", addrs[0]); code != 1 || !strings.Contains(stderr, "at least two nodes") {
 		t.Fatalf("one node: exit %d, stderr %q", code, stderr)
 	}
+}
+
+// hungListener returns the address of a listener that accepts connections
+// and never reads from them. Cleanup closes it and its connections and
+// waits for its goroutine.
+func hungListener(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg    sync.WaitGroup
+		conns []net.Conn
+	)
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	})
+	t.Cleanup(func() {
+		l.Close()
+		wg.Wait()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
 }
