@@ -36,7 +36,9 @@ func TestCompletionProtocol(t *testing.T) {
 		{"/usr/bin/zsh", "kes s", "", "server\nstatus\n"},
 		{"/bin/bash", "kes c", "", "completion\n"},
 		{"/bin/bash", "kes key li", "", "list\n"},
-		{"/bin/bash", "kes policy ", "", "add\nassign\ncreate\ndelete\ninfo\nlist\nls\nrm\nshow\n"},
+		// drift is the OpenKES extension `kes policy drift` (docs/policy-drift.md).
+		{"/bin/bash", "kes policy ", "", "add\nassign\ncreate\ndelete\ndrift\ninfo\nlist\nls\nrm\nshow\n"},
+		{"/bin/bash", "kes policy drift --t", "", "--timeout\n"},
 		{"/bin/bash", "kes key cr", "", "create\n"},
 		{"/bin/bash", "kes key list", "", "list\n"},
 		{"/bin/bash", "kes policy rm -k --ins", "", "--insecure\n"},
