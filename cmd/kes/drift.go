@@ -135,10 +135,16 @@ func policyDrift(ctx context.Context, env *Env, conn *connFlags, out *outFlags, 
 	}
 	if len(failed) > 0 {
 		if out.JSON {
-			p.json(driftJSON{Nodes: nodes, Drift: []driftItem{}, Errors: failed}, p.term)
+			if err := p.json(driftJSON{Nodes: nodes, Drift: []driftItem{}, Errors: failed}, p.term); err != nil {
+				return err
+			}
+		}
+		prefix := "Error:"
+		if env.terminal() {
+			prefix = ansiRed + prefix + ansiReset
 		}
 		for _, f := range failed {
-			fmt.Fprintf(env.Stderr, "Error: node %s: %s\n", f.Node, f.Error)
+			fmt.Fprintf(env.Stderr, "%s node %s: %s\n", prefix, f.Node, f.Error)
 		}
 		return &exitError{exitNodeFailure}
 	}
