@@ -1,0 +1,411 @@
+// Package docs_test runs the shell blocks of the documentation (README.md and
+// docs/**/*.md) against a development server, so a command that fails as
+// written fails CI.
+//
+// A fenced block tagged sh, bash, shell or console runs unless the line
+// before it (blank lines aside) is a marker with a reason:
+//
+//	<!-- norun: needs a real AWS account -->
+//
+// All runnable blocks of one page run in order in one bash session
+// (bash -euo pipefail) in a fresh temporary folder, against a fresh
+// `kes server --dev`; a block sees what the blocks before it on the page
+// set. The session starts with the environment a reader has after the
+// page's setup: KES_SERVER and KES_API_KEY of the dev server, DIR the folder
+// of its certificates (as the README names it), the kes binary on PATH.
+// Placeholders the reader fills in by hand are replaced by the test (see
+// placeholders). A console block runs its "$ " lines.
+package docs_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// repoRoot is the module root, seen from this package's folder.
+const repoRoot = ".."
+
+// block is one fenced shell block of a page.
+type block struct {
+	file   string // path relative to the repository root
+	line   int    // line of the opening fence, 1-based
+	lang   string
+	text   string // the block's lines, fences excluded
+	norun  bool
+	reason string // why it does not run (norun)
+}
+
+var (
+	fenceRE = regexp.MustCompile("^\\s*(```+|~~~+)\\s*([^\\s`]*)(.*)$")
+	norunRE = regexp.MustCompile(`^<!--\s*norun\b:?(.*?)-->$`)
+	shells  = map[string]bool{"sh": true, "bash": true, "shell": true, "console": true}
+)
+
+// parse returns the shell blocks of one page. It fails on an unclosed
+// fence, a norun marker without a reason and a marker that is not followed
+// by a shell block.
+func parse(file string, data []byte) ([]block, error) {
+	var (
+		blocks  []block
+		open    *block // the shell block being read
+		fence   string // the opening fence of any open block
+		body    []string
+		pending *block // a norun marker waiting for its block
+		pendAt  int
+	)
+	for i, l := range strings.Split(string(data), "\n") {
+		n := i + 1
+		if fence != "" {
+			if t := strings.TrimSpace(l); strings.HasPrefix(t, fence[:3]) && strings.Trim(t, fence[:1]) == "" && len(t) >= len(fence) {
+				if open != nil {
+					open.text = strings.Join(body, "\n") + "\n"
+					blocks = append(blocks, *open)
+				}
+				fence, open, body = "", nil, nil
+				continue
+			}
+			if open != nil {
+				body = append(body, l)
+			}
+			continue
+		}
+		if m := fenceRE.FindStringSubmatch(l); m != nil {
+			fence = m[1]
+			lang := strings.ToLower(m[2])
+			if shells[lang] {
+				open = &block{file: file, line: n, lang: lang}
+				if pending != nil {
+					open.norun, open.reason = true, pending.reason
+					pending = nil
+				}
+			}
+			if pending != nil {
+				return nil, fmt.Errorf("%s:%d: norun marker not followed by a shell block", file, pendAt)
+			}
+			continue
+		}
+		t := strings.TrimSpace(l)
+		if m := norunRE.FindStringSubmatch(t); m != nil {
+			if pending != nil {
+				return nil, fmt.Errorf("%s:%d: norun marker not followed by a shell block", file, pendAt)
+			}
+			reason := strings.TrimSpace(m[1])
+			if reason == "" {
+				return nil, fmt.Errorf("%s:%d: norun marker without a reason (<!-- norun: why -->)", file, n)
+			}
+			pending, pendAt = &block{reason: reason}, n
+			continue
+		}
+		if t != "" && pending != nil {
+			return nil, fmt.Errorf("%s:%d: norun marker not followed by a shell block", file, pendAt)
+		}
+	}
+	if fence != "" {
+		return nil, fmt.Errorf("%s: fenced block not closed", file)
+	}
+	if pending != nil {
+		return nil, fmt.Errorf("%s:%d: norun marker not followed by a shell block", file, pendAt)
+	}
+	return blocks, nil
+}
+
+// commands returns what a block runs: the block itself, or for a console
+// block the "$ " lines without their prompt.
+func (b block) commands() (string, error) {
+	if b.lang != "console" {
+		return b.text, nil
+	}
+	var cmds []string
+	for _, l := range strings.Split(b.text, "\n") {
+		if c, ok := strings.CutPrefix(l, "$ "); ok {
+			cmds = append(cmds, c)
+		}
+	}
+	if len(cmds) == 0 {
+		return "", fmt.Errorf("%s:%d: console block without a \"$ \" line", b.file, b.line)
+	}
+	return strings.Join(cmds, "\n") + "\n", nil
+}
+
+// pages returns the documentation pages, relative to the repository root.
+func pages(t *testing.T) []string {
+	t.Helper()
+	files := []string{"README.md"}
+	err := filepath.WalkDir(filepath.Join(repoRoot, "docs"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasSuffix(p, ".md") {
+			rel, err := filepath.Rel(repoRoot, p)
+			if err != nil {
+				return err
+			}
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+func TestParse(t *testing.T) {
+	page := "# t\n\n```sh\necho a\n```\n\n<!-- norun: needs a cluster -->\n\n```bash\nkubectl get pods\n```\n" +
+		"```yaml\na: 1\n```\n````console\n$ echo b\nb\n```\n````\n"
+	blocks, err := parse("t.md", []byte(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(blocks) != 3 {
+		t.Fatalf("got %d blocks, want 3: %+v", len(blocks), blocks)
+	}
+	if b := blocks[0]; b.line != 3 || b.norun || b.text != "echo a\n" {
+		t.Errorf("block 0: %+v", b)
+	}
+	if b := blocks[1]; b.line != 9 || !b.norun || b.reason != "needs a cluster" {
+		t.Errorf("block 1: %+v", b)
+	}
+	if c, err := blocks[2].commands(); err != nil || c != "echo b\n" {
+		t.Errorf("console block commands = %q, %v; want \"echo b\\n\"", c, err)
+	}
+
+	for name, bad := range map[string]string{
+		"no reason":    "<!-- norun -->\n```sh\nx\n```\n",
+		"empty reason": "<!-- norun:  -->\n```sh\nx\n```\n",
+		"no block":     "<!-- norun: why -->\ntext\n```sh\nx\n```\n",
+		"not shell":    "<!-- norun: why -->\n```yaml\nx\n```\n",
+		"at the end":   "<!-- norun: why -->\n",
+		"unclosed":     "```sh\nx\n",
+	} {
+		if _, err := parse("t.md", []byte(bad)); err == nil {
+			t.Errorf("%s: parse accepted %q", name, bad)
+		}
+	}
+}
+
+// TestNorunMarkers checks that every page parses: every norun marker has a
+// reason and precedes a shell block.
+func TestNorunMarkers(t *testing.T) {
+	for _, p := range pages(t) {
+		data, err := os.ReadFile(filepath.Join(repoRoot, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := parse(p, data); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestShellBlocks runs every runnable shell block of the docs.
+func TestShellBlocks(t *testing.T) {
+	type page struct {
+		file   string
+		blocks []block
+	}
+	var run []page
+	total, norun := 0, 0
+	for _, p := range pages(t) {
+		data, err := os.ReadFile(filepath.Join(repoRoot, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks, err := parse(p, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var runnable []block
+		for _, b := range blocks {
+			total++
+			if b.norun {
+				norun++
+				continue
+			}
+			runnable = append(runnable, b)
+		}
+		if len(runnable) > 0 {
+			run = append(run, page{p, runnable})
+		}
+	}
+	if total-norun == 0 {
+		t.Fatalf("none of the %d shell blocks of the docs runs", total)
+	}
+	t.Logf("%d shell blocks: %d run, %d marked norun", total, total-norun, norun)
+
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", filepath.Join(bin, "kes"), "./cmd/kes")
+	build.Dir = repoRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/kes: %v\n%s", err, out)
+	}
+	for _, p := range run {
+		t.Run(p.file, func(t *testing.T) { runPage(t, bin, p.file, p.blocks) })
+	}
+}
+
+// devServer is a running `kes server --dev`.
+type devServer struct {
+	addr, apiKey, dir string
+}
+
+// startDevServer starts `kes server --dev` on a free loopback port and
+// waits for its banner; the server is stopped when the test ends.
+func startDevServer(t *testing.T, bin string) devServer {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(bin, "kes"), "server", "--dev", "--addr", "127.0.0.1:0")
+	cmd.Env = readerEnv(bin, t.TempDir())
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string)
+	up := make(chan struct{}) // closed once the banner is read
+	done := make(chan struct{})
+	go func() { // ends when the server's stdout closes, at its exit
+		defer close(done)
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-up: // the rest (audit log) is dropped
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-up:
+		default:
+			close(up) // let the reader drain the rest
+		}
+		_ = cmd.Process.Signal(os.Interrupt)
+		<-done
+		_ = cmd.Wait()
+	})
+
+	var (
+		s       devServer
+		dirRE   = regexp.MustCompile(`certificate are in (\S+)$`)
+		apiRE   = regexp.MustCompile(`^API\s+· https://(\S+)$`)
+		keyRE   = regexp.MustCompile(`^API Key\s+(\S+)$`)
+		readyRE = regexp.MustCompile(`^=> Server is up and running`)
+		timeout = time.After(60 * time.Second)
+	)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("kes server --dev exited before it was up")
+			}
+			if m := dirRE.FindStringSubmatch(l); m != nil {
+				s.dir = m[1]
+			}
+			if m := apiRE.FindStringSubmatch(l); m != nil && s.addr == "" {
+				s.addr = m[1]
+			}
+			if m := keyRE.FindStringSubmatch(l); m != nil {
+				s.apiKey = m[1]
+			}
+			if readyRE.MatchString(l) {
+				close(up)
+				if s.dir == "" || s.addr == "" || s.apiKey == "" {
+					t.Fatalf("dev server banner lacks a line: %+v", s)
+				}
+				return s
+			}
+		case <-timeout:
+			t.Fatal("kes server --dev: no banner within 60s")
+		}
+	}
+}
+
+// readerEnv is the process environment without any KES setting of the
+// caller's, with bin first on PATH and home as HOME.
+func readerEnv(bin, home string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "KES_") || strings.HasPrefix(k, "MINIO_KES_") || k == "HOME" || k == "PATH" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "HOME="+home)
+}
+
+// placeholders are what the docs ask the reader to fill in, and what the
+// test fills in: the dev server's API key, and its address where a page
+// names the default one (the test server listens on a free port instead).
+func placeholders(s devServer) *strings.Replacer {
+	return strings.NewReplacer(
+		"kes:v1:...", s.apiKey,
+		"127.0.0.1:7373", s.addr,
+	)
+}
+
+// pageTimeout bounds one page's shell session.
+const pageTimeout = 60 * time.Second
+
+// blockMark precedes every block's commands in a page's script, so that
+// the output tells which block ran last.
+const blockMark = "@@docs-block "
+
+func runPage(t *testing.T, bin, file string, blocks []block) {
+	s := startDevServer(t, bin)
+	work := t.TempDir()
+	repl := placeholders(s)
+
+	var script strings.Builder
+	for _, b := range blocks {
+		cmds, err := b.commands()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&script, "echo '%s%s:%d'\n%s", blockMark, b.file, b.line, repl.Replace(cmds))
+	}
+	scriptFile := filepath.Join(t.TempDir(), "page.sh")
+	if err := os.WriteFile(scriptFile, []byte(script.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), pageTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", scriptFile)
+	cmd.Dir = work
+	cmd.Env = append(readerEnv(bin, work), "KES_SERVER="+s.addr, "KES_API_KEY="+s.apiKey, "DIR="+s.dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a block's background commands die with it
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if err == nil {
+		return
+	}
+	// The failing block is the last one whose mark was printed.
+	where, output := file, out.String()
+	if i := strings.LastIndex(output, blockMark); i >= 0 {
+		rest := output[i+len(blockMark):]
+		where, output, _ = strings.Cut(rest, "\n")
+	}
+	if ctx.Err() != nil {
+		err = fmt.Errorf("timed out after %s: %w", pageTimeout, err)
+	}
+	t.Errorf("%s: the block fails: %v\noutput of the block:\n%s", where, err, output)
+}
