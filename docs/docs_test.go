@@ -12,7 +12,10 @@
 // `kes server --dev`; a block sees what the blocks before it on the page
 // set. The session starts with the environment a reader has after the
 // page's setup: KES_SERVER and KES_API_KEY of the dev server, DIR the folder
-// of its certificates (as the README names it), the kes binary on PATH.
+// of its certificates (as the README names it), the kes binary on PATH, and
+// a curl that fails on an HTTP error status. bash runs the blocks as a
+// script, so an alias a page defines is not expanded (kes is the built
+// binary).
 // Placeholders the reader fills in by hand are replaced by the test (see
 // placeholders). A console block runs its "$ " lines.
 package docs_test
@@ -370,6 +373,12 @@ func runPage(t *testing.T, bin, file string, blocks []block) {
 	s := startDevServer(t, bin)
 	work := t.TempDir()
 	repl := placeholders(s)
+	// curl exits 0 on an HTTP error status unless told otherwise; the
+	// reader sees the error body, the test needs the exit code.
+	home := t.TempDir()
+	if err := os.WriteFile(filepath.Join(home, ".curlrc"), []byte("fail-with-body\nsilent\nshow-error\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	var script strings.Builder
 	for _, b := range blocks {
@@ -388,7 +397,7 @@ func runPage(t *testing.T, bin, file string, blocks []block) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", scriptFile)
 	cmd.Dir = work
-	cmd.Env = append(readerEnv(bin, work), "KES_SERVER="+s.addr, "KES_API_KEY="+s.apiKey, "DIR="+s.dir)
+	cmd.Env = append(readerEnv(bin, home), "KES_SERVER="+s.addr, "KES_API_KEY="+s.apiKey, "DIR="+s.dir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a block's background commands die with it
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
