@@ -17,7 +17,9 @@
 // script, so an alias a page defines is not expanded (kes is the built
 // binary).
 // Placeholders the reader fills in by hand are replaced by the test (see
-// placeholders). A console block runs its "$ " lines.
+// placeholders). A page that names kes-1:7373 also gets three nodes of a
+// cluster (each its own fs store, all the dev server's admin). A console
+// block runs its "$ " lines.
 package docs_test
 
 import (
@@ -34,6 +36,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/openkes/kes"
 )
 
 // repoRoot is the module root, seen from this package's folder.
@@ -258,7 +262,8 @@ func TestShellBlocks(t *testing.T) {
 	}
 }
 
-// devServer is a running `kes server --dev`.
+// devServer is a running `kes server`: with --dev, its API key and the
+// folder of its certificates.
 type devServer struct {
 	addr, apiKey, dir string
 }
@@ -267,7 +272,52 @@ type devServer struct {
 // waits for its banner; the server is stopped when the test ends.
 func startDevServer(t *testing.T, bin string) devServer {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(bin, "kes"), "server", "--dev", "--addr", "127.0.0.1:0")
+	s := startServer(t, bin, "--dev", "--addr", "127.0.0.1:0")
+	if s.dir == "" || s.apiKey == "" {
+		t.Fatalf("dev server banner lacks a line: %+v", s)
+	}
+	return s
+}
+
+// clusterNodes is how many nodes a page that names kes-1:7373 gets.
+const clusterNodes = 3
+
+// startCluster starts clusterNodes servers, each with its own fs store,
+// dev's server certificate and dev's admin: nodes of one cluster, as
+// docs/policy-drift.md assumes.
+func startCluster(t *testing.T, bin string, dev devServer) []devServer {
+	t.Helper()
+	admin, err := kes.ParseAPIKey(dev.apiKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []devServer
+	for range clusterNodes {
+		dir := t.TempDir()
+		for _, f := range []string{"server.crt", "server.key"} {
+			data, err := os.ReadFile(filepath.Join(dev.dir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, f), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		config := fmt.Sprintf("address: 127.0.0.1:0\nadmin:\n  identity: %s\ntls:\n  key: %s\n  cert: %s\nkeystore:\n  fs:\n    path: %s\n",
+			admin.Identity(), filepath.Join(dir, "server.key"), filepath.Join(dir, "server.crt"), filepath.Join(dir, "keys"))
+		if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, startServer(t, bin, "--config", filepath.Join(dir, "config.yml")))
+	}
+	return nodes
+}
+
+// startServer starts `kes server` with args and waits for its banner; the
+// server is stopped when the test ends.
+func startServer(t *testing.T, bin string, args ...string) devServer {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(bin, "kes"), append([]string{"server"}, args...)...)
 	cmd.Env = readerEnv(bin, t.TempDir())
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -314,7 +364,7 @@ func startDevServer(t *testing.T, bin string) devServer {
 		select {
 		case l, ok := <-lines:
 			if !ok {
-				t.Fatal("kes server --dev exited before it was up")
+				t.Fatalf("kes server %s exited before it was up", strings.Join(args, " "))
 			}
 			if m := dirRE.FindStringSubmatch(l); m != nil {
 				s.dir = m[1]
@@ -327,13 +377,13 @@ func startDevServer(t *testing.T, bin string) devServer {
 			}
 			if readyRE.MatchString(l) {
 				close(up)
-				if s.dir == "" || s.addr == "" || s.apiKey == "" {
-					t.Fatalf("dev server banner lacks a line: %+v", s)
+				if s.addr == "" {
+					t.Fatalf("kes server %s: banner without an API line", strings.Join(args, " "))
 				}
 				return s
 			}
 		case <-timeout:
-			t.Fatal("kes server --dev: no banner within 60s")
+			t.Fatalf("kes server %s: no banner within 60s", strings.Join(args, " "))
 		}
 	}
 }
@@ -353,13 +403,15 @@ func readerEnv(bin, home string) []string {
 }
 
 // placeholders are what the docs ask the reader to fill in, and what the
-// test fills in: the dev server's API key, and its address where a page
-// names the default one (the test server listens on a free port instead).
-func placeholders(s devServer) *strings.Replacer {
-	return strings.NewReplacer(
-		"kes:v1:...", s.apiKey,
-		"127.0.0.1:7373", s.addr,
-	)
+// test fills in: the dev server's API key, its address where a page names
+// the default one (the test server listens on a free port instead), and
+// the cluster nodes' addresses for kes-1:7373, kes-2:7373, ...
+func placeholders(s devServer, nodes []devServer) *strings.Replacer {
+	pairs := []string{"kes:v1:...", s.apiKey, "127.0.0.1:7373", s.addr}
+	for i, n := range nodes {
+		pairs = append(pairs, fmt.Sprintf("kes-%d:7373", i+1), n.addr)
+	}
+	return strings.NewReplacer(pairs...)
 }
 
 // pageTimeout bounds one page's shell session.
@@ -371,8 +423,15 @@ const blockMark = "@@docs-block "
 
 func runPage(t *testing.T, bin, file string, blocks []block) {
 	s := startDevServer(t, bin)
+	var nodes []devServer
+	for _, b := range blocks {
+		if strings.Contains(b.text, "kes-1:7373") {
+			nodes = startCluster(t, bin, s)
+			break
+		}
+	}
 	work := t.TempDir()
-	repl := placeholders(s)
+	repl := placeholders(s, nodes)
 	// curl exits 0 on an HTTP error status unless told otherwise; the
 	// reader sees the error body, the test needs the exit code.
 	home := t.TempDir()
