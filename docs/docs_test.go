@@ -202,16 +202,31 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// TestNorunMarkers checks that every page parses: every norun marker has a
-// reason and precedes a shell block.
+// TestNorunMarkers checks that every page parses (every norun marker has a
+// reason and precedes a shell block) and that every shell block, norun ones
+// included, is valid bash syntax.
 func TestNorunMarkers(t *testing.T) {
 	for _, p := range pages(t) {
 		data, err := os.ReadFile(filepath.Join(repoRoot, p))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := parse(p, data); err != nil {
+		blocks, err := parse(p, data)
+		if err != nil {
 			t.Error(err)
+			continue
+		}
+		for _, b := range blocks { // norun blocks too: their syntax at least
+			cmds, err := b.commands()
+			if err != nil {
+				t.Error(err)
+				continue
+			}
+			check := exec.Command("bash", "-n")
+			check.Stdin = strings.NewReader(cmds)
+			if out, err := check.CombinedOutput(); err != nil {
+				t.Errorf("%s:%d: bash -n: %v\n%s", b.file, b.line, err, out)
+			}
 		}
 	}
 }
