@@ -26,6 +26,9 @@ export OPENKES_HAPROXY_BIN
 
 # The systemd unit's test runs systemd-analyze verify.
 scripts/install-deb.sh systemd-analyze systemd >/dev/null
+# The docs test runs the README's shell blocks, which use curl and jq.
+scripts/install-deb.sh curl curl >/dev/null
+scripts/install-deb.sh jq jq >/dev/null
 
 # The soak test (internal/tools/kesload TestSoak) runs 60 s here and in CI.
 export OPENKES_SOAK=${OPENKES_SOAK:-60s}
