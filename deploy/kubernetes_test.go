@@ -489,4 +489,3 @@ func TestHelmTemplateRejects(t *testing.T) {
 		t.Fatal("helm template accepted podAntiAffinity=sometimes")
 	}
 }
-

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh runs the whole OpenKES test suite. On first use it builds what the
 # tests need and caches it (the Vault test server, ~5 minutes once; the kumo
-# AWS emulator, ~7 minutes once; local-kms, a minute) and installs nginx and
+# AWS emulator, ~7 minutes once; local-kms, a minute; helm, minutes once) and installs nginx and
 # HAProxy from the distribution's packages if missing; later runs start at
 # once. Extra arguments go to `go test` (e.g. -run Vault).
 #
@@ -23,6 +23,8 @@ OPENKES_NGINX_BIN=${OPENKES_NGINX_BIN:-$(scripts/install-proxies.sh nginx)}
 export OPENKES_NGINX_BIN
 OPENKES_HAPROXY_BIN=${OPENKES_HAPROXY_BIN:-$(scripts/install-proxies.sh haproxy)}
 export OPENKES_HAPROXY_BIN
+OPENKES_HELM_BIN=${OPENKES_HELM_BIN:-$(scripts/install-helm.sh)}
+export OPENKES_HELM_BIN
 
 # The systemd unit's test runs systemd-analyze verify.
 scripts/install-deb.sh systemd-analyze systemd >/dev/null
