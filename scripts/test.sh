@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh runs the whole OpenKES test suite. On first use it builds what the
 # tests need and caches it (the Vault test server, ~5 minutes once; the kumo
-# AWS emulator, ~7 minutes once; local-kms, a minute; helm, minutes once) and installs nginx and
+# AWS emulator, ~7 minutes once; local-kms, a minute; helm, ~14 minutes once) and installs nginx and
 # HAProxy from the distribution's packages if missing; later runs start at
 # once. Extra arguments go to `go test` (e.g. -run Vault).
 #
