@@ -56,6 +56,11 @@ type API struct {
 	Path    string `json:"path"`     // registered pattern, with a trailing slash for prefix routes
 	MaxBody int64  `json:"max_body"` // bytes; 0 means the body is never read
 	Timeout int64  `json:"timeout"`  // seconds; 0 means none
+
+	// Extension marks a route that upstream KES does not have: an
+	// OpenKES extension. Omitted (false) for upstream's routes, whose
+	// entries stay byte-identical to upstream's.
+	Extension bool `json:"openkes_extension,omitempty"`
 }
 
 // ImportKeyRequest is the body of PUT /v1/key/import/<name>.

@@ -36,6 +36,7 @@ type route struct {
 	Auth    authMode
 	Counted bool // counted and timed in the HTTP metrics
 	Audited bool // produces an audit event
+	Ext     bool // an OpenKES extension, not an upstream route (marked in /v1/api)
 	Handle  func(*Server, http.ResponseWriter, *request)
 }
 

@@ -54,3 +54,28 @@ func TestFastRouter(t *testing.T) {
 		t.Fatal("fast path does not serve the hot routes")
 	}
 }
+
+// TestUpstreamRoutesNotExtensions: the routes of spec api.md §3 and §5
+// are listed in /v1/api exactly as upstream lists them, without the
+// OpenKES extension mark, which only routes upstream lacks carry.
+func TestUpstreamRoutesNotExtensions(t *testing.T) {
+	upstream := map[string]bool{
+		"/version": true, "/v1/ready": true, "/v1/status": true, "/v1/metrics": true, "/v1/api": true,
+		"/v1/key/create/": true, "/v1/key/import/": true, "/v1/key/describe/": true, "/v1/key/list/": true,
+		"/v1/key/delete/": true, "/v1/key/generate/": true, "/v1/key/encrypt/": true, "/v1/key/decrypt/": true,
+		"/v1/key/hmac/": true, "/v1/policy/describe/": true, "/v1/policy/read/": true, "/v1/policy/list/": true,
+		"/v1/policy/write/": true, "/v1/policy/delete/": true, "/v1/policy/assign/": true,
+		"/v1/identity/describe/": true, "/v1/identity/self/describe": true, "/v1/identity/list/": true,
+		"/v1/identity/assign/": true, "/v1/identity/forget/": true, "/v1/identity/delete/": true,
+		"/v1/log/error": true, "/v1/log/audit": true,
+	}
+	for _, rt := range routes() {
+		if upstream[rt.Method+" "+rt.Path] || upstream[rt.Path] {
+			if rt.Ext {
+				t.Errorf("%s %s is upstream's route but marked as an OpenKES extension", rt.Method, rt.Path)
+			}
+		} else if !rt.Ext {
+			t.Errorf("%s %s is not upstream's route: mark it Ext (an OpenKES extension)", rt.Method, rt.Path)
+		}
+	}
+}

@@ -103,6 +103,8 @@ func (s *Server) getAPIs(w http.ResponseWriter, r *request) {
 			Path:    rt.Path,
 			MaxBody: rt.MaxBody,
 			Timeout: int64(rt.Timeout / time.Second),
+
+			Extension: rt.Ext,
 		})
 	}
 	writeJSON(w, resp)
