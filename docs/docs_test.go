@@ -15,7 +15,9 @@
 // of its certificates (as the README names it), the kes binary on PATH, and
 // a curl that fails on an HTTP error status. bash runs the blocks as a
 // script, so an alias a page defines is not expanded (kes is the built
-// binary).
+// binary). A block may start a server in the background with its output
+// sent to a file (an inherited stdout keeps the test waiting); the test kills
+// whatever the page left running when the page ends.
 // Placeholders the reader fills in by hand are replaced by the test (see
 // placeholders). A page that names kes-1:7373 also gets three nodes of a
 // cluster (each its own fs store, all the dev server's admin). A console
@@ -478,6 +480,11 @@ func runPage(t *testing.T, bin, file string, blocks []block) {
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
+	// A page may start a server in the background (its output sent to a
+	// file); whatever the outcome, nothing of the page outlives it.
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
 	if err == nil {
 		return
 	}
