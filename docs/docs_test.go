@@ -20,7 +20,8 @@
 // whatever the page left running when the page ends.
 // Placeholders the reader fills in by hand are replaced by the test (see
 // placeholders). A page that names kes-1:7373 also gets three nodes of a
-// cluster (each its own fs store, all the dev server's admin). A console
+// cluster (each its own fs store, all the dev server's admin), and a page
+// that runs "vault server" finds the tests' Vault binary on PATH. A console
 // block runs its "$ " lines.
 package docs_test
 
@@ -40,6 +41,7 @@ import (
 	"time"
 
 	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/vaulttest"
 )
 
 // repoRoot is the module root, seen from this package's folder.
@@ -419,6 +421,20 @@ func readerEnv(bin, home string) []string {
 	return append(env, "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"), "HOME="+home)
 }
 
+// linkVault puts the tests' Vault binary (scripts/install-vault.sh, or
+// $OPENKES_VAULT_BIN) on the page's PATH as vault, beside kes, for a page
+// that starts a Vault server.
+func linkVault(t *testing.T, bin string) {
+	t.Helper()
+	link := filepath.Join(bin, "vault")
+	if _, err := os.Lstat(link); err == nil {
+		return
+	}
+	if err := os.Symlink(vaulttest.Bin(t), link); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // placeholders are what the docs ask the reader to fill in, and what the
 // test fills in: the dev server's API key, its address where a page names
 // the default one (the test server listens on a free port instead), and
@@ -431,8 +447,10 @@ func placeholders(s devServer, nodes []devServer) *strings.Replacer {
 	return strings.NewReplacer(pairs...)
 }
 
-// pageTimeout bounds one page's shell session.
-const pageTimeout = 60 * time.Second
+// pageTimeout bounds one page's shell session. A page takes a few seconds
+// (the Vault page about ten, most of it the vault CLI's start-up); the
+// bound leaves room for a machine under heavy load.
+const pageTimeout = 120 * time.Second
 
 // blockMark precedes every block's commands in a page's script, so that
 // the output tells which block ran last.
@@ -444,6 +462,12 @@ func runPage(t *testing.T, bin, file string, blocks []block) {
 	for _, b := range blocks {
 		if strings.Contains(b.text, "kes-1:7373") {
 			nodes = startCluster(t, bin, s)
+			break
+		}
+	}
+	for _, b := range blocks {
+		if strings.Contains(b.text, "vault server") {
+			linkVault(t, bin)
 			break
 		}
 	}
