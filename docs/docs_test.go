@@ -22,7 +22,7 @@
 // placeholders). A page that names kes-1:7373 also gets three nodes of a
 // cluster (each its own fs store, all the dev server's admin), and a page
 // that runs "vault server" finds the tests' Vault binary on PATH. A console
-// block runs its "$ " lines.
+// block runs its "$ " lines. A line "! cmd" checks that cmd fails.
 package docs_test
 
 import (
@@ -203,6 +203,27 @@ func TestParse(t *testing.T) {
 		if _, err := parse("t.md", []byte(bad)); err == nil {
 			t.Errorf("%s: parse accepted %q", name, bad)
 		}
+	}
+}
+
+func TestExpectFailures(t *testing.T) {
+	for _, tt := range []struct {
+		name, script string
+		ok           bool
+	}{
+		{"fails as the page says", "! false # refused\necho after\n", true},
+		{"succeeds", "! true # refused, says the page\n", false},
+		{"indented in a subshell", "(\n  ! false\n)\n", true},
+		{"quote in the command", "! test 'a' = 'b'\n", true},
+		{"continued line untouched", "! false \\\n  --flag\n", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command("bash", "-euo", "pipefail", "-c", expectFailures(tt.script))
+			out, err := cmd.CombinedOutput()
+			if (err == nil) != tt.ok {
+				t.Errorf("script %q: error %v, want ok=%v\n%s", expectFailures(tt.script), err, tt.ok, out)
+			}
+		})
 	}
 }
 
@@ -447,6 +468,29 @@ func placeholders(s devServer, nodes []devServer) *strings.Replacer {
 	return strings.NewReplacer(pairs...)
 }
 
+// negatedRE matches a line that runs one command negated, "! cmd": the
+// pages' way to show a command that fails (a refused request, a broken
+// configuration).
+var negatedRE = regexp.MustCompile(`^(\s*)! (.*)$`)
+
+// expectFailures turns every "! cmd" line of a script into a check that cmd
+// fails: bash -e ignores the status of a negated command, so without it a
+// command the page says is refused could succeed unnoticed. The command
+// stays on a line of its own, so a trailing comment still ends at the line's
+// end. A line continued with a backslash is left as it is.
+func expectFailures(cmds string) string {
+	lines := strings.Split(cmds, "\n")
+	for i, l := range lines {
+		m := negatedRE.FindStringSubmatch(l)
+		if m == nil || strings.HasSuffix(strings.TrimSpace(l), "\\") {
+			continue
+		}
+		lines[i] = fmt.Sprintf("%[1]sif {\n%[1]s  %[2]s\n%[1]s}; then echo 'the page says this fails, but it succeeded: %[3]s' >&2; exit 1; fi",
+			m[1], m[2], strings.ReplaceAll(m[2], "'", `'\''`))
+	}
+	return strings.Join(lines, "\n")
+}
+
 // pageTimeout bounds one page's shell session. A page takes a few seconds
 // (the Vault page about ten, most of it the vault CLI's start-up); the
 // bound leaves room for a machine under heavy load.
@@ -486,7 +530,7 @@ func runPage(t *testing.T, bin, file string, blocks []block) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(&script, "echo '%s%s:%d'\n%s", blockMark, b.file, b.line, repl.Replace(cmds))
+		fmt.Fprintf(&script, "echo '%s%s:%d'\n%s", blockMark, b.file, b.line, expectFailures(repl.Replace(cmds)))
 	}
 	scriptFile := filepath.Join(t.TempDir(), "page.sh")
 	if err := os.WriteFile(scriptFile, []byte(script.String()), 0o600); err != nil {
