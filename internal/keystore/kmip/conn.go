@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 
@@ -26,17 +27,46 @@ const maxMessageLen = 200
 // maxConns of them open. It is safe for concurrent use.
 type pool struct {
 	addrs []string
-	opts  []kmipclient.Option
+	tls   *tls.Config
+	mw    []kmipclient.Middleware
 
-	idle  chan *kmipclient.Client // idle connections, cap maxConns
-	slots chan struct{}           // one token per open connection
+	idle  chan *conn    // idle connections, cap maxConns
+	slots chan struct{} // one token per open connection
 
 	mu     sync.Mutex
 	closed bool
 }
 
+// conn is a client on one network connection. The client would dial
+// again after a connection fails and send the request once more; conn
+// refuses that second dial, so that no request (a Register) is ever sent
+// twice, and closes its network connection itself (the client cannot be
+// closed once a dial failed).
+type conn struct {
+	c *kmipclient.Client
+
+	mu     sync.Mutex
+	nc     net.Conn
+	dialed bool
+}
+
+// errConnLost is the error of a request whose connection failed.
+var errConnLost = errors.New("connection lost")
+
+func (c *conn) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nc != nil {
+		c.nc.Close() // ends the client's reader and writer goroutines
+	}
+}
+
 func newPool(addrs []string, conf *tls.Config, username, password string) *pool {
-	opts := []kmipclient.Option{kmipclient.WithTlsConfig(conf)}
+	p := &pool{
+		addrs: addrs, tls: conf,
+		idle:  make(chan *conn, maxConns),
+		slots: make(chan struct{}, maxConns),
+	}
 	if username != "" {
 		cred := &kmipgo.Authentication{Credential: kmipgo.Credential{
 			CredentialType: kmipgo.CredentialTypeUsernameAndPassword,
@@ -44,59 +74,71 @@ func newPool(addrs []string, conf *tls.Config, username, password string) *pool 
 				Username: username, Password: password,
 			}},
 		}}
-		opts = append(opts, kmipclient.WithMiddlewares(func(next kmipclient.Next, ctx context.Context, msg *kmipgo.RequestMessage) (*kmipgo.ResponseMessage, error) {
+		p.mw = append(p.mw, func(next kmipclient.Next, ctx context.Context, msg *kmipgo.RequestMessage) (*kmipgo.ResponseMessage, error) {
 			msg.Header.Authentication = cred
 			return next(ctx, msg)
-		}))
+		})
 	}
-	return &pool{
-		addrs: addrs, opts: opts,
-		idle:  make(chan *kmipclient.Client, maxConns),
-		slots: make(chan struct{}, maxConns),
-	}
+	return p
 }
 
 var errClosed = errors.New("kmip: store is closed")
 
-// get returns an idle connection or opens one, waiting for a free slot
-// up to ctx's end. The caller gives it back with put.
-func (p *pool) get(ctx context.Context) (*kmipclient.Client, error) {
+// get returns an idle connection (fresh is false) or opens one, waiting
+// for a free slot up to ctx's end. The caller gives it back with put.
+func (p *pool) get(ctx context.Context) (c *conn, fresh bool, err error) {
 	select {
 	case c := <-p.idle:
-		return c, nil
+		return c, false, nil
 	default:
 	}
 	select {
 	case c := <-p.idle:
-		return c, nil
+		return c, false, nil
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, &keystore.UnreachableError{Err: fmt.Errorf("kmip: wait for a connection: %w", ctx.Err())}
+		return nil, false, &keystore.UnreachableError{Err: fmt.Errorf("kmip: wait for a connection: %w", ctx.Err())}
 	}
 	p.mu.Lock()
 	closed := p.closed
 	p.mu.Unlock()
 	if closed {
 		<-p.slots
-		return nil, errClosed
+		return nil, false, errClosed
 	}
-	c, err := p.dial(ctx)
+	c, err = p.dial(ctx)
 	if err != nil {
 		<-p.slots
-		return nil, err
+		return nil, false, err
 	}
-	return c, nil
+	return c, true, nil
 }
 
 // dial connects to the first endpoint that answers, negotiating the
-// protocol version (DiscoverVersions; KMIP 1.4 down to 1.0).
-func (p *pool) dial(ctx context.Context) (*kmipclient.Client, error) {
+// protocol version (Discover Versions; KMIP 1.4 down to 1.0). The TLS
+// handshake and the negotiation end with ctx.
+func (p *pool) dial(ctx context.Context) (*conn, error) {
 	var errs []error
 	for _, addr := range p.addrs {
-		c, err := kmipclient.DialContext(ctx, addr, p.opts...)
+		c := new(conn)
+		d := &tls.Dialer{Config: p.tls}
+		client, err := kmipclient.DialContext(ctx, addr, kmipclient.WithMiddlewares(p.mw...),
+			kmipclient.WithDialerUnsafe(func(ctx context.Context, addr string) (net.Conn, error) {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				if c.dialed {
+					return nil, errConnLost
+				}
+				c.dialed = true
+				nc, err := d.DialContext(ctx, "tcp", addr)
+				c.nc = nc
+				return nc, err
+			}))
 		if err == nil {
+			c.c = client
 			return c, nil
 		}
+		c.close()
 		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
 		if ctx.Err() != nil {
 			break
@@ -108,12 +150,12 @@ func (p *pool) dial(ctx context.Context) (*kmipclient.Client, error) {
 // put gives c back. A connection whose request failed in transport (or
 // was abandoned when its context ended) is closed, so that no answer to
 // an old request can be read as the answer to a new one.
-func (p *pool) put(c *kmipclient.Client, broken bool) {
+func (p *pool) put(c *conn, broken bool) {
 	p.mu.Lock()
 	closed := p.closed
 	p.mu.Unlock()
 	if broken || closed {
-		c.Close()
+		c.close()
 		<-p.slots
 		return
 	}
@@ -128,7 +170,7 @@ func (p *pool) close() {
 	for {
 		select {
 		case c := <-p.idle:
-			c.Close()
+			c.close()
 			<-p.slots
 		default:
 			return
@@ -156,28 +198,37 @@ func (e *OpError) Error() string {
 // a transport failure (wrapping *keystore.UnreachableError) or the
 // context's end.
 func (p *pool) do(ctx context.Context, reqs ...kmipgo.OperationPayload) (resps []kmipgo.OperationPayload, errs []error, err error) {
-	c, err := p.get(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
 	var opts []kmipclient.BatchOption
 	if len(reqs) > 1 {
 		// An item that fails (an object deleted meanwhile) must not
 		// stop the others.
 		opts = append(opts, kmipclient.OnBatchErr(kmipgo.BatchErrorContinuationOptionContinue))
 	}
-	items, err := c.BatchOpt(ctx, reqs, opts...)
-	if err != nil {
+	var items kmipclient.BatchResult
+	for {
+		c, fresh, err := p.get(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		items, err = c.c.BatchOpt(ctx, reqs, opts...)
+		if err == nil {
+			p.put(c, false)
+			break
+		}
 		p.put(c, true)
-		return nil, nil, &keystore.UnreachableError{Err: fmt.Errorf("kmip: %s: %w", c.Addr(), err)}
+		// An idle connection may have been closed by the server (or a
+		// proxy) meanwhile: a request that only reads is sent once
+		// more, on a new connection.
+		if fresh || ctx.Err() != nil || !readOnly(reqs) {
+			return nil, nil, &keystore.UnreachableError{Err: fmt.Errorf("kmip: %s: %w", c.c.Addr(), err)}
+		}
 	}
-	p.put(c, false)
 	resps, errs = make([]kmipgo.OperationPayload, len(items)), make([]error, len(items))
 	for i, it := range items {
 		if it.ResultStatus != kmipgo.ResultStatusSuccess {
 			msg := it.ResultMessage
 			if len(msg) > maxMessageLen {
-				msg = msg[:maxMessageLen] + "…"
+				msg = strings.ToValidUTF8(msg[:maxMessageLen], "") + "…"
 			}
 			op := it.Operation
 			if op == 0 {
@@ -189,6 +240,18 @@ func (p *pool) do(ctx context.Context, reqs ...kmipgo.OperationPayload) (resps [
 		resps[i] = it.ResponsePayload
 	}
 	return resps, errs, nil
+}
+
+// readOnly reports whether every request only reads.
+func readOnly(reqs []kmipgo.OperationPayload) bool {
+	for _, r := range reqs {
+		switch r.Operation() {
+		case kmipgo.OperationLocate, kmipgo.OperationGet, kmipgo.OperationGetAttributes, kmipgo.OperationDiscoverVersions, kmipgo.OperationQuery:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // do1 is do for one request.

@@ -104,7 +104,7 @@ func Connect(ctx context.Context, c *Config, logger *slog.Logger) (*Store, error
 	}
 	conf.Certificates = []tls.Certificate{cert}
 	s := &Store{pool: newPool(addrs, conf, c.Username, c.Password), logger: logger, create: make(chan struct{}, 1), names: make(map[string][]string)}
-	conn, err := s.pool.get(ctx)
+	conn, _, err := s.pool.get(ctx)
 	if err != nil {
 		return nil, err
 	}
