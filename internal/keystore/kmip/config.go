@@ -41,12 +41,14 @@ func (c *Config) String() string {
 	return fmt.Sprintf("KMIP: %s (user %q)", strings.Join(c.Endpoints, ","), c.Username)
 }
 
-// Errors of [Config.Validate].
+// Errors of [Config.Validate], in the words of the configuration file's
+// errors (internal/keystore/stores adds file and line).
 var (
-	ErrNoEndpoint   = errors.New("kmip: no endpoint specified")
-	ErrNoClientCert = errors.New("kmip: no client certificate specified")
-	ErrNoClientKey  = errors.New("kmip: no client private key specified")
-	ErrNoUsername   = errors.New("kmip: password specified without username")
+	ErrNoEndpoint      = errors.New("kesconf: invalid KMIP keystore: no endpoint specified")
+	ErrInvalidEndpoint = errors.New("kesconf: invalid KMIP keystore: invalid endpoint")
+	ErrNoClientCert    = errors.New("kesconf: invalid KMIP keystore: no client certificate (tls.cert) specified")
+	ErrNoClientKey     = errors.New("kesconf: invalid KMIP keystore: no client private key (tls.key) specified")
+	ErrNoUsername      = errors.New("kesconf: invalid KMIP keystore: password specified without username")
 )
 
 // Validate checks that c names what a connection needs. It reads no file.
@@ -73,20 +75,21 @@ func (c *Config) Validate() error {
 // endpointAddr returns the host:port of an endpoint given as host,
 // host:port, [v6] or [v6]:port.
 func endpointAddr(e string) (string, error) {
+	bad := fmt.Errorf("%w %q: want host or host:port", ErrInvalidEndpoint, e)
 	if e == "" || strings.Contains(e, "://") || strings.ContainsAny(e, "/ ") {
-		return "", fmt.Errorf("kmip: invalid endpoint %q: want host or host:port", e)
+		return "", bad
 	}
 	host, port, err := net.SplitHostPort(e)
 	if err != nil {
 		// No port: a bare host or a bracketed IPv6 address.
 		host = strings.TrimSuffix(strings.TrimPrefix(e, "["), "]")
 		if strings.ContainsAny(host, "[]") || (strings.Contains(host, ":") && !strings.HasPrefix(e, "[")) {
-			return "", fmt.Errorf("kmip: invalid endpoint %q: want host or host:port", e)
+			return "", bad
 		}
 		port = DefaultPort
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" {
-		return "", fmt.Errorf("kmip: invalid endpoint %q: want host or host:port", e)
+		return "", bad
 	}
 	return net.JoinHostPort(host, port), nil
 }

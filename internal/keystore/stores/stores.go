@@ -42,6 +42,7 @@ var All = []config.Backend{
 	{Name: "aws.secretsmanager", Decode: decodeAWS},
 	{Name: "azure.keyvault", Decode: decodeAzure},
 	{Name: "entrust.keycontrol", Decode: decodeEntrust},
+	{Name: "kmip", Decode: decodeKMIP}, // an OpenKES extension
 }
 
 // required is a value that must not be empty, and the message if it is.

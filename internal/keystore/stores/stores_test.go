@@ -22,6 +22,7 @@ import (
 	"github.com/openkes/kes/internal/keystore/fortanix"
 	"github.com/openkes/kes/internal/keystore/gcp"
 	"github.com/openkes/kes/internal/keystore/gemalto"
+	"github.com/openkes/kes/internal/keystore/kmip"
 	"github.com/openkes/kes/internal/keystore/stores"
 	"github.com/openkes/kes/internal/keystore/vault"
 )
@@ -102,6 +103,11 @@ func TestDecode(t *testing.T) {
 			Endpoint: "https://keycontrol.example.com", VaultID: "1b2c3d4e", BoxID: "kes-box",
 			Username: "kes", Password: "p4ssw0rd", CAPath: "./entrust-ca.pem",
 		}}, nil},
+		{"kmip.yml", &stores.KMIP{Config: kmip.Config{
+			Endpoints: []string{"kmip-1.example.com:5696", "kmip-2.example.com"},
+			CertFile:  "./kmip-client.crt", KeyFile: "./kmip-client.key", CAPath: "./kmip-ca.pem",
+			Username: "kes", Password: "k1m1p-pw",
+		}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -125,7 +131,7 @@ func TestTable(t *testing.T) {
 	files := map[string]string{
 		"fs": "fs.yml", "vault": "vault.yml", "fortanix.sdkms": "fortanix.yml", "gemalto.keysecure": "keysecure.yml",
 		"gcp.secretmanager": "gcp.yml", "aws.secretsmanager": "aws.yml", "azure.keyvault": "azure.yml",
-		"entrust.keycontrol": "entrust.yml",
+		"entrust.keycontrol": "entrust.yml", "kmip": "kmip.yml",
 	}
 	for _, b := range stores.All {
 		if files[b.Name] == "" {
@@ -151,6 +157,7 @@ func TestBanner(t *testing.T) {
 		{"aws.yml", "AWS SecretsManager: secretsmanager.us-east-2.amazonaws.com"},
 		{"azure.yml", "Azure KeyVault: https://kes.vault.azure.net"},
 		{"entrust.yml", "Entrust KeyControl: https://keycontrol.example.com"},
+		{"kmip.yml", "KMIP: kmip-1.example.com:5696, kmip-2.example.com"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -162,11 +169,11 @@ func TestBanner(t *testing.T) {
 }
 
 func TestSecretsNotPrinted(t *testing.T) {
-	for _, file := range []string{"vault.yml", "vault-kubernetes.yml", "fortanix.yml", "keysecure.yml", "gcp.yml", "aws.yml", "azure.yml", "entrust.yml"} {
+	for _, file := range []string{"vault.yml", "vault-kubernetes.yml", "fortanix.yml", "keysecure.yml", "gcp.yml", "aws.yml", "azure.yml", "entrust.yml", "kmip.yml"} {
 		t.Run(file, func(t *testing.T) {
 			f := readFile(t, file)
 			out := fmt.Sprintf("%v %+v %s", f, f, f.KeyStore)
-			for _, secret := range []string{"1ba4b8aa", "serviceaccount", "NjE1ZmQ4MTYtMjEzOS00", "ehTdmWGS7fBq", "PRIVATE KEY", "wJalrXUtnFEMI", "s3cr3t", "p4ssw0rd"} {
+			for _, secret := range []string{"1ba4b8aa", "serviceaccount", "NjE1ZmQ4MTYtMjEzOS00", "ehTdmWGS7fBq", "PRIVATE KEY", "wJalrXUtnFEMI", "s3cr3t", "p4ssw0rd", "k1m1p-pw"} {
 				if strings.Contains(out, secret) {
 					t.Errorf("printed config contains %q: %s", secret, out)
 				}
@@ -247,6 +254,26 @@ func TestErrors(t *testing.T) {
 			"kesconf: invalid Entrust keystore: no box ID specified", nil},
 		{"entrust-password", ks("  entrust:", "    keycontrol:", "      endpoint: e", "      vault_id: v", "      box_id: b",
 			"      credentials: {username: u}"), 8, "kesconf: invalid Entrust keystore: no password specified", nil},
+
+		{"kmip-endpoint", ks("  kmip:", "    tls: {key: k, cert: c}"), 7, "kesconf: invalid KMIP keystore: no endpoint specified", kmip.ErrNoEndpoint},
+		{"kmip-endpoint-empty", ks("  kmip:", "    endpoint: \"\"", "    tls: {key: k, cert: c}"), 7,
+			"kesconf: invalid KMIP keystore: no endpoint specified", kmip.ErrNoEndpoint},
+		{"kmip-endpoint-url", ks("  kmip:", "    endpoint: https://kmip.example.com", "    tls: {key: k, cert: c}"), 7,
+			"kesconf: invalid KMIP keystore: invalid endpoint \"https://kmip.example.com\": want host or host:port", kmip.ErrInvalidEndpoint},
+		{"kmip-endpoint-port", ks("  kmip:", "    endpoints: [kmip.example.com:0]", "    tls: {key: k, cert: c}"), 7,
+			"kesconf: invalid KMIP keystore: invalid endpoint \"kmip.example.com:0\": want host or host:port", kmip.ErrInvalidEndpoint},
+		{"kmip-both-endpoints", ks("  kmip:", "    endpoints: [a]", "    endpoint: b", "    tls: {key: k, cert: c}"), 9,
+			"kesconf: invalid KMIP keystore: only one of endpoint and endpoints may be specified", nil},
+		{"kmip-endpoints-scalar", ks("  kmip:", "    endpoints: a", "    tls: {key: k, cert: c}"), 8,
+			"kesconf: invalid value for 'keystore.kmip.endpoints': expected a sequence, found a scalar", nil},
+		{"kmip-cert", ks("  kmip:", "    endpoint: e", "    tls: {key: k}"), 7,
+			"kesconf: invalid KMIP keystore: no client certificate (tls.cert) specified", kmip.ErrNoClientCert},
+		{"kmip-key", ks("  kmip:", "    endpoint: e", "    tls: {cert: c}"), 7,
+			"kesconf: invalid KMIP keystore: no client private key (tls.key) specified", kmip.ErrNoClientKey},
+		{"kmip-username", ks("  kmip:", "    endpoint: e", "    tls: {key: k, cert: c}", "    credentials: {password: p}"), 7,
+			"kesconf: invalid KMIP keystore: password specified without username", kmip.ErrNoUsername},
+		{"kmip-unknown", ks("  kmip:", "    endpoint: e", "    tls: {key: k, cert: c, ciphers: x}"), 9,
+			"kesconf: unknown key 'keystore.kmip.tls.ciphers'", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -381,6 +408,7 @@ func TestHasSecrets(t *testing.T) {
 		"fortanix.yml":         true,
 		"keysecure.yml":        true,
 		"entrust.yml":          true,
+		"kmip.yml":             true,
 	} {
 		if got := readFile(t, file).KeyStore.HasSecrets(); got != want {
 			t.Errorf("%s: HasSecrets = %v, want %v", file, got, want)
