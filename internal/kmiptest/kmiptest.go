@@ -27,6 +27,10 @@ import (
 	"testing"
 	"time"
 
+	kmipgo "github.com/ovh/kmip-go"
+	"github.com/ovh/kmip-go/kmipclient"
+	"github.com/ovh/kmip-go/payloads"
+
 	"github.com/openkes/kes/internal/peerbin"
 	"github.com/openkes/kes/internal/proxytest"
 )
@@ -179,4 +183,46 @@ func (s *Server) Stop() {
 	}
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	<-s.exited
+}
+
+// KMIPClient returns a KMIP client of the server with [Server.Client]'s
+// certificate, closed at the end of the test: another node or an
+// operator behind the store's back.
+func (s *Server) KMIPClient(t testing.TB) *kmipclient.Client {
+	t.Helper()
+	c, err := kmipclient.DialContext(t.Context(), s.Addr,
+		kmipclient.WithRootCAFile(s.CA.File), kmipclient.WithClientCertFiles(s.Client.CertFile, s.Client.KeyFile))
+	if err != nil {
+		t.Fatalf("kmiptest: connect: %v\n%s", err, s.Log())
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Secrets returns the key material of every Secret Data object named
+// name, read with a client of its own.
+func (s *Server) Secrets(t testing.TB, name string) [][]byte {
+	t.Helper()
+	c := s.KMIPClient(t)
+	loc, err := c.Locate().WithObjectType(kmipgo.ObjectTypeSecretData).WithName(name).ExecContext(t.Context())
+	if err != nil {
+		t.Fatalf("kmiptest: locate %q: %v", name, err)
+	}
+	var out [][]byte
+	for _, id := range loc.UniqueIdentifier {
+		resp, err := c.Request(t.Context(), &payloads.GetRequestPayload{UniqueIdentifier: id})
+		if err != nil {
+			t.Fatalf("kmiptest: get %s: %v", id, err)
+		}
+		sd, ok := resp.(*payloads.GetResponsePayload).Object.(*kmipgo.SecretData)
+		if !ok {
+			t.Fatalf("kmiptest: object %s is a %T", id, resp.(*payloads.GetResponsePayload).Object)
+		}
+		b, err := sd.Data()
+		if err != nil {
+			t.Fatalf("kmiptest: object %s: %v", id, err)
+		}
+		out = append(out, b)
+	}
+	return out
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	kmipgo "github.com/ovh/kmip-go"
-	"github.com/ovh/kmip-go/kmipclient"
 	"testing"
 
 	"github.com/openkes/kes/internal/keystore"
@@ -60,6 +59,8 @@ func TestStore(t *testing.T) {
 			tt.fn(t, srv)
 		})
 	}
+	// Last: it stops the server.
+	t.Run("Unreachable", func(t *testing.T) { testUnreachable(t, srv) })
 }
 
 // clear deletes every key of srv.
@@ -162,23 +163,16 @@ func testNameShared(t *testing.T, srv *kmiptest.Server) {
 // its own, as another node or an operator would.
 func registerRaw(t *testing.T, srv *kmiptest.Server, name string, value []byte) {
 	t.Helper()
-	c, err := kmipclient.DialContext(t.Context(), srv.Addr,
-		kmipclient.WithRootCAFile(srv.CA.File), kmipclient.WithClientCertFiles(srv.Client.CertFile, srv.Client.KeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, err = c.Register().Secret(kmipgo.SecretDataTypePassword, value).WithName(name).ExecContext(t.Context())
+	_, err := srv.KMIPClient(t).Register().Secret(kmipgo.SecretDataTypePassword, value).WithName(name).ExecContext(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 }
 
-// TestUnreachable: a stopped server, a server that never completes the
-// handshake and a server that never answers a request all end in
-// errors that wrap keystore.UnreachableError, by the context's deadline.
-func TestUnreachable(t *testing.T) {
-	srv := kmiptest.Start(t)
+// testUnreachable: a stopped server and a server that never completes the
+// handshake end in errors that wrap keystore.UnreachableError, the latter
+// by the context's deadline. It stops srv.
+func testUnreachable(t *testing.T, srv *kmiptest.Server) {
 	s := connect(t, t.Context(), srv)
 	defer s.Close()
 	if err := s.Create(t.Context(), "k", []byte("v")); err != nil {

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/crypto"
+	"github.com/openkes/kes/internal/kmiptest"
+)
+
+// kmipSection is the keystore section of a config file for the KMIP
+// server srv, with its client certificate.
+func kmipSection(srv *kmiptest.Server) string {
+	return fmt.Sprintf("  kmip:\n    endpoint: %s\n    tls:\n      key: %s\n      cert: %s\n      ca: %s\n",
+		srv.Addr, srv.Client.KeyFile, srv.Client.CertFile, srv.CA.File)
+}
+
+// TestKMIP runs kes against one real pykmip-server (a start costs
+// seconds of Python): kes migrate to and from it, then a server on it.
+func TestKMIP(t *testing.T) {
+	srv := kmiptest.Start(t)
+	t.Run("Migrate", func(t *testing.T) { testMigrateKMIP(t, srv) })
+	t.Run("Server", func(t *testing.T) { testKMIPServer(t, srv) })
+}
+
+// testMigrateKMIP migrates upstream's stored key records from an fs
+// keystore to the KMIP server and back to a new fs keystore: each record
+// is the key material of the one Secret Data object of its name, byte for
+// byte, and comes back unchanged. The keys stay (names vec-*).
+func testMigrateKMIP(t *testing.T, srv *kmiptest.Server) {
+	vectors := readKeys(t, keystoreVectors)
+	if len(vectors) != 9 {
+		t.Fatalf("%s holds %d records, want 9", keystoreVectors, len(vectors))
+	}
+	kmipConf := migrateConfig(t, kmipSection(srv))
+	fromConf, fromDir := fsConfig(t)
+	writeKeys(t, fromDir, vectors)
+
+	stdout, stderr, code := runKes(t, nil, false, "migrate", "--from", fromConf, "--to", kmipConf)
+	if code != 0 || !migrateOutput(len(vectors)).MatchString(stdout) {
+		t.Fatalf("fs → kmip: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
+	}
+	for name, want := range vectors {
+		if got := srv.Secrets(t, name); len(got) != 1 || string(got[0]) != want {
+			t.Errorf("%s: objects hold %q, want one with the record %q", name, got, want)
+		}
+	}
+
+	// A second run with --merge finds every key there and copies nothing.
+	stdout, stderr, code = runKes(t, nil, false, "migrate", "--merge", "--from", fromConf, "--to", kmipConf)
+	if want := "Starting key migration:\nMigration succeeded! No keys migrated.\n"; code != 0 || stdout != want {
+		t.Fatalf("fs → kmip --merge: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
+	}
+	// With --force it replaces every legacy record with the same bytes.
+	stdout, stderr, code = runKes(t, nil, false, "migrate", "-f", "--from", fromConf, "--to", kmipConf, "vec-legacy-*")
+	if code != 0 || !migrateOutput(5).MatchString(stdout) {
+		t.Fatalf("fs → kmip -f: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
+	}
+
+	toConf, toDir := fsConfig(t)
+	stdout, stderr, code = runKes(t, nil, false, "migrate", "--from", kmipConf, "--to", toConf)
+	if code != 0 || !migrateOutput(len(vectors)).MatchString(stdout) {
+		t.Fatalf("kmip → fs: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
+	}
+	if got := readKeys(t, toDir); !mapsEqual(got, vectors) {
+		t.Errorf("kmip → fs: records differ from the vectors")
+	}
+
+}
+
+// testKMIPServer starts a server on the KMIP server and uses it over its
+// TLS listener: create, generate, decrypt, list, delete. The banner names
+// the endpoint; every key is one Secret Data object named after it whose
+// key material is its key record; delete destroys it. With the KMIP
+// server stopped, status and readiness say the store is unreachable.
+func testKMIPServer(t *testing.T, srv *kmiptest.Server) {
+	dir := t.TempDir()
+	apiKey, err := kes.GenerateAPIKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	config := "address: 127.0.0.1:0\nadmin:\n  identity: " + apiKey.Identity().String() + "\n" +
+		"tls:\n  key: " + filepath.Join(dir, "server.key") + "\n  cert: " + filepath.Join(dir, "server.crt") + "\n" +
+		"log:\n  audit: off\nkeystore:\n" + kmipSection(srv)
+	file := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lines, stderr := startCmd(t, "server", "--config", file)
+	waitFor(t, lines, regexp.MustCompile(`^KMS\s+`+regexp.QuoteMeta("KMIP: "+srv.Addr)+`$`))
+	url := waitFor(t, lines, apiLine)[1]
+	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
+
+	cert, err := kes.GenerateCertificate(apiKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}}}
+	defer c.CloseIdleConnections()
+	do := func(method, path string, body any) (int, []byte) {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			b, err := json.Marshal(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rd = bytes.NewReader(b)
+		}
+		req, err := http.NewRequest(method, url+path, rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("%s %s: read body: %v", method, path, err)
+		}
+		return resp.StatusCode, b
+	}
+	call := func(method, path string, body any) []byte {
+		t.Helper()
+		code, b := do(method, path, body)
+		if code != http.StatusOK {
+			t.Fatalf("%s %s: %d %s\nserver stderr:\n%s\npykmip-server:\n%s", method, path, code, b, stderr, srv.Log())
+		}
+		return b
+	}
+	decode := func(b []byte, v any) {
+		t.Helper()
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("decode %q: %v", b, err)
+		}
+	}
+
+	call("GET", "/v1/ready", nil) // the store's status probe reaches pykmip
+	var status struct {
+		Unreachable bool `json:"keystore_unreachable"`
+	}
+	decode(call("GET", "/v1/status", nil), &status)
+	if status.Unreachable {
+		t.Fatalf("status: the store is unreachable")
+	}
+	for _, name := range []string{"key-1", "key-2"} {
+		call("POST", "/v1/key/create/"+name, nil)
+		records := srv.Secrets(t, name)
+		if len(records) != 1 {
+			t.Fatalf("%s: %d objects carry the name, want 1", name, len(records))
+		}
+		k, err := crypto.ParseKey(records[0])
+		if err != nil {
+			t.Fatalf("%s: the key material is not a key record: %v", name, err)
+		}
+		if k.CreatedBy != apiKey.Identity().String() {
+			t.Fatalf("%s: record created by %q, want the admin %q", name, k.CreatedBy, apiKey.Identity())
+		}
+		k.Destroy()
+	}
+	if code, b := do("POST", "/v1/key/create/key-1", nil); code != http.StatusBadRequest || !strings.Contains(string(b), "key already exists") {
+		t.Fatalf("create of an existing key: %d %s", code, b)
+	}
+	var dek struct{ Plaintext, Ciphertext []byte }
+	decode(call("POST", "/v1/key/generate/key-1", nil), &dek)
+	var pt struct{ Plaintext []byte }
+	decode(call("POST", "/v1/key/decrypt/key-1", map[string]any{"ciphertext": dek.Ciphertext}), &pt)
+	if len(dek.Plaintext) != 32 || !bytes.Equal(pt.Plaintext, dek.Plaintext) {
+		t.Fatalf("decrypt: %x, want %x", pt.Plaintext, dek.Plaintext)
+	}
+	var list struct{ Names []string }
+	decode(call("GET", "/v1/key/list/key-*", nil), &list)
+	if !slices.Equal(list.Names, []string{"key-1", "key-2"}) {
+		t.Fatalf("list = %q", list.Names)
+	}
+	call("DELETE", "/v1/key/delete/key-2", nil)
+	if got := srv.Secrets(t, "key-2"); len(got) != 0 {
+		t.Fatal("key-2 still on the KMIP server after delete")
+	}
+	decode(call("GET", "/v1/key/list/key-*", nil), &list)
+	if !slices.Equal(list.Names, []string{"key-1"}) {
+		t.Fatalf("list after delete = %q", list.Names)
+	}
+
+	srv.Stop()
+	if code, b := do("GET", "/v1/ready", nil); code != http.StatusGatewayTimeout || !strings.Contains(string(b), "key store is not reachable") {
+		t.Fatalf("ready with the KMIP server down: %d %s", code, b)
+	}
+	decode(call("GET", "/v1/status", nil), &status)
+	if !status.Unreachable {
+		t.Fatalf("status with the KMIP server down: the store is reachable")
+	}
+}
