@@ -26,6 +26,11 @@ export OPENKES_HAPROXY_BIN
 OPENKES_HELM_BIN=${OPENKES_HELM_BIN:-$(scripts/install-helm.sh)}
 export OPENKES_HELM_BIN
 
+# The KMIP store's tests (internal/keystore/kmip, cmd/kes TestKMIP,
+# docs/keystores/kmip.md) run PyKMIP's server, from Debian's python3-pykmip.
+OPENKES_PYKMIP_BIN=${OPENKES_PYKMIP_BIN:-$(scripts/install-deb.sh pykmip-server python3-pykmip)}
+export OPENKES_PYKMIP_BIN
+
 # The systemd unit's test runs systemd-analyze verify.
 scripts/install-deb.sh systemd-analyze systemd >/dev/null
 # The docs test runs the README's shell blocks, which use curl and jq.
