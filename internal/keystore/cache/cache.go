@@ -560,6 +560,20 @@ func (c *Cache[T]) Replace(ctx context.Context, name string, old, new []byte) er
 	return err
 }
 
+// Read returns the value stored under name as the store holds it, without
+// decoding or caching it and without looking at the cache: what soft
+// deletion copies. Errors are the store's (see [keystore.Store]).
+func (c *Cache[T]) Read(ctx context.Context, name string) ([]byte, error) {
+	if err := c.down(); err != nil {
+		return nil, fmt.Errorf("cache: read %q: %w", name, err)
+	}
+	return detach(&c.calls, ctx, func() ([]byte, error) {
+		b, err := c.store.Get(ctx, name)
+		c.observe(ctx, err)
+		return b, err
+	})
+}
+
 // List lists the names in the store (see [keystore.Store]); it is not
 // cached.
 func (c *Cache[T]) List(ctx context.Context, prefix, continueAt string, n int) ([]string, string, error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/openkes/kes/internal/keystore/cache"
 	"github.com/openkes/kes/internal/keystore/mem"
 	"github.com/openkes/kes/internal/keystore/storetest"
+	"github.com/openkes/kes/internal/keystore/tombstone"
 )
 
 func TestConformance(t *testing.T) {
@@ -799,5 +800,53 @@ func TestReplaceUnsupported(t *testing.T) {
 	}
 	if err := c.Replace(t.Context(), "k", []byte("v1"), []byte("v2")); !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("Replace on a store that cannot: got %v, want errors.ErrUnsupported", err)
+	}
+}
+
+func TestRead(t *testing.T) {
+	// Read answers what the store holds, not the cache, and caches nothing.
+	c, s, decodes := newCache(t, cache.Config{})
+	s.put(t, "k", "v")
+	mustGet(t, c, s, "k", "v", 1)
+	b, err := c.Read(t.Context(), "k")
+	if err != nil || string(b) != "v" {
+		t.Fatalf("Read = %q, %v; want v", b, err)
+	}
+	if n := s.gets.Load(); n != 2 {
+		t.Fatalf("store reads = %d, want 2 (Read bypasses the cache)", n)
+	}
+	if n := decodes.Load(); n != 1 {
+		t.Fatalf("decodes = %d, want 1 (Read does not decode)", n)
+	}
+	if _, err := c.Read(t.Context(), "missing"); !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("Read of a missing name: %v, want ErrNotFound", err)
+	}
+	if _, ok := c.Lookup("missing"); ok || c.Len() != 1 {
+		t.Fatalf("Read cached something: Len = %d", c.Len())
+	}
+}
+
+func TestSoftDeleteEvicts(t *testing.T) {
+	// A soft delete through the cache drops the cached key at once: the
+	// next Get answers not found, although the record lives on under the
+	// tombstone; a restore makes it readable again.
+	c, s, _ := newCache(t, cache.Config{})
+	s.put(t, "k", "v")
+	mustGet(t, c, s, "k", "v", 1)
+	ts, err := tombstone.Delete(t.Context(), c, "k", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Lookup("k"); ok {
+		t.Fatal("soft-deleted key still cached")
+	}
+	if _, err := c.Get(t.Context(), "k"); !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("Get of a soft-deleted key: %v, want ErrNotFound", err)
+	}
+	if _, err := tombstone.Restore(t.Context(), c, "k", ts.DeletedAt); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.Get(t.Context(), "k"); err != nil || v.value != "v" {
+		t.Fatalf("Get after restore = %v, %v", v, err)
 	}
 }
