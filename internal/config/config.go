@@ -82,6 +82,10 @@ type File struct {
 	// KeyStore is the configured keystore backend. Never nil after Parse.
 	KeyStore KeyStore
 
+	// KeyDeletion says how keys are deleted: soft deletion's retention
+	// and the protected keys (an OpenKES extension).
+	KeyDeletion KeyDeletion
+
 	// Notices lists keys that Parse accepted but ignores (legacy keys,
 	// unknown API routes), in file order, so the server can warn about
 	// them. Nil means none.
@@ -162,7 +166,6 @@ func Parse(data []byte, filename string, schema *Schema) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	setDefaults(f)
 	f.Notices = d.notices
 	return f, nil
 }
@@ -181,10 +184,14 @@ func yamlError(filename string, err error) error {
 	return &Error{File: filename, Line: line, Err: fmt.Errorf("kesconf: invalid YAML: %s", msg)}
 }
 
-// setDefaults applies the documented defaults to the zero fields of f.
-func setDefaults(f *File) {
-	if f.Address == "" {
-		f.Address = DefaultAddress
+// setDefaults applies the documented defaults to the fields the file
+// leaves out.
+func setDefaults(r *rawFile) {
+	if r.Address == "" {
+		r.Address = DefaultAddress
+	}
+	if !r.retentionSet {
+		r.KeyDeletion.Retention = DefaultRetention
 	}
 }
 
@@ -198,6 +205,7 @@ type rawFile struct {
 	policyNodes  policyNodes
 	keystores    []keystoreEntry
 	keystoreNode *yaml.Node // first keystore (or legacy keys) key
+	retentionSet bool       // key_deletion.retention is in the file
 }
 
 // decodeFile decodes the document root and validates it.
@@ -232,10 +240,13 @@ func (d *Decoder) decodeFile(root *yaml.Node) (*File, error) {
 		"policy":   d.policies(r),
 		"keys":     d.keys(r),
 		"keystore": d.keystore(r),
+
+		"key_deletion": d.keyDeletion(r),
 	})
 	if err != nil {
 		return nil, err
 	}
+	setDefaults(r)
 	switch {
 	case rootNode != nil && r.adminNode != nil:
 		return nil, d.Failf(rootNode, "kesconf: legacy key 'root' and 'admin.identity' must not both be specified")

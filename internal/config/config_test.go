@@ -54,7 +54,10 @@ func TestReadFile(t *testing.T) {
 			},
 			Keys:     []string{"my-key", "my-key-2"},
 			KeyStore: &stores.FS{Path: "/var/lib/kes/keys"},
-			Notices:  []config.Notice{notice("full.yml", 36, "api route '/v1/unknown' does not exist and is ignored")},
+			// Files without key_deletion soft-delete keys for a week
+			// (an OpenKES default on purpose, docs/key-deletion.md).
+			KeyDeletion: config.KeyDeletion{Retention: config.DefaultRetention},
+			Notices:     []config.Notice{notice("full.yml", 36, "api route '/v1/unknown' does not exist and is ignored")},
 		}},
 		{"legacy-v017.yml", &config.File{
 			Address: "0.0.0.0:7373",
@@ -67,7 +70,8 @@ func TestReadFile(t *testing.T) {
 				Allow:      []string{"/v1/key/create/my-key*", "/v1/key/generate/my-key*"},
 				Identities: []kes.Identity{"df7281ca3fed4ef7d06297eb7cb9d590a4edc863b4425f4762bb2afaebfd3258"},
 			}},
-			KeyStore: &stores.FS{Path: "./keys"},
+			KeyStore:    &stores.FS{Path: "./keys"},
+			KeyDeletion: config.KeyDeletion{Retention: config.DefaultRetention},
 		}},
 		{"legacy-v013.yml", &config.File{
 			Address: "0.0.0.0:7373",
@@ -85,7 +89,8 @@ func TestReadFile(t *testing.T) {
 				AppRole:    &vault.AppRole{ID: "f5d6a54f-2ad1-4ba4-8d8a-4fbb3a4a6e5f", Secret: "1ba4b8aa-1ed2-4c2e-81d6-c1eb2c4f5d6a"},
 				StatusPing: 10 * time.Second,
 			}},
-			Notices: []config.Notice{notice("legacy-v013.yml", 23, "legacy key 'keys.vault.approle.retry' is ignored")},
+			KeyDeletion: config.KeyDeletion{Retention: config.DefaultRetention},
+			Notices:     []config.Notice{notice("legacy-v013.yml", 23, "legacy key 'keys.vault.approle.retry' is ignored")},
 		}},
 		{"vectors.yml", &config.File{
 			Address: "127.0.0.1:7373",
@@ -105,7 +110,8 @@ func TestReadFile(t *testing.T) {
 					"aeb84fdc4ed6fc04eb3895b603f8da0d8fc1a0cd429dac1a66c3f12bdfe93f06",
 				},
 			}},
-			KeyStore: &stores.FS{Path: "/tmp/vectors/keystore"},
+			KeyStore:    &stores.FS{Path: "/tmp/vectors/keystore"},
+			KeyDeletion: config.KeyDeletion{Retention: config.DefaultRetention},
 		}},
 	}
 	for _, tt := range tests {

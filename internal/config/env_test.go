@@ -102,7 +102,9 @@ func TestEnvExpansion(t *testing.T) {
 		}},
 		Keys:     []string{"my-key"},
 		KeyStore: &stores.FS{Path: "/var/lib/kes"},
-		Notices:  []config.Notice{{File: "kes.yml", Line: 10, Msg: "api route '${KES_TEST_ROUTE}' does not exist and is ignored"}},
+		// No key_deletion: the default soft deletion (docs/key-deletion.md).
+		KeyDeletion: config.KeyDeletion{Retention: config.DefaultRetention},
+		Notices:     []config.Notice{{File: "kes.yml", Line: 10, Msg: "api route '${KES_TEST_ROUTE}' does not exist and is ignored"}},
 	}
 	if !reflect.DeepEqual(f, want) {
 		t.Errorf("got\n%#v\nwant\n%#v", f, want)
