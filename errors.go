@@ -72,6 +72,22 @@ var (
 	ErrStoreUnavailable = NewError(http.StatusBadGateway, "key store is unavailable")
 )
 
+// Errors of soft deletion, an OpenKES extension (docs/key-deletion.md).
+// Upstream servers never answer them.
+var (
+	// ErrKeyProtected is returned when a key that the server protects
+	// from deletion is deleted or purged. Nothing is changed.
+	ErrKeyProtected = NewError(http.StatusForbidden, "key is protected from deletion")
+
+	// ErrKeyNotDeleted is returned when a key to restore or describe as
+	// deleted has no soft-deleted copy (never deleted, or purged).
+	ErrKeyNotDeleted = NewError(http.StatusNotFound, "deleted key does not exist")
+
+	// ErrKeyLive is returned when a deleted key is restored while a key
+	// of its name exists. Nothing is changed.
+	ErrKeyLive = NewError(http.StatusConflict, "key exists: a deleted key cannot be restored over it")
+)
+
 // Legacy errors that servers before 2023-10 answered and clients still
 // recognise (spec api.md §5).
 var (

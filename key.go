@@ -4,6 +4,8 @@ import (
 	"context"
 	"iter"
 	"net/http"
+	"net/url"
+	"time"
 )
 
 // CreateKey creates a new key called name at the server. It returns
@@ -35,6 +37,51 @@ func (c *Client) DescribeKey(ctx context.Context, name string) (*DescribeKeyResp
 // store, deleting a missing key returns [ErrKeyNotFound] or succeeds.
 func (c *Client) DeleteKey(ctx context.Context, name string) error {
 	return c.call(ctx, request{method: http.MethodDelete, path: []string{"v1", "key", "delete", name}}, nil)
+}
+
+// PurgeKey deletes the key called name and every soft-deleted copy of it
+// at once, without the chance to restore it: what DeleteKey does on
+// upstream servers. It returns [ErrKeyNotFound] if neither exists and
+// [ErrKeyProtected] if the server protects the key. OpenKES extension.
+func (c *Client) PurgeKey(ctx context.Context, name string) error {
+	return c.call(ctx, request{method: http.MethodDelete, path: []string{"v1", "key", "purge", name}}, nil)
+}
+
+// RestoreKey makes the soft-deleted key called name live again: the copy
+// deleted at deletedAt, or the newest if deletedAt is zero. It returns
+// [ErrKeyNotDeleted] if there is no such copy and [ErrKeyLive] if a key
+// called name exists. OpenKES extension.
+func (c *Client) RestoreKey(ctx context.Context, name string, deletedAt time.Time) (*DeletedKey, error) {
+	req := request{method: http.MethodPut, path: []string{"v1", "key", "restore", name}}
+	if !deletedAt.IsZero() {
+		req.query = url.Values{"deleted_at": {deletedAt.UTC().Format(time.RFC3339)}}
+	}
+	var v DeletedKey
+	if err := c.call(ctx, req, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// DescribeDeletedKey returns the newest soft-deleted copy of the key
+// called name, or [ErrKeyNotDeleted]. OpenKES extension.
+func (c *Client) DescribeDeletedKey(ctx context.Context, name string) (*DeletedKey, error) {
+	var v DeletedKey
+	if err := c.call(ctx, request{method: http.MethodGet, path: []string{"v1", "key", "deleted", "describe", name}}, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// ListDeletedKeys returns the soft-deleted keys whose names start with
+// prefix (a trailing '*' is ignored), by name and then deletion time.
+// OpenKES extension.
+func (c *Client) ListDeletedKeys(ctx context.Context, prefix string) ([]DeletedKey, error) {
+	var v ListDeletedKeysResponse
+	if err := c.call(ctx, request{method: http.MethodGet, path: []string{"v1", "key", "deleted", "list", prefix}}, &v); err != nil {
+		return nil, err
+	}
+	return v.Keys, nil
 }
 
 // GenerateKey returns a new 32-byte data key and that key encrypted with the

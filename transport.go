@@ -50,8 +50,9 @@ func (e *ConnError) Unwrap() error { return e.Err }
 // sends it again from the start.
 type request struct {
 	method string
-	path   []string // path segments, escaped when the URL is built
-	body   []byte   // nil for no body
+	path   []string   // path segments, escaped when the URL is built
+	query  url.Values // nil for none
+	body   []byte     // nil for no body
 	accept string
 	// stream leaves the response body to the caller as it arrives (log
 	// streams). Other responses are read completely before send returns,
@@ -121,6 +122,9 @@ func endpointFailed(resp *http.Response, err error) bool {
 // network errors and 503 responses.
 func (c *Client) sendTo(ctx context.Context, endpoint *url.URL, req request) (*http.Response, error) {
 	u := endpointURL(endpoint, req.path)
+	if len(req.query) > 0 {
+		u += "?" + req.query.Encode()
+	}
 	for attempt := 0; ; attempt++ {
 		r, err := http.NewRequestWithContext(ctx, req.method, u, bodyReader(req.body))
 		if err != nil {

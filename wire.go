@@ -84,6 +84,24 @@ type ListKeysResponse struct {
 	ContinueAt string   `json:"continue_at,omitempty"`
 }
 
+// DeletedKey is a soft-deleted key: the body of
+// GET /v1/key/deleted/describe/<name> and PUT /v1/key/restore/<name>, and
+// an element of [ListDeletedKeysResponse] (OpenKES extension).
+type DeletedKey struct {
+	Name      string    `json:"name"`
+	DeletedAt time.Time `json:"deleted_at"`
+	// PurgeAt is when the server purges the key; zero (left out) if it
+	// does not purge keys by itself (soft deletion off).
+	PurgeAt time.Time `json:"purge_at,omitzero"`
+}
+
+// ListDeletedKeysResponse is the body of GET /v1/key/deleted/list/<prefix>:
+// every soft-deleted key with the prefix, by name and then deletion time.
+// A name deleted more than once is listed once per deletion.
+type ListDeletedKeysResponse struct {
+	Keys []DeletedKey `json:"keys"`
+}
+
 // GenerateKeyRequest is the optional body of PUT /v1/key/generate/<name>.
 type GenerateKeyRequest struct {
 	Context []byte `json:"context,omitempty"` // associated data
