@@ -65,6 +65,7 @@ type Metrics struct {
 	responseTime                       prometheus.Histogram
 	errorEvents                        prometheus.Counter
 	auditEvents                        prometheus.Counter
+	keysPurged                         prometheus.Counter
 
 	// logs reads the counters of the logs; nil until CountLogs.
 	logs atomic.Pointer[LogCounters]
@@ -109,10 +110,14 @@ func New(start time.Time) *Metrics {
 			Name: "kes_log_audit_events",
 			Help: "Number of audit log events written to the audit log targets.",
 		}),
+		keysPurged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kes_key_purged_total",
+			Help: "Number of soft-deleted keys this server purged (retention passed, or purged on request). OpenKES extension.",
+		}),
 	}
 	m.registry.MustRegister(
 		m.requestOK, m.requestErr, m.requestFail, m.active, m.responseTime,
-		m.errorEvents, m.auditEvents,
+		m.errorEvents, m.auditEvents, m.keysPurged,
 		m.logCounter("kes_log_audit_suppressed_events",
 			"Number of audit log events of denied requests not written because their source exceeded its rate; the audit log summarizes them.",
 			func(c *LogCounters) func() uint64 { return c.AuditSuppressed }),
@@ -208,6 +213,9 @@ func (m *Metrics) ErrorEvent() { m.errorEvents.Inc() }
 
 // AuditEvent counts one audit log event.
 func (m *Metrics) AuditEvent() { m.auditEvents.Inc() }
+
+// KeysPurged counts n soft-deleted keys purged.
+func (m *Metrics) KeysPurged(n int) { m.keysPurged.Add(float64(n)) }
 
 // Registry returns the registry of m, to gather or register more
 // collectors.

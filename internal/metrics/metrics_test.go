@@ -179,6 +179,8 @@ func TestFamilies(t *testing.T) {
 		"kes_system_mem_heap_used":            dto.MetricType_GAUGE,
 		"kes_system_mem_heap_objects":         dto.MetricType_GAUGE,
 		"kes_system_mem_stack_used":           dto.MetricType_GAUGE,
+		// Soft deletion (docs/key-deletion.md).
+		"kes_key_purged_total": dto.MetricType_COUNTER,
 	}
 	if len(families) != len(want) {
 		names := make([]string, 0, len(families))
