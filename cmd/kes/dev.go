@@ -18,6 +18,7 @@ import (
 
 	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/api"
+	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore"
 	"github.com/openkes/kes/internal/keystore/cache"
 	"github.com/openkes/kes/internal/keystore/mem"
@@ -68,6 +69,8 @@ func runDevServer(ctx context.Context, env *Env, addr string) error {
 		},
 		Admin: apiKey.Identity(),
 		Cache: cache.Config{Any: 5 * time.Minute, Unused: 30 * time.Second},
+		// As a config file without key_deletion: soft deletion.
+		Deletion: api.Deletion{Retention: config.DefaultRetention},
 		Connect: func(context.Context, *slog.Logger) (keystore.Store, error) {
 			return &mem.Store{}, nil
 		},

@@ -151,6 +151,7 @@ func readSetup(env *Env, file string) (*server.Config, error) {
 		Connect:    cfg.KeyStore.Connect,
 		Banner:     cfg.KeyStore.Banner(),
 		Keys:       cfg.Keys,
+		Deletion:   api.Deletion{Retention: cfg.KeyDeletion.Retention, Protect: cfg.KeyDeletion.Protect},
 		ErrorLevel: cfg.Log.Error,
 		AuditLevel: cfg.Log.Audit,
 	}, nil

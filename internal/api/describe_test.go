@@ -4,9 +4,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/openkes/kes/internal/api"
+	"github.com/openkes/kes/internal/auth"
 	"github.com/openkes/kes/internal/vectors"
 )
 
@@ -72,7 +76,21 @@ var timeDependent = map[string]bool{
 // TestDescribeVectors replays describe.jsonl in file order on a fresh copy
 // of the vectors' keystore and compares status, headers and body.
 func TestDescribeVectors(t *testing.T) {
-	ts := vectorServer(t)
+	replayDescribe(t, vectorServer(t))
+}
+
+// TestDescribeVectorsSoftDelete replays them with soft deletion on (the
+// default of a config file): upstream clients see the same answers,
+// deletes and listings included.
+func TestDescribeVectorsSoftDelete(t *testing.T) {
+	replayDescribe(t, startServer(t, serverOptions{
+		keystoreDir: filepath.Join(vectors.Dir(t), "keystore"),
+		policies:    map[string]auth.PolicyConfig{"probe": vectorsProbePolicy},
+		deletion:    api.Deletion{Retention: 7 * 24 * time.Hour},
+	}))
+}
+
+func replayDescribe(t *testing.T, ts *testServer) {
 	clients := ts.vectorClients(t, false)
 	for _, v := range vectors.ReadJSONL[describeVector](t, "describe.jsonl") {
 		t.Run(v.Case, func(t *testing.T) {

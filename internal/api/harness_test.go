@@ -122,6 +122,9 @@ type serverOptions struct {
 	// tls.proxy.header.cert.
 	proxies     []kes.Identity
 	proxyHeader string
+	// deletion is the server's key deletion; now its clock (nil: time.Now).
+	deletion api.Deletion
+	now      func() time.Time
 }
 
 // startServer starts a server as `kes server` does, on 127.0.0.1:0.
@@ -172,6 +175,8 @@ func startServer(t testing.TB, opts serverOptions) *testServer {
 		Metrics:   ts.Metrics,
 		Routes:    opts.routes,
 		StartTime: start,
+		Deletion:  opts.deletion,
+		Now:       opts.now,
 	})
 	if err != nil {
 		t.Fatal(err)

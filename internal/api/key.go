@@ -171,20 +171,6 @@ func (s *Server) describeKey(w http.ResponseWriter, r *request) {
 	})
 }
 
-func (s *Server) deleteKey(w http.ResponseWriter, r *request) {
-	name, ok := keyName(w, r)
-	if !ok {
-		return
-	}
-	ctx, cancel := r.storeContext()
-	defer cancel()
-	if err := r.state.keys.Delete(ctx, name); err != nil {
-		s.storeError(ctx, w, r, err, errDeleteKey)
-		return
-	}
-	writeOK(w)
-}
-
 // listKeys answers every key name with the prefix in one response.
 //
 // Upstream answers at most 1024 names and a continue_at that its own SDK
@@ -208,11 +194,18 @@ func (s *Server) listKeys(w http.ResponseWriter, r *request) {
 	prefix = strings.TrimSuffix(prefix, "*")
 	ctx, cancel := r.storeContext()
 	defer cancel()
-	page, next, err := r.state.keys.List(ctx, prefix, "", keystore.ListPageSize)
+	// Tombstones (soft-deleted keys) are never listed here: an empty
+	// prefix starts after them, and pages are filtered.
+	first := ""
+	if prefix == "" {
+		first = firstName
+	}
+	page, next, err := r.state.keys.List(ctx, prefix, first, keystore.ListPageSize)
 	if err != nil {
 		s.storeError(ctx, w, r, err, errListKeys)
 		return
 	}
+	page = withoutTombstones(page)
 	if next == "" {
 		writeJSON(w, kes.ListKeysResponse{Names: append([]string{}, page...)})
 		return
@@ -239,6 +232,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *request) {
 			bw.Flush()
 			return
 		}
+		page = withoutTombstones(page)
 		if next == cont { // a store that does not advance: stop
 			next = ""
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/api"
 	"github.com/openkes/kes/internal/auth"
 	"github.com/openkes/kes/internal/vectors"
 )
@@ -46,7 +47,7 @@ func TestLogStreamReload(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ts.Server.Update(ts.Keys, authorizer, nil)
+		ts.Server.Update(ts.Keys, authorizer, nil, api.Deletion{})
 
 		// The stream ends cleanly (EOF, no error): not by the deadline.
 		if oldAdmin.Scan() || oldAdmin.Err() != nil {

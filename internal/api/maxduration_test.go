@@ -31,7 +31,7 @@ func TestMaxRequestDuration(t *testing.T) {
 	if got, want := s.MaxRequestDuration(), defaultTimeout+writeGrace; got != want {
 		t.Fatalf("default routes: %v, want %v", got, want)
 	}
-	s.Update(keys, authorizer, map[string]RouteConfig{"/v1/key/list/": {Timeout: 3 * time.Minute}})
+	s.Update(keys, authorizer, map[string]RouteConfig{"/v1/key/list/": {Timeout: 3 * time.Minute}}, Deletion{})
 	if got, want := s.MaxRequestDuration(), 3*time.Minute+writeGrace; got != want {
 		t.Fatalf("with a 3m route: %v, want %v", got, want)
 	}

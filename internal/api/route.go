@@ -77,6 +77,13 @@ func routes() []route {
 		{Method: put, Path: "/v1/key/decrypt/", MaxBody: maxBody, Timeout: defaultTimeout, Counted: true, Audited: true, Handle: (*Server).decryptKey},
 		{Method: put, Path: "/v1/key/hmac/", MaxBody: maxBody, Timeout: defaultTimeout, Counted: true, Audited: true, Handle: (*Server).hmacKey},
 
+		// Soft deletion (docs/key-deletion.md). Purging has its own path,
+		// so a policy that allows /v1/key/delete/ does not allow it.
+		{Method: del, Path: "/v1/key/purge/", Timeout: defaultTimeout, Counted: true, Audited: true, Ext: true, Handle: (*Server).purgeKey},
+		{Method: put, Path: "/v1/key/restore/", Timeout: defaultTimeout, Counted: true, Audited: true, Ext: true, Handle: (*Server).restoreKey},
+		{Method: get, Path: "/v1/key/deleted/describe/", Timeout: defaultTimeout, Counted: true, Audited: true, Ext: true, Handle: (*Server).describeDeletedKey},
+		{Method: get, Path: "/v1/key/deleted/list/", Timeout: defaultTimeout, Counted: true, Audited: true, Ext: true, Handle: (*Server).listDeletedKeys},
+
 		{Method: get, Path: "/v1/policy/describe/", Timeout: defaultTimeout, Counted: true, Audited: true, Handle: (*Server).describePolicy},
 		{Method: get, Path: "/v1/policy/read/", Timeout: defaultTimeout, Counted: true, Audited: true, Handle: (*Server).readPolicy},
 		{Method: get, Path: "/v1/policy/list/", Timeout: defaultTimeout, Counted: true, Audited: true, Handle: (*Server).listPolicies},

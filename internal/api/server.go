@@ -46,6 +46,9 @@ type KeyStore interface {
 	Delete(ctx context.Context, name string) error
 	List(ctx context.Context, prefix, continueAt string, n int) ([]string, string, error)
 	Status(ctx context.Context) (keystore.State, error)
+	// Read returns a stored record as the store holds it, uncached: what
+	// soft deletion copies (internal/keystore/tombstone).
+	Read(ctx context.Context, name string) ([]byte, error)
 }
 
 // Config is the configuration of a [Server]. Keys, Auth, ErrorLog,
@@ -66,6 +69,10 @@ type Config struct {
 	// (with the trailing slash of prefix routes). Unknown paths are ignored.
 	Routes map[string]RouteConfig
 
+	// Deletion says how the delete route deletes keys. The zero value
+	// deletes them at once, as upstream KES (docs/key-deletion.md).
+	Deletion Deletion
+
 	// KeyType is the type of keys the create API makes. Zero means
 	// crypto.DefaultKeyType(), which depends on the CPU.
 	KeyType crypto.KeyType
@@ -80,6 +87,10 @@ type Config struct {
 
 	// Rand is the source of key material; nil means crypto/rand.
 	Rand io.Reader
+
+	// Now returns the current time: the deletion time of soft-deleted
+	// keys and the cutoff of [Server.Purge]. Nil means time.Now.
+	Now func() time.Time
 }
 
 // Server is a KES HTTP handler. It is safe for concurrent use.
@@ -99,6 +110,9 @@ type Server struct {
 	commit  string
 	started time.Time
 	rand    io.Reader
+	now     func() time.Time
+
+	purge purgeCursor // where the next Purge round goes on
 
 	offline offlineLog // error lines of fail-fast answers
 	// notProxy limits the warnings about forwarded-certificate headers
@@ -111,6 +125,7 @@ type state struct {
 	keys     KeyStore
 	auth     *auth.Authorizer
 	routes   []route
+	deletion Deletion
 	mux      *http.ServeMux          // every route; answers what the fast path does not
 	handlers map[string]http.Handler // route path → handler, for the fast path
 	// replaced is closed when Update replaces this state, so that long
@@ -133,6 +148,10 @@ func New(cfg *Config) (*Server, error) {
 		commit:  cfg.Commit,
 		started: cfg.StartTime,
 		rand:    cfg.Rand,
+		now:     cfg.Now,
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	if s.keyType == 0 {
 		s.keyType = crypto.DefaultKeyType()
@@ -146,19 +165,21 @@ func New(cfg *Config) (*Server, error) {
 	if s.started.IsZero() {
 		s.started = time.Now()
 	}
-	s.Update(cfg.Keys, cfg.Auth, cfg.Routes)
+	s.Update(cfg.Keys, cfg.Auth, cfg.Routes, cfg.Deletion)
 	return s, nil
 }
 
-// Update makes the server use keys, authorizer and routes for every request
-// that starts from now on; requests in flight finish with what they had,
-// except the log streams, which end when the new configuration no longer
-// lets their caller call the route. keys and authorizer must not be nil.
-func (s *Server) Update(keys KeyStore, authorizer *auth.Authorizer, routeConfig map[string]RouteConfig) {
+// Update makes the server use keys, authorizer, routes and deletion
+// settings for every request that starts from now on (and the next
+// [Server.Purge]); requests in flight finish with what they had, except the
+// log streams, which end when the new configuration no longer lets their
+// caller call the route. keys and authorizer must not be nil.
+func (s *Server) Update(keys KeyStore, authorizer *auth.Authorizer, routeConfig map[string]RouteConfig, deletion Deletion) {
 	st := &state{
 		keys:     keys,
 		auth:     authorizer,
 		routes:   routes(),
+		deletion: deletion,
 		mux:      http.NewServeMux(),
 		handlers: make(map[string]http.Handler),
 		replaced: make(chan struct{}),
@@ -210,7 +231,7 @@ func canonical(path string, h http.Handler) http.Handler {
 }
 
 func isListRoute(p string) bool {
-	return p == "/v1/key/list/" || p == "/v1/policy/list/" || p == "/v1/identity/list/"
+	return p == "/v1/key/list/" || p == "/v1/policy/list/" || p == "/v1/identity/list/" || p == "/v1/key/deleted/list/"
 }
 
 // MaxRequestDuration returns how long a request that starts now may use

@@ -25,7 +25,7 @@ func TestSkipAuth(t *testing.T) {
 			}
 			// The handlers agree: a public route only identifies.
 			s := &Server{}
-			s.Update(nil, nil, tt.routes)
+			s.Update(nil, nil, tt.routes, Deletion{})
 			public := false
 			for _, rt := range s.state.Load().routes {
 				public = public || rt.Auth == authIdentify && rt.Path != "/v1/identity/self/describe"

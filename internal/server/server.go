@@ -54,6 +54,11 @@ const MemoryLimit = 512 << 20
 // tlsReloadInterval is how often the TLS files are read again, as upstream.
 const tlsReloadInterval = 15 * time.Minute
 
+// DefaultPurgeInterval is the time between two rounds of purging expired
+// soft-deleted keys: a round is a few store listings, and purging is due
+// after days, so minutes late is on time.
+const DefaultPurgeInterval = 5 * time.Minute
+
 // ShutdownGrace is how long a stopping server waits for requests in flight.
 const ShutdownGrace = 3 * time.Second
 
@@ -74,10 +79,15 @@ type Config struct {
 	// Connect opens the key store; it logs to the server's error log.
 	Connect func(context.Context, *slog.Logger) (keystore.Store, error)
 	// Banner names the key store in the startup banner (the KMS line).
-	Banner     string
-	Keys       []string // the keys created at start unless they exist
-	ErrorLevel slog.Level
-	AuditLevel slog.Level
+	Banner string
+	Keys   []string // the keys created at start unless they exist
+	// Deletion is how keys are deleted (soft deletion, protected keys).
+	Deletion api.Deletion
+	// PurgeInterval is the time between two rounds of purging expired
+	// soft-deleted keys. Zero or negative means DefaultPurgeInterval.
+	PurgeInterval time.Duration
+	ErrorLevel    slog.Level
+	AuditLevel    slog.Level
 }
 
 // Server runs a KES server. Its fields may be set until Run is called; the
@@ -184,6 +194,7 @@ func (s *Server) Run(ctx context.Context, c *Config) error {
 		AuditLog:  auditLog,
 		Metrics:   m,
 		Routes:    c.Routes,
+		Deletion:  c.Deletion,
 		Version:   build.Version,
 		Commit:    build.Commit,
 		StartTime: sv.start,
@@ -216,6 +227,19 @@ func (s *Server) Run(ctx context.Context, c *Config) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.ServeTLS(ln, "", "") }()
+
+	// The purge loop stops and is waited for before the key store closes
+	// (the deferred Close above runs after this).
+	purgeCtx, stopPurge := context.WithCancel(ctx)
+	purgeDone := make(chan struct{})
+	go func() {
+		defer close(purgeDone)
+		purgeLoop(purgeCtx, sv.srv, c.PurgeInterval)
+	}()
+	defer func() {
+		stopPurge()
+		<-purgeDone
+	}()
 
 	reload := s.Reload
 	if reload == nil {
@@ -273,6 +297,25 @@ func (s *Server) Run(ctx context.Context, c *Config) error {
 				return err
 			}
 			return nil
+		}
+	}
+}
+
+// purgeLoop runs a purge round (api.Server.Purge) at start and then every
+// interval until ctx ends. A round's error is on the error log; the next
+// round tries again.
+func purgeLoop(ctx context.Context, srv *api.Server, interval time.Duration) {
+	if interval <= 0 {
+		interval = DefaultPurgeInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		srv.Purge(ctx)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
 		}
 	}
 }
@@ -338,7 +381,7 @@ func (sv *run) reload(ctx context.Context, addr net.Addr) error {
 	// timeouts: the old store stays open until the longest has passed.
 	sv.retired = append(sv.retired, sv.keys)
 	sv.retireTimer = time.After(sv.srv.MaxRequestDuration() + retireMargin)
-	sv.srv.Update(keys, authorizer, next.Routes)
+	sv.srv.Update(keys, authorizer, next.Routes, next.Deletion)
 	sv.keys, sv.config = keys, next
 	sv.current.Store(keys)
 	sv.tlsConf.Store(conf)
