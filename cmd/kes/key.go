@@ -24,16 +24,27 @@ func newKeyCmd(env *Env) *cobra.Command {
 	sub := subCommands(env, &conn, &out)
 	info := sub("info <name>", "Describe a key", needArgs(1, 1, "no key name specified"), keyInfo)
 	ls := sub("ls [<pattern>]", "List keys (deprecated: use 'kes ls')", maxArgs(1), keyList, "list")
-	for _, c := range []*cobra.Command{info, ls} {
+	deleted := sub("deleted [<prefix>]", "List deleted keys that can be restored", maxArgs(1), keyDeleted)
+	for _, c := range []*cobra.Command{info, ls, deleted} {
 		out.registerJSON(c.Flags())
 		out.registerColor(c.Flags())
 	}
+	var (
+		purge     bool
+		deletedAt string
+	)
+	rm := sub("rm <name>...", "Delete keys", needArgs(1, -1, "no key name specified"), keyRemoveCmd(&purge), "delete")
+	rm.Flags().BoolVar(&purge, "purge", false, "delete at once with every deleted copy: no restore")
+	restore := sub("restore <name>", "Restore a deleted key", needArgs(1, 1, "no key name specified"), keyRestoreCmd(&deletedAt))
+	restore.Flags().StringVar(&deletedAt, "deleted-at", "", "restore the copy deleted at this RFC 3339 time (default: the newest)")
 	cmd.AddCommand(
 		sub("create <name>...", "Create keys; 'create <name> <base64 key>' imports a key", needArgs(1, -1, "no key name specified"), keyCreate),
 		sub("import <name> <base64 key>", "Import a 256-bit AES key", needArgs(2, 2, "no key name specified", "no key specified"), keyImport),
 		info,
 		ls,
-		sub("rm <name>...", "Delete keys", needArgs(1, -1, "no key name specified"), keyRemove, "delete"),
+		rm,
+		restore,
+		deleted,
 		sub("encrypt <name> <message>", "Encrypt a text message", needArgs(2, 2, "no key name specified", "no message specified"), keyEncrypt),
 		sub("decrypt <name> <ciphertext> [<context>]", "Decrypt a base64 ciphertext", needArgs(2, 3, "no key name specified", "no ciphertext specified"), keyDecrypt),
 		sub("dek <name> [<context>]", "Generate a data encryption key", needArgs(1, 2, "no key name specified"), keyDEK, "derive"),
