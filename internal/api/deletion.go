@@ -182,10 +182,11 @@ func (s *Server) describeDeletedKey(w http.ResponseWriter, r *request) {
 	writeJSON(w, s.deletedKey(r.state, found[len(found)-1]))
 }
 
-// listDeletedKeys lists the tombstones of the keys with a prefix.
+// listDeletedKeys lists the tombstones of the keys with a prefix: a
+// pattern as for key listing, or a prefix without its '*' ("my-").
 func (s *Server) listDeletedKeys(w http.ResponseWriter, r *request) {
 	prefix := r.Resource
-	if !names.ValidPattern(prefix) {
+	if !names.ValidPattern(prefix) && !names.ValidPattern(prefix+"*") {
 		writeError(w, kes.ErrInvalidPattern(prefix))
 		return
 	}
