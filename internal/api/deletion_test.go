@@ -122,9 +122,20 @@ func TestSoftDelete(t *testing.T) {
 	if _, err := c.DescribeDeletedKey(ctx, "other"); !errors.Is(err, kes.ErrKeyNotDeleted) {
 		t.Fatalf("DescribeDeletedKey of a live key: %v, want ErrKeyNotDeleted", err)
 	}
-	list, err := c.ListDeletedKeys(ctx, "")
-	if err != nil || len(list) != 1 || list[0] != *d {
-		t.Fatalf("ListDeletedKeys = %+v, %v; want [%+v]", list, err, *d)
+	for _, prefix := range []string{"", "*", "ap", "app", "a*"} {
+		list, err := c.ListDeletedKeys(ctx, prefix)
+		if err != nil || len(list) != 1 || list[0] != *d {
+			t.Fatalf("ListDeletedKeys(%q) = %+v, %v; want [%+v]", prefix, list, err, *d)
+		}
+	}
+	for _, prefix := range []string{"app-", "o"} {
+		if list, err := c.ListDeletedKeys(ctx, prefix); len(list) != 0 || err != nil {
+			t.Fatalf("ListDeletedKeys(%q) = %+v, %v; want none", prefix, list, err)
+		}
+	}
+	// A client cannot name the tombstones themselves.
+	if _, err := c.ListDeletedKeys(ctx, "-d"); !errors.Is(err, kes.ErrInvalidPattern("-d")) {
+		t.Fatalf("ListDeletedKeys(-d): %v, want the invalid pattern error", err)
 	}
 
 	// Create of the name works (a new key), and restore does not overwrite it.
