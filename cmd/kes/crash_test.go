@@ -17,6 +17,7 @@ import (
 
 	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/crypto"
+	"github.com/openkes/kes/internal/keystore/tombstone"
 )
 
 // crashState is what the test knows about a key after its last request.
@@ -52,7 +53,8 @@ type crashCounts struct {
 // generate+decrypt works with it; each acknowledged delete is gone; a
 // request that was in flight at the kill is done entirely or not at all;
 // the directory holds no temporary file (New sweeps what the kill left) and
-// nothing else the test did not create.
+// nothing else the test did not create but the tombstones of soft-deleted
+// keys (the default), each an intact copy of a key record.
 func TestCrashKill(t *testing.T) {
 	const (
 		kills   = 4
@@ -196,6 +198,21 @@ func crashLeftovers(t *testing.T, dir string, n *crashCounts) {
 func crashVerify(t *testing.T, s *fsServer, owned [][]*crashKey, n *crashCounts) {
 	t.Helper()
 	files := crashFiles(t, s.keys)
+	// Deletes are soft (the config has no key_deletion): a deleted key's
+	// record is kept under its tombstone name, which no listing shows.
+	// Each must be a byte copy of a key the test created; a delete that a
+	// kill cut between its two steps leaves the key live with its
+	// tombstone, which the checks below take as not deleted.
+	tombstones := map[string][]byte{}
+	for name, record := range files {
+		if ts, ok := tombstone.Parse(name); ok {
+			tombstones[ts.Key] = record
+			delete(files, name)
+			if _, err := crypto.ParseKey(record); err != nil {
+				t.Errorf("tombstone %s: %v", name, err)
+			}
+		}
+	}
 	listed, err := s.list(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -251,6 +268,11 @@ func crashVerify(t *testing.T, s *fsServer, owned [][]*crashKey, n *crashCounts)
 	for name := range files {
 		if !known[name] {
 			t.Errorf("the directory holds %q, which the test never created", name)
+		}
+	}
+	for name := range tombstones {
+		if !known[name] {
+			t.Errorf("the directory holds a tombstone of %q, which the test never created", name)
 		}
 	}
 	crashRoundTrips(t, s, check)

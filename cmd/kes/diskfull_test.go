@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/keystore/tombstone"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes (a mount option such as "256k")
@@ -196,8 +197,13 @@ func TestDiskFull(t *testing.T) {
 	wantNoSecret(t, s, secret)
 	wantKeys(t, s, []string{"cached", "uncached"}, ".filler")
 	wantReads(t, s, "cached", "uncached")
-	if code, reply := s.mustDo(t, http.MethodDelete, "/v1/key/delete/cached", nil); code != http.StatusOK {
-		t.Errorf("delete on a full disk: %d %s", code, reply)
+	// A soft delete (the default) writes the key's copy first: on a full
+	// disk it fails and changes nothing, where upstream's immediate delete
+	// succeeded. The purge route deletes at once and frees space.
+	wantStoreFailure(t, s, http.MethodDelete, "/v1/key/delete/cached", nil, "no space left on device")
+	wantReads(t, s, "cached")
+	if code, reply := s.mustDo(t, http.MethodDelete, "/v1/key/purge/cached", nil); code != http.StatusOK {
+		t.Errorf("purge on a full disk: %d %s", code, reply)
 	}
 
 	if err := os.Remove(filler); err != nil {
@@ -241,5 +247,26 @@ func TestReadOnlyDir(t *testing.T) {
 		t.Fatalf("delete after remounting writable: %d %s", code, reply)
 	}
 	wantReads(t, s, "ro", "uncached")
-	wantKeys(t, s, []string{"ro", "uncached"})
+	// The delete was soft (the default): the key's copy is kept.
+	wantKeys(t, s, []string{"ro", "uncached"}, tombstoneOf(t, s, "cached"))
+}
+
+// tombstoneOf returns the name of the one tombstone of key in the key
+// directory of s.
+func tombstoneOf(t *testing.T, s *fsServer, key string) string {
+	t.Helper()
+	entries, err := os.ReadDir(s.keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, e := range entries {
+		if ts, ok := tombstone.Parse(e.Name()); ok && ts.Key == key {
+			found = append(found, e.Name())
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("tombstones of %s: %q, want one", key, found)
+	}
+	return found[0]
 }
