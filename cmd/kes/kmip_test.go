@@ -193,6 +193,26 @@ func testKMIPServer(t *testing.T, srv *kmiptest.Server) {
 	if got := srv.Secrets(t, "key-2"); len(got) != 0 {
 		t.Fatal("key-2 still on the KMIP server after delete")
 	}
+	// The delete was soft (the default): its copy, under a tombstone name
+	// the KMIP server holds too, restores key-2 with its key material;
+	// purge then destroys both.
+	var deleted []kes.DeletedKey
+	decode(call("GET", "/v1/key/deleted/list/key-", nil), &struct{ Keys *[]kes.DeletedKey }{&deleted})
+	if len(deleted) != 1 || deleted[0].Name != "key-2" {
+		t.Fatalf("deleted keys: %+v", deleted)
+	}
+	call("PUT", "/v1/key/restore/key-2", nil)
+	if got := srv.Secrets(t, "key-2"); len(got) != 1 {
+		t.Fatalf("key-2 after restore: %d objects, want 1", len(got))
+	}
+	call("DELETE", "/v1/key/purge/key-2", nil)
+	if got := srv.Secrets(t, "key-2"); len(got) != 0 {
+		t.Fatal("key-2 still on the KMIP server after purge")
+	}
+	decode(call("GET", "/v1/key/deleted/list/key-", nil), &struct{ Keys *[]kes.DeletedKey }{&deleted})
+	if len(deleted) != 0 {
+		t.Fatalf("deleted keys after purge: %+v", deleted)
+	}
 	decode(call("GET", "/v1/key/list/key-*", nil), &list)
 	if !slices.Equal(list.Names, []string{"key-1"}) {
 		t.Fatalf("list after delete = %q", list.Names)
