@@ -135,3 +135,10 @@ func jsonEqual(t *testing.T, a, b string) bool {
 	jb, _ := json.Marshal(vb)
 	return string(ja) == string(jb)
 }
+
+// setStatus changes the status of the recorder's later responses.
+func (h *recorder) setStatus(status int) {
+	h.mu.Lock()
+	h.status = status
+	h.mu.Unlock()
+}

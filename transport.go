@@ -260,28 +260,27 @@ func newBalancer(n int) *balancer {
 }
 
 // order returns the endpoints to try, round-robin from the next start
-// index, without the parked ones; if every endpoint is parked, all of them.
+// index: first those that are not parked, then the parked ones as a last
+// resort, so that a request fails only when every endpoint failed it (an
+// endpoint that was restarted is healthy again before its parking ends).
 // parked marks the endpoints that were parked when order was computed.
 func (b *balancer) order() (order []int, parked []bool) {
 	start := int(b.next.Add(1)-1) % b.n
 	now := b.now()
 	parked = make([]bool, b.n)
+	var last []int
 	b.mu.Lock()
 	for k := range b.n {
 		i := (start + k) % b.n
 		if now.Before(b.parked[i]) {
 			parked[i] = true
+			last = append(last, i)
 			continue
 		}
 		order = append(order, i)
 	}
 	b.mu.Unlock()
-	if len(order) == 0 {
-		for k := range b.n {
-			order = append(order, (start+k)%b.n)
-		}
-	}
-	return order, parked
+	return append(order, last...), parked
 }
 
 func (b *balancer) park(i int) {

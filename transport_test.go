@@ -247,6 +247,32 @@ func TestParking(t *testing.T) {
 	}
 }
 
+// TestParkedLastResort checks that a parked endpoint is tried when every
+// endpoint that is not parked fails the request: a server that was down
+// and came back before its parking ended carries the request.
+func TestParkedLastResort(t *testing.T) {
+	a := &recorder{status: 502, contentType: "application/json", body: `{"message":"failed to read key"}`}
+	b := &recorder{}
+	sa, sb := newTLSServer(t, a), newTLSServer(t, b)
+	c, _ := newTestClient(t, sa, sb)
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	kes.SetNow(c, func() time.Time { return now })
+	ctx := t.Context()
+	for i := range 2 { // a fails and is parked; b answers
+		if err := c.IsReady(ctx); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	a.setStatus(200)
+	b.setStatus(502)
+	// b fails and is parked too; a, parked but healthy again, answers.
+	for i := range 4 {
+		if err := c.IsReady(ctx); err != nil {
+			t.Fatalf("request %d after a recovered and b failed: %v", i, err)
+		}
+	}
+}
+
 func TestCancel(t *testing.T) {
 	t.Run("before the request", func(t *testing.T) {
 		h := &recorder{}

@@ -331,3 +331,32 @@ func (n *Node) Log() string {
 	b, _ := os.ReadFile(n.logFile)
 	return peerbin.LastLines(string(b), 40)
 }
+
+// Do runs fn with a root client of the current leader and fails t on error.
+func (c *Cluster) Do(t testing.TB, fn func(c *api.Client) error) {
+	t.Helper()
+	if err := fn(c.Client(t, c.Leader(t))); err != nil {
+		t.Fatalf("vaulttest: %v", err)
+	}
+}
+
+// WritePolicy writes an ACL policy.
+func (c *Cluster) WritePolicy(t testing.TB, name, rules string) {
+	t.Helper()
+	c.Do(t, func(vc *api.Client) error { return vc.Sys().PutPolicy(name, rules) })
+}
+
+// AppRole is [Server.AppRole] for the cluster.
+func (c *Cluster) AppRole(t testing.TB, mount, role, roleID, secretID string, params map[string]any) {
+	t.Helper()
+	c.Do(t, func(vc *api.Client) error { return appRole(vc, mount, role, roleID, secretID, params) })
+}
+
+// Restart starts a stopped or killed node again on its addresses and raft
+// directory and unseals it; it rejoins the cluster as a follower.
+func (c *Cluster) Restart(t testing.TB, node *Node) {
+	t.Helper()
+	node.Stop()
+	node.start(t)
+	c.Unseal(t, node)
+}

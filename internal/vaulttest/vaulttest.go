@@ -314,20 +314,22 @@ func (s *Server) WritePolicy(t testing.TB, name, rules string) {
 // (token_ttl, token_max_ttl, token_policies, ...).
 func (s *Server) AppRole(t testing.TB, mount, role, roleID, secretID string, params map[string]any) {
 	t.Helper()
-	s.Do(t, func(c *api.Client) error {
-		if err := c.Sys().EnableAuthWithOptions(mount, &api.EnableAuthOptions{Type: "approle"}); err != nil {
-			return err
-		}
-		rp := "auth/" + mount + "/role/" + role
-		if _, err := c.Logical().Write(rp, params); err != nil {
-			return err
-		}
-		if _, err := c.Logical().Write(rp+"/role-id", map[string]any{"role_id": roleID}); err != nil {
-			return err
-		}
-		_, err := c.Logical().Write(rp+"/custom-secret-id", map[string]any{"secret_id": secretID})
+	s.Do(t, func(c *api.Client) error { return appRole(c, mount, role, roleID, secretID, params) })
+}
+
+func appRole(c *api.Client, mount, role, roleID, secretID string, params map[string]any) error {
+	if err := c.Sys().EnableAuthWithOptions(mount, &api.EnableAuthOptions{Type: "approle"}); err != nil {
 		return err
-	})
+	}
+	rp := "auth/" + mount + "/role/" + role
+	if _, err := c.Logical().Write(rp, params); err != nil {
+		return err
+	}
+	if _, err := c.Logical().Write(rp+"/role-id", map[string]any{"role_id": roleID}); err != nil {
+		return err
+	}
+	_, err := c.Logical().Write(rp+"/custom-secret-id", map[string]any{"secret_id": secretID})
+	return err
 }
 
 // waitFor polls fn until it succeeds.
