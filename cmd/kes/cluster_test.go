@@ -131,6 +131,8 @@ path "kes-kv/metadata/*" { capabilities = ["list", "delete"] }`)
 		t.Fatal(err)
 	}
 	bin := kesBinary(t)
+	// Short enough to see a delete reach every node within the test.
+	const cacheAny = 15 * time.Second
 	var (
 		servers   []*scriptServer
 		endpoints []string
@@ -146,7 +148,7 @@ tls:
   cert: %s
 cache:
   expiry:
-    any: 5m
+    any: %v
     unused: 1m
     offline: 10m
 log:
@@ -162,7 +164,7 @@ keystore:
       secret: kes-secret-id
     status:
       ping: 2s
-`, addr, admin.Identity(), filepath.Join(dir, "server.key"), filepath.Join(dir, "server.crt"), vn.URL())
+`, addr, admin.Identity(), filepath.Join(dir, "server.key"), filepath.Join(dir, "server.crt"), cacheAny, vn.URL())
 		s := &scriptServer{bin: bin, config: filepath.Join(dir, fmt.Sprintf("config-%d.yml", i+1))}
 		if err := os.WriteFile(s.config, []byte(config), 0o600); err != nil {
 			t.Fatal(err)
@@ -271,6 +273,30 @@ keystore:
 	stopLoad()
 
 	crossNode("after")
+	// A key deleted through kes 1 is gone there at once, and through the
+	// others, which have it cached, within cache.expiry.any.
+	deleted := "cross-after-1"
+	if err := perNode[0].DeleteKey(t.Context(), deleted); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := perNode[0].GenerateKey(t.Context(), deleted, nil); !errors.Is(err, kes.ErrKeyNotFound) {
+		t.Fatalf("generate through kes 1 right after its delete: %v, want %v", err, kes.ErrKeyNotFound)
+	}
+	for i, c := range perNode[1:] {
+		vaulttest.Eventually(t, cacheAny+5*time.Second, fmt.Sprintf("delete seen by kes %d", i+2), func() error {
+			_, err := c.GenerateKey(t.Context(), deleted, nil)
+			if errors.Is(err, kes.ErrKeyNotFound) {
+				return nil
+			}
+			return fmt.Errorf("generate: %v", err)
+		})
+	}
+	if d := time.Since(start); d > cacheAny+time.Second {
+		t.Errorf("the delete took %v to reach every node, want at most cache.expiry.any (%v)", d, cacheAny)
+	} else {
+		t.Logf("the delete reached every node after %v (cache.expiry.any %v)", d.Round(100*time.Millisecond), cacheAny)
+	}
 	t.Logf("requests: %d generate, %d decrypt, %d describe, %d create (%d answered \"exists\" after an SDK retry); kes node kills: %d; Vault leader kills: %d; failures: %d",
 		load.generates.Load(), load.decrypts.Load(), load.describes.Load(), load.creates.Load(), load.createRetried.Load(),
 		nodeKills, leaderKills, load.failures.Load())
