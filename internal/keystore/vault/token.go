@@ -52,16 +52,21 @@ func (t *token) expiry() time.Time {
 	return t.issued.Add(t.ttl - min(t.ttl/10, maxExpiryMargin))
 }
 
-// Stats counts token lifecycle events since [Connect].
+// Stats counts token lifecycle events, and calls repeated while a Vault
+// cluster elected its active node, since [Connect].
 type Stats struct {
 	Logins          int64 // successful logins, the first one included
 	Renewals        int64 // successful token renewals
 	LoginFailures   int64
 	RenewalFailures int64
+	// LeaderWaits counts the store calls repeated because the Vault
+	// cluster had no reachable active node (see [Store] on clusters).
+	LeaderWaits int64
 }
 
 type stats struct {
 	logins, renewals, loginFailures, renewalFailures atomic.Int64
+	leaderWaits                                      atomic.Int64
 }
 
 // Stats returns the token lifecycle counters. Logins-1 is the number of
@@ -72,6 +77,7 @@ func (s *Store) Stats() Stats {
 		Renewals:        s.stats.renewals.Load(),
 		LoginFailures:   s.stats.loginFailures.Load(),
 		RenewalFailures: s.stats.renewalFailures.Load(),
+		LeaderWaits:     s.stats.leaderWaits.Load(),
 	}
 }
 

@@ -14,14 +14,17 @@ package vault
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -48,8 +51,14 @@ const maxNameLen = 255
 // sharing the engine would ever serve the replaced value. Replacing on v2
 // first needs reads that follow the latest version, which changes what
 // upstream nodes see, so it is left to the key rotation work.
+//
+// On a Vault cluster, a call that finds no active node while the store's
+// own Vault node is up and unsealed waits for the cluster to elect one,
+// within the call's context and for at most 15s, instead of failing (see
+// leader.go); a call that finds its own node down fails at once.
 type Store struct {
 	cfg    *settings
+	host   string      // host:port of the Vault node the store talks to
 	base   *api.Client // no token, no namespace
 	health *api.Client // base without retries, for sys/health
 
@@ -65,6 +74,11 @@ type Store struct {
 	// concurrent creates both succeed (across processes it still can, as
 	// upstream).
 	createMu [64]sync.Mutex
+
+	// electing is when (UnixNano) a call first found the cluster without
+	// an active node, 0 while it has one; it keeps the log to one line
+	// per election.
+	electing atomic.Int64
 
 	kick   chan struct{} // asks the token goroutine to check the token now
 	unseal chan struct{} // tells the token goroutine that Vault is unsealed
@@ -92,8 +106,13 @@ func Connect(ctx context.Context, cfg *Config) (*Store, error) {
 		return nil, fmt.Errorf("vault: %w", err)
 	}
 	health.SetMaxRetries(0)
+	endpoint, err := url.Parse(base.Address())
+	if err != nil {
+		return nil, fmt.Errorf("vault: invalid endpoint: %w", err)
+	}
 	st := &Store{
 		cfg:     s,
+		host:    endpoint.Host,
 		base:    base,
 		health:  health,
 		changed: make(chan struct{}),
@@ -189,38 +208,53 @@ func (s *Store) Status(ctx context.Context) (keystore.State, error) {
 
 // Create stores value under name unless a value exists already, in which
 // case the error matches keystore.ErrExists.
+//
+// A write that is repeated because the first attempt's answer was lost in
+// a leader election (see [Store.do]) may find the value that attempt
+// stored: Create then succeeds, since the value is this call's own.
 func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	if err := checkName(name); err != nil {
-		return fmt.Errorf("vault: create key %q: %w", name, err)
-	}
-	c, err := s.client(ctx)
-	if err != nil {
 		return fmt.Errorf("vault: create key %q: %w", name, err)
 	}
 	mu := &s.createMu[nameHash(name)%uint32(len(s.createMu))]
 	mu.Lock()
 	defer mu.Unlock()
-	if _, err := s.read(ctx, c, name); err == nil {
-		return fmt.Errorf("vault: create key %q: %w", name, keystore.ErrExists)
-	} else if !errors.Is(err, keystore.ErrNotFound) {
-		return fmt.Errorf("vault: create key %q: %w", name, err)
-	}
 	stored := encodeValue(value)
 	if s.cfg.Transit != nil {
-		if stored, err = s.encrypt(ctx, c, value); err != nil {
+		err := s.do(ctx, func(c *api.Client) (err error) {
+			stored, err = s.encrypt(ctx, c, value)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("vault: create key %q: %w", name, err)
 		}
 	}
-	data := map[string]any{name: stored}
-	p := s.dataPath(name)
-	if s.cfg.v2 {
-		data = map[string]any{"options": map[string]any{"cas": 0}, "data": data}
-	}
-	if _, err = c.Logical().WriteWithContext(ctx, p, data); err != nil {
-		if s.cfg.v2 && isCASMismatch(err) {
-			return fmt.Errorf("vault: create key %q: %w", name, keystore.ErrExists)
+	wrote := false
+	err := s.do(ctx, func(c *api.Client) error {
+		v, err := s.read(ctx, c, name)
+		switch {
+		case err == nil && wrote && subtle.ConstantTimeCompare([]byte(v), []byte(stored)) == 1:
+			return nil
+		case err == nil:
+			return keystore.ErrExists
+		case !errors.Is(err, keystore.ErrNotFound):
+			return err
 		}
-		return fmt.Errorf("vault: create key %q: %w", name, s.classify(err))
+		data := map[string]any{name: stored}
+		if s.cfg.v2 {
+			data = map[string]any{"options": map[string]any{"cas": 0}, "data": data}
+		}
+		wrote = true
+		if _, err = c.Logical().WriteWithContext(ctx, s.dataPath(name), data); err != nil {
+			if s.cfg.v2 && isCASMismatch(err) {
+				return keystore.ErrExists
+			}
+			return s.classify(err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("vault: create key %q: %w", name, err)
 	}
 	return nil
 }
@@ -231,25 +265,22 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 	if err := checkName(name); err != nil {
 		return nil, fmt.Errorf("vault: read key %q: %w", name, err)
 	}
-	c, err := s.client(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("vault: read key %q: %w", name, err)
-	}
-	v, err := s.read(ctx, c, name)
-	if err != nil {
-		return nil, fmt.Errorf("vault: read key %q: %w", name, err)
-	}
-	if isTransitCiphertext(v) {
-		if s.cfg.Transit == nil {
-			return nil, fmt.Errorf("vault: read key %q: value is transit-encrypted but no transit key is configured", name)
-		}
-		b, err := s.decrypt(ctx, c, v)
+	var b []byte
+	err := s.do(ctx, func(c *api.Client) error {
+		v, err := s.read(ctx, c, name)
 		if err != nil {
-			return nil, fmt.Errorf("vault: read key %q: %w", name, err)
+			return err
 		}
-		return b, nil
-	}
-	b, err := decodeValue(v)
+		if !isTransitCiphertext(v) {
+			b, err = decodeValue(v)
+			return err
+		}
+		if s.cfg.Transit == nil {
+			return errors.New("value is transit-encrypted but no transit key is configured")
+		}
+		b, err = s.decrypt(ctx, c, v)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("vault: read key %q: %w", name, err)
 	}
@@ -298,16 +329,16 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	if err := checkName(name); err != nil {
 		return fmt.Errorf("vault: delete key %q: %w", name, err)
 	}
-	c, err := s.client(ctx)
-	if err != nil {
-		return fmt.Errorf("vault: delete key %q: %w", name, err)
-	}
 	p := s.dataPath(name)
 	if s.cfg.v2 {
 		p = s.metadataPath(name)
 	}
-	if _, err := c.Logical().DeleteWithContext(ctx, p); err != nil {
-		return fmt.Errorf("vault: delete key %q: %w", name, s.classify(err))
+	err := s.do(ctx, func(c *api.Client) error {
+		_, err := c.Logical().DeleteWithContext(ctx, p)
+		return s.classify(err)
+	})
+	if err != nil {
+		return fmt.Errorf("vault: delete key %q: %w", name, err)
 	}
 	return nil
 }
@@ -315,17 +346,17 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 // List returns up to n names starting with prefix, sorted, from continueAt
 // on. Vault lists all names of the path at once; paging is done here.
 func (s *Store) List(ctx context.Context, prefix, continueAt string, n int) ([]string, string, error) {
-	c, err := s.client(ctx)
-	if err != nil {
-		return nil, "", fmt.Errorf("vault: list keys: %w", err)
-	}
 	p := path.Join(s.cfg.Engine, s.cfg.Prefix)
 	if s.cfg.v2 {
 		p = path.Join(s.cfg.Engine, "metadata", s.cfg.Prefix)
 	}
-	sec, err := c.Logical().ListWithContext(ctx, p)
+	var sec *api.Secret
+	err := s.do(ctx, func(c *api.Client) (err error) {
+		sec, err = c.Logical().ListWithContext(ctx, p)
+		return s.classify(err)
+	})
 	if err != nil {
-		return nil, "", fmt.Errorf("vault: list keys: %w", s.classify(err))
+		return nil, "", fmt.Errorf("vault: list keys: %w", err)
 	}
 	var names []string
 	if sec != nil && sec.Data != nil {
@@ -379,6 +410,9 @@ var errInvalidName = errors.New("invalid key name")
 // classify marks errors that mean Vault could not be reached and asks the
 // token goroutine to check the token when Vault denied a request.
 func (s *Store) classify(err error) error {
+	if err == nil {
+		return nil
+	}
 	var re *api.ResponseError
 	if errors.As(err, &re) && re.StatusCode == http.StatusForbidden {
 		s.kickRenewer()
