@@ -44,6 +44,13 @@ const DefaultHeader = "X-Tls-Client-Cert"
 type Config struct {
 	// Upstream is the server's loopback address, host:port.
 	Upstream string
+	// Upstreams, if not empty, are the loopback addresses of several
+	// servers (a cluster) that the proxy balances its requests over
+	// round-robin instead of Upstream. A request that a server does not
+	// answer, or answers with 502, 503 or 504, goes on to the next server,
+	// also if it is not idempotent: a repeated KES request is harmless (a
+	// repeated create answers "key already exists"). nginx only.
+	Upstreams []string
 	// UpstreamCA is a PEM file with the roots of the server's
 	// certificate, which must be valid for localhost.
 	UpstreamCA string
@@ -108,7 +115,9 @@ http {
 	scgi_temp_path {{.Dir}}/scgi_temp;
 
 	upstream kes {
-		server {{.C.Upstream}};
+{{- range .Servers}}
+		server {{.}};
+{{- end}}
 		keepalive 4; # connections are shared by every client
 	}
 	server {
@@ -133,6 +142,9 @@ http {
 			proxy_ssl_session_reuse on;
 			proxy_set_header {{.C.Header}} "{{.C.Value}}";
 			proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+{{- if gt (len .Servers) 1}}
+			proxy_next_upstream error timeout http_502 http_503 http_504 non_idempotent;
+{{- end}}
 		}
 	}
 }
@@ -167,7 +179,7 @@ frontend clients
 	http-request set-header {{.C.Header}} {{.C.Value}}
 	default_backend kes
 backend kes
-	server kes {{.C.Upstream}} ssl verify required ca-file {{.C.UpstreamCA}} crt {{.C.Client.PEMFile}} sni str(localhost) verifyhost localhost
+	server kes {{index .Servers 0}} ssl verify required ca-file {{.C.UpstreamCA}} crt {{.C.Client.PEMFile}} sni str(localhost) verifyhost localhost
 `))
 
 // HAProxy starts HAProxy with c and stops it at t's cleanup.
@@ -176,6 +188,9 @@ func HAProxy(t testing.TB, c Config) *Proxy {
 	bin := haproxyPeer.Bin(t)
 	if c.Value == "" {
 		c.Value = "%[ssl_c_der,base64]"
+	}
+	if len(c.Upstreams) > 0 {
+		t.Fatal("proxytest: Upstreams is not supported with HAProxy")
 	}
 	return start(t, "haproxy", c, haproxyConf, func(dir, conf string) *exec.Cmd {
 		return exec.Command(bin, "-db", "-f", conf)
@@ -189,7 +204,11 @@ func start(t testing.TB, name string, c Config, tmpl *template.Template, command
 	if c.Header == "" {
 		c.Header = DefaultHeader
 	}
-	if c.Server == nil || c.Client == nil || c.Upstream == "" || c.UpstreamCA == "" || c.ClientCA == "" {
+	servers := c.Upstreams
+	if len(servers) == 0 {
+		servers = []string{c.Upstream}
+	}
+	if c.Server == nil || c.Client == nil || servers[0] == "" || c.UpstreamCA == "" || c.ClientCA == "" {
 		t.Fatalf("proxytest: incomplete %s config", name)
 	}
 	dir := t.TempDir()
@@ -207,9 +226,10 @@ func start(t testing.TB, name string, c Config, tmpl *template.Template, command
 	var conf bytes.Buffer
 	err = tmpl.Execute(&conf, struct {
 		C         Config
+		Servers   []string
 		Dir, Addr string
 		Root      bool
-	}{c, dir, p.Addr, os.Geteuid() == 0})
+	}{c, servers, dir, p.Addr, os.Geteuid() == 0})
 	if err != nil {
 		t.Fatal(err)
 	}
