@@ -79,7 +79,7 @@ listener "tcp" {
 api_addr = %q
 cluster_addr = %q
 disable_mlock = true
-log_level = "warn"
+log_level = "info"
 `, filepath.Join(node.dir, "raft"), node.ID, joins.String(), node.Addr, node.ClusterAddr, node.URL(), "https://"+node.ClusterAddr)
 		if err := os.MkdirAll(filepath.Join(node.dir, "raft"), 0o700); err != nil {
 			t.Fatal(err)
