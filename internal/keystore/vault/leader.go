@@ -38,7 +38,8 @@ const (
 // election of the Vault cluster explains (see awaitLeader). It returns
 // op's last error.
 func (s *Store) do(ctx context.Context, op func(c *api.Client) error) error {
-	deadline := s.cfg.Now().Add(leaderWait)
+	start := s.cfg.Now()
+	waited := false
 	for {
 		c, err := s.client(ctx)
 		if err != nil {
@@ -46,17 +47,18 @@ func (s *Store) do(ctx context.Context, op func(c *api.Client) error) error {
 		}
 		err = op(c)
 		if err == nil {
-			if since := s.electing.Load(); since != 0 && s.electing.CompareAndSwap(since, 0) {
+			if waited && s.electing.CompareAndSwap(true, false) {
 				s.cfg.Logger.Info("vault: the cluster has an active node again",
-					"waited", time.Duration(s.cfg.Now().UnixNano()-since).Round(time.Millisecond))
+					"waited", s.cfg.Now().Sub(start).Round(time.Millisecond))
 			}
 			return nil
 		}
-		if !s.cfg.Now().Before(deadline) || !s.awaitLeader(ctx, err) {
+		if s.cfg.Now().Sub(start) >= leaderWait || !s.awaitLeader(ctx, err) {
 			return err
 		}
+		waited = true
 		s.stats.leaderWaits.Add(1)
-		if s.electing.CompareAndSwap(0, s.cfg.Now().UnixNano()) {
+		if s.electing.CompareAndSwap(false, true) {
 			s.cfg.Logger.Warn("vault: the cluster has no reachable active node; calls wait for the election", "error", err)
 		}
 		t := time.NewTimer(leaderPoll)

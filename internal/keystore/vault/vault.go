@@ -75,10 +75,10 @@ type Store struct {
 	// upstream).
 	createMu [64]sync.Mutex
 
-	// electing is when (UnixNano) a call first found the cluster without
-	// an active node, 0 while it has one; it keeps the log to one line
-	// per election.
-	electing atomic.Int64
+	// electing is set by the first call that waits for an election and
+	// cleared by the first call that waited and then succeeded, so that
+	// an election logs two lines, not two per call.
+	electing atomic.Bool
 
 	kick   chan struct{} // asks the token goroutine to check the token now
 	unseal chan struct{} // tells the token goroutine that Vault is unsealed
