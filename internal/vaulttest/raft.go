@@ -89,7 +89,10 @@ log_level = "info"
 			t.Fatal(err)
 		}
 		t.Cleanup(node.Stop)
-		node.start(t)
+		node.launch(t)
+	}
+	for _, node := range c.Nodes {
+		node.waitListening(t)
 	}
 
 	first := c.Nodes[0]
@@ -108,6 +111,13 @@ log_level = "info"
 			return errors.New("node1 is not leader yet")
 		}
 		return nil
+	})
+	// Autopilot promotes a node that joined to a voter once it has been
+	// healthy for the stabilization time, 10s by default: 1s is enough on
+	// loopback and keeps the start short.
+	c.Do(t, func(vc *api.Client) error {
+		_, err := vc.Logical().Write("sys/storage/raft/autopilot/configuration", map[string]any{"server_stabilization_time": "1s"})
+		return err
 	})
 	for _, node := range c.Nodes[1:] {
 		c.Unseal(t, node)
@@ -257,6 +267,13 @@ func (n *Node) client(t testing.TB, token string) *api.Client {
 // (sealed or not).
 func (n *Node) start(t testing.TB) {
 	t.Helper()
+	n.launch(t)
+	n.waitListening(t)
+}
+
+// launch starts the node's process.
+func (n *Node) launch(t testing.TB) {
+	t.Helper()
 	log, err := os.OpenFile(n.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -277,6 +294,15 @@ func (n *Node) start(t testing.TB) {
 	}()
 	n.mu.Lock()
 	n.cmd, n.exited = cmd, exited
+	n.mu.Unlock()
+}
+
+// waitListening waits until the API listener of the launched node answers
+// (sealed or not).
+func (n *Node) waitListening(t testing.TB) {
+	t.Helper()
+	n.mu.Lock()
+	exited := n.exited
 	n.mu.Unlock()
 	hc := &http.Client{Timeout: 2 * time.Second}
 	Eventually(t, startTimeout, n.ID+" listening", func() error {
