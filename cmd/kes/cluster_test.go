@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +27,8 @@ type kesNode struct {
 	name, addr string
 	srv        *scriptServer
 	past       string // stderr of the node's earlier processes
+
+	electionLines int // reported by newElectionLines
 }
 
 func (n *kesNode) start() error {
@@ -40,6 +43,19 @@ func (n *kesNode) start() error {
 func (n *kesNode) kill() {
 	n.srv.cmd.Process.Kill()
 	<-n.srv.done
+}
+
+// newElectionLines returns the node's log lines about calls that waited
+// for a Vault leader election, since the last call.
+func (n *kesNode) newElectionLines() []string {
+	var lines []string
+	for _, l := range strings.Split(n.past+n.srv.stderr.String(), "\n") {
+		if _, msg, ok := strings.Cut(l, "msg="); ok && strings.Contains(msg, "vault: the cluster") {
+			lines = append(lines, msg)
+		}
+	}
+	lines, n.electionLines = lines[min(n.electionLines, len(lines)):], len(lines)
+	return lines
 }
 
 // log returns the end of the node's stderr, over its restarts.
@@ -64,7 +80,9 @@ type kesCluster struct {
 // 127.0.0.1 and localhost), nginx's own two and the admin's.
 func startKesCluster(t *testing.T) *kesCluster {
 	t.Helper()
+	start := time.Now()
 	vc := vaulttest.StartCluster(t, 3)
+	t.Logf("Vault cluster up after %v", time.Since(start).Round(100*time.Millisecond))
 	vc.EnableKV(t, "kes-kv", "v2")
 	vc.WritePolicy(t, "kes", `
 path "kes-kv/data/*"     { capabilities = ["create", "read"] }
@@ -76,6 +94,7 @@ path "kes-kv/metadata/*" { capabilities = ["list", "delete"] }`)
 	serverCert := ca.Issue(t, "kes", proxytest.ServerAuth)
 	proxyCert := ca.Issue(t, "nginx", proxytest.ClientAuth)
 	bin, dir := kesBinary(t), t.TempDir()
+	t.Logf("kes binary built after %v", time.Since(start).Round(100*time.Millisecond))
 	var upstreams []string
 	for i, vn := range vc.Nodes {
 		n := &kesNode{name: fmt.Sprintf("kes %d", i+1), addr: loopbackAddr(t)}
@@ -182,7 +201,14 @@ func (c *kesCluster) dump(t *testing.T) {
 	for _, vn := range c.vc.Nodes {
 		t.Logf("Vault %s (%s) log:\n%s", vn.ID, vn.Addr, vn.Log())
 	}
-	t.Logf("%s", c.nginx.Logs())
+	// nginx logs every closed keepalive connection at info.
+	var lines []string
+	for _, l := range strings.Split(c.nginx.Logs(), "\n") {
+		if !strings.Contains(l, "keepalive connection") && !strings.Contains(l, "while waiting for request") {
+			lines = append(lines, l)
+		}
+	}
+	t.Logf("%s", strings.Join(lines, "\n"))
 }
 
 // disrupt runs the load of client through a kes kill and a Vault leader
@@ -242,6 +268,11 @@ func (c *kesCluster) disrupt(t *testing.T, variant string, client *kes.Client, v
 	tl.mark(t, "load stopped")
 
 	t.Logf("%s: requests: %s; kes node kills: 1; Vault leader kills: 1", variant, load.counts())
+	for _, n := range c.nodes {
+		for _, l := range n.newElectionLines() {
+			t.Logf("%s: %s", n.name, l)
+		}
+	}
 	if !load.report(t) {
 		c.dump(t)
 	}
