@@ -250,7 +250,11 @@ func (n *Node) client(t testing.TB, token string) *api.Client {
 	conf := api.DefaultConfig()
 	conf.Address = n.URL()
 	conf.MaxRetries = 0
-	conf.Timeout = 5 * time.Second
+	// Long enough for a write on a machine that is busy with other
+	// tests: a call that Vault completes after the client gave up (init
+	// above all: its root token and unseal key would be lost) fails the
+	// test. A dead node refuses at once; polls end with their own timeout.
+	conf.Timeout = 30 * time.Second
 	c, err := api.NewClient(conf)
 	if err != nil {
 		t.Fatal(err)
