@@ -13,7 +13,8 @@ import (
 // A Vault cluster with integrated storage (Raft) or another HA backend has
 // one active node; the others are standbys that forward every request to
 // it. When the active node dies, the cluster takes a few seconds to elect
-// a new one (measured here: 2 to 6 s with Vault 1.14 on loopback). In that
+// a new one (in cmd/kes TestVaultRaftCluster, Vault 1.14 on loopback: 2.5
+// to 5 s, and calls waited up to 8 s on a busy machine). In that
 // window a standby the store talks to is up and unsealed, but answers a
 // forwarded request with 500 ("active cluster node not found") or 503 ("no
 // active Vault instance found"), or redirects it to the address of the
