@@ -307,7 +307,15 @@ func TestVaultRaftCluster(t *testing.T) {
 	// A key deleted through kes 1 is gone there at once, and through the
 	// others, which have it cached, within cache.expiry.any: a request
 	// that started later than that after the delete must not be served.
-	deleted := "cross-after-1"
+	deleted := "deleted-while-cached"
+	if err := perNode[0].CreateKey(t.Context(), deleted); err != nil {
+		t.Fatal(err)
+	}
+	for i, cl := range perNode[1:] {
+		if _, err := cl.GenerateKey(t.Context(), deleted, nil); err != nil { // now cached there
+			t.Fatalf("generate through kes %d: %v", i+2, err)
+		}
+	}
 	deleteAt := time.Now()
 	if err := perNode[0].DeleteKey(t.Context(), deleted); err != nil {
 		t.Fatal(err)
