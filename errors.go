@@ -3,6 +3,7 @@ package kes
 import (
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // Error is an error answered by a KES server: the HTTP status code and the
@@ -70,6 +71,13 @@ var (
 	// ErrStoreUnavailable is returned by the readiness API when the key store
 	// answers with an error.
 	ErrStoreUnavailable = NewError(http.StatusBadGateway, "key store is unavailable")
+	// ErrTooManyRequests is returned when the client's identity sends
+	// requests faster than the server's rate limit allows (an OpenKES
+	// extension; upstream servers have no rate limits). The response's
+	// Retry-After header says in how many seconds to try again; a
+	// [Client] waits and retries, and returns a [*RateLimitError] that
+	// wraps this value once it gives up.
+	ErrTooManyRequests = NewError(http.StatusTooManyRequests, "too many requests")
 )
 
 // Errors of soft deletion, an OpenKES extension (docs/key-deletion.md).
@@ -87,6 +95,29 @@ var (
 	// of its name exists. Nothing is changed.
 	ErrKeyLive = NewError(http.StatusConflict, "key exists: a deleted key cannot be restored over it")
 )
+
+// RateLimitError is returned by a [Client] whose request was answered
+// 429 by every endpoint it tried, after [MaxRateLimitRetries] waits on
+// each, or earlier when the wait the server asked for would outlast the
+// request's context. It wraps the server's answer, so
+// errors.Is(err, [ErrTooManyRequests]) holds for OpenKES servers.
+type RateLimitError struct {
+	Host string // the endpoint that answered last, e.g. "127.0.0.1:7373"
+	// RetryAfter is how long that endpoint asked the client to wait
+	// (its Retry-After header); 0 if it did not say.
+	RetryAfter time.Duration
+	Err        *Error // the answer: status 429 and its message
+}
+
+func (e *RateLimitError) Error() string {
+	if e.RetryAfter > 0 {
+		return fmt.Sprintf("%s (retry after %v)", e.Err.Msg, e.RetryAfter)
+	}
+	return e.Err.Msg
+}
+
+// Unwrap returns the server's answer.
+func (e *RateLimitError) Unwrap() error { return e.Err }
 
 // Legacy errors that servers before 2023-10 answered and clients still
 // recognise (spec api.md §5).

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,14 @@ const (
 	// ParkDuration is how long an endpoint that failed is skipped, unless
 	// every endpoint is parked.
 	ParkDuration = 30 * time.Second
+
+	// MaxRateLimitRetries is how often a request answered 429 (too many
+	// requests) is repeated on one endpoint, each time after the wait the
+	// server asked for, before the next endpoint is tried.
+	MaxRateLimitRetries = 3
+	// MaxRetryAfter caps the wait before one such repetition, whatever
+	// the server's Retry-After says.
+	MaxRetryAfter = 10 * time.Second
 
 	retryDelay  = 200 * time.Millisecond
 	retryJitter = 800 * time.Millisecond
@@ -92,6 +101,11 @@ func (c *Client) send(ctx context.Context, req request) (*http.Response, error) 
 			}
 			return nil, context.Cause(ctx)
 		}
+		if err == nil && resp.StatusCode == http.StatusTooManyRequests {
+			// This endpoint limits the client; another one counts its
+			// requests apart. A limit is no fault: nothing is parked.
+			continue
+		}
 		if !endpointFailed(resp, err) {
 			break
 		}
@@ -104,7 +118,12 @@ func (c *Client) send(ctx context.Context, req request) (*http.Response, error) 
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
-		return nil, parseErrorResponse(resp)
+		err := parseErrorResponse(resp)
+		if e, ok := err.(*Error); ok && resp.StatusCode == http.StatusTooManyRequests {
+			wait, _ := retryAfter(resp)
+			return nil, &RateLimitError{Host: resp.Request.URL.Host, RetryAfter: wait, Err: e}
+		}
+		return nil, err
 	}
 	return resp, nil
 }
@@ -119,13 +138,14 @@ func endpointFailed(resp *http.Response, err error) bool {
 }
 
 // sendTo sends req to one endpoint, retrying up to MaxRetries times on
-// network errors and 503 responses.
+// network errors and 503 responses, and up to MaxRateLimitRetries times on
+// 429 responses (rateLimitWait).
 func (c *Client) sendTo(ctx context.Context, endpoint *url.URL, req request) (*http.Response, error) {
 	u := endpointURL(endpoint, req.path)
 	if len(req.query) > 0 {
 		u += "?" + req.query.Encode()
 	}
-	for attempt := 0; ; attempt++ {
+	for attempt, limited := 0, 0; ; {
 		r, err := http.NewRequestWithContext(ctx, req.method, u, bodyReader(req.body))
 		if err != nil {
 			return nil, fmt.Errorf("kes: %w", err)
@@ -146,17 +166,71 @@ func (c *Client) sendTo(ctx context.Context, endpoint *url.URL, req request) (*h
 			resp = nil
 			err = &ConnError{Host: endpoint.Host, Err: err}
 		}
-		if attempt == MaxRetries || !retryable(resp, err) || ctx.Err() != nil {
+		var wait time.Duration
+		switch {
+		case ctx.Err() != nil:
 			return resp, err
+		case err == nil && resp.StatusCode == http.StatusTooManyRequests:
+			var ok bool
+			if wait, ok = rateLimitWait(ctx, resp, limited); !ok {
+				return resp, err
+			}
+			limited++
+		case attempt == MaxRetries || !retryable(resp, err):
+			return resp, err
+		default:
+			wait = retryDelay + rand.N(retryJitter)
+			attempt++
 		}
 		if resp != nil {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorSize))
 			resp.Body.Close()
 		}
-		if serr := c.sleep(ctx, retryDelay+rand.N(retryJitter)); serr != nil {
+		if serr := c.sleep(ctx, wait); serr != nil {
 			return nil, serr
 		}
 	}
+}
+
+// rateLimitWait returns how long to wait before repeating a request that
+// was answered 429 for the limited-th time in a row: the response's
+// Retry-After (retryDelay if it has none), at most MaxRetryAfter, plus up
+// to a quarter more at random, so that clients limited at the same moment
+// do not come back at the same moment. It reports false when the request
+// is not to be repeated on this endpoint: it was MaxRateLimitRetries times
+// already, or ctx ends before the wait would.
+func rateLimitWait(ctx context.Context, resp *http.Response, limited int) (time.Duration, bool) {
+	if limited >= MaxRateLimitRetries {
+		return 0, false
+	}
+	wait, ok := retryAfter(resp)
+	if !ok {
+		wait = retryDelay
+	}
+	wait = min(wait, MaxRetryAfter)
+	wait += rand.N(wait/4 + 1)
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+		return 0, false
+	}
+	return wait, true
+}
+
+// retryAfter returns the wait a response's Retry-After header asks for: a
+// number of seconds or an HTTP date (RFC 9110 §10.2.3). It reports false
+// if the header is missing or invalid; a date in the past is 0.
+func retryAfter(resp *http.Response) (time.Duration, bool) {
+	v := strings.TrimSpace(resp.Header.Get("Retry-After"))
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(n) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return max(0, time.Until(t)), true
 }
 
 // bufferBody reads the body of resp into memory, at most one byte more

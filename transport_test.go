@@ -37,6 +37,7 @@ func TestErrors(t *testing.T) {
 		{"identity not found", 404, "application/json", `{"message":"identity does not exist"}`, describeSelf, kes.ErrIdentityNotFound},
 		{"store unreachable", 504, "application/json", `{"message":"key store is not reachable"}`, ready, kes.ErrStoreUnreachable},
 		{"store unavailable", 502, "application/json", `{"message":"key store is unavailable"}`, ready, kes.ErrStoreUnavailable},
+		{"too many requests", 429, "application/json", "{\"message\":\"too many requests\"\n}", create, kes.ErrTooManyRequests},
 		{"keystore failure", 502, "application/json", `{"message":"failed to read key"}`, describe, kes.NewError(502, "failed to read key")},
 		{"unknown path", 404, "text/plain; charset=utf-8", "404 page not found\n", describe, kes.NewError(404, "404 page not found")},
 		{"not implemented", 501, "text/plain", "not implemented", create, kes.NewError(501, "not implemented")},
