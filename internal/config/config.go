@@ -30,6 +30,7 @@ import (
 	"github.com/openkes/kes/internal/apiroute"
 	"github.com/openkes/kes/internal/auth"
 	"github.com/openkes/kes/internal/keystore/cache"
+	"github.com/openkes/kes/internal/ratelimit"
 )
 
 // DefaultAddress is the listen address [Parse] sets when the file has
@@ -74,6 +75,11 @@ type File struct {
 	// Policies maps policy names to policies. Nil means no policies: only
 	// the admin is authorized.
 	Policies map[string]auth.PolicyConfig
+
+	// RateLimits holds the request rate limits (an OpenKES extension:
+	// api.rate_limit, admin.rate_limit and policy.<name>.rate_limit). The
+	// zero value limits nobody.
+	RateLimits ratelimit.Config
 
 	// Keys lists the predefined key names, created at start and reload if
 	// missing, in file order. Nil means none.
@@ -224,10 +230,14 @@ func (d *Decoder) decodeFile(root *yaml.Node) (*File, error) {
 		"address": d.address(&r.Address),
 		"admin": func(p string, k, v *yaml.Node) error {
 			r.adminNode = k
-			return d.Mapping(v, p, map[string]Field{"identity": func(p string, k, v *yaml.Node) error {
-				r.adminNode = k
-				return d.Str(&adminID)(p, k, v)
-			}})
+			var off bool
+			return d.Mapping(v, p, map[string]Field{
+				"identity": func(p string, k, v *yaml.Node) error {
+					r.adminNode = k
+					return d.Str(&adminID)(p, k, v)
+				},
+				"rate_limit": d.rateLimit(&r.RateLimits.Admin, &off),
+			})
 		},
 		"root": func(p string, k, v *yaml.Node) error {
 			rootNode = k
@@ -236,7 +246,7 @@ func (d *Decoder) decodeFile(root *yaml.Node) (*File, error) {
 		"tls":      d.tls(r),
 		"cache":    d.cache(&r.Cache),
 		"log":      d.log(&r.Log),
-		"api":      d.api(&r.API),
+		"api":      d.api(&r.API, &r.RateLimits.Default),
 		"policy":   d.policies(r),
 		"keys":     d.keys(r),
 		"keystore": d.keystore(r),

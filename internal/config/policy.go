@@ -36,6 +36,8 @@ func (d *Decoder) policies(r *rawFile) Field {
 				"allow": d.StrList(&pc.Allow, false),
 				"deny":  d.StrList(&pc.Deny, false),
 				"paths": d.StrList(&paths, false), // ≤ v0.14: same as allow
+				// OpenKES extension: the limit of each identity of the policy.
+				"rate_limit": d.policyRateLimit(r, k.Value),
 				"identities": func(p string, _, v *yaml.Node) error {
 					ids, err := d.List(v, p, true)
 					if err != nil {

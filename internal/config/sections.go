@@ -8,6 +8,7 @@ import (
 
 	"github.com/openkes/kes/internal/apiroute"
 	"github.com/openkes/kes/internal/keystore/cache"
+	"github.com/openkes/kes/internal/ratelimit"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -65,8 +66,10 @@ func parseLevel(s string) (slog.Level, bool) {
 }
 
 // api decodes the api section. Route keys are never env-expanded; keys that
-// name no route are validated, then dropped with a notice.
-func (d *Decoder) api(dst *map[string]apiroute.Config) Field {
+// name no route are validated, then dropped with a notice. The key
+// rate_limit, which no route path can be (they start with '/'), is the
+// default rate limit of identities (an OpenKES extension).
+func (d *Decoder) api(dst *map[string]apiroute.Config, limit **ratelimit.Limit) Field {
 	return func(path string, _, v *yaml.Node) error {
 		if v = resolve(v); isNull(v) {
 			return nil
@@ -76,6 +79,10 @@ func (d *Decoder) api(dst *map[string]apiroute.Config) Field {
 		}
 		return d.entries(v, "", func(_ string, k, v *yaml.Node) error {
 			route := k.Value
+			if route == "rate_limit" {
+				var off bool
+				return d.rateLimit(limit, &off)(path+"."+route, k, v)
+			}
 			var rc apiroute.Config
 			err := d.Mapping(v, path+"."+route, map[string]Field{
 				"skip_auth": d.Boolean(&rc.SkipAuth),
