@@ -147,6 +147,7 @@ func readSetup(env *Env, file string) (*server.Config, error) {
 		Admin:      cfg.Admin,
 		Policies:   cfg.Policies,
 		Routes:     cfg.API,
+		RateLimits: cfg.RateLimits,
 		Cache:      cfg.Cache,
 		Connect:    cfg.KeyStore.Connect,
 		Banner:     cfg.KeyStore.Banner(),

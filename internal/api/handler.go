@@ -68,7 +68,8 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // handler returns the http.Handler of rt: method check, body limit,
 // deadline, authentication and authorization, in upstream's order (api.md
-// §1.2), then the route's handler, metrics and audit.
+// §1.2), then the route's handler, metrics and audit. The rate limit
+// (an OpenKES extension) sits between authentication and authorization.
 func (s *Server) handler(st *state, rt *route) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 {
@@ -160,6 +161,9 @@ func (s *Server) serve(w *statusWriter, r *request, start time.Time) {
 			}
 			r.denied = true
 			writeError(w, err)
+			return
+		}
+		if err == nil && s.rateLimited(w, r, id) {
 			return
 		}
 		if rt.Auth == authVerify || rt.Auth == authDelegated {

@@ -28,6 +28,7 @@ import (
 	"github.com/openkes/kes/internal/keystore"
 	"github.com/openkes/kes/internal/log"
 	"github.com/openkes/kes/internal/metrics"
+	"github.com/openkes/kes/internal/ratelimit"
 	"github.com/openkes/kes/internal/version"
 )
 
@@ -115,6 +116,11 @@ type Server struct {
 	purge purgeCursor // where the next Purge round goes on
 
 	offline offlineLog // error lines of fail-fast answers
+
+	// limits are the rate limits; nil when nobody is limited. limiter
+	// holds the buckets, across configuration changes.
+	limits  atomic.Pointer[ratelimit.Config]
+	limiter *ratelimit.Limiter
 	// notProxy limits the warnings about forwarded-certificate headers
 	// from clients that are not proxies over all connections.
 	notProxy warnLimiter
@@ -149,6 +155,7 @@ func New(cfg *Config) (*Server, error) {
 		started: cfg.StartTime,
 		rand:    cfg.Rand,
 		now:     cfg.Now,
+		limiter: ratelimit.NewLimiter(0, nil),
 	}
 	if s.now == nil {
 		s.now = time.Now

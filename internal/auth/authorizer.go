@@ -200,6 +200,17 @@ func (a *Authorizer) CheckDelegated(id kes.Identity, path string) (policy string
 	return as.policy.name, nil
 }
 
+// PolicyName returns the name of the policy id is assigned to, from the
+// configuration or at runtime; ok is false if id has none (the admin has
+// none). Like [Authorizer.Check] it takes no lock and does not allocate.
+func (a *Authorizer) PolicyName(id kes.Identity) (policy string, ok bool) {
+	as, ok := a.state.Load().identities[id]
+	if !ok {
+		return "", false
+	}
+	return as.policy.name, true
+}
+
 // IsAdmin reports whether id is the admin identity.
 func (a *Authorizer) IsAdmin(id kes.Identity) bool { return id != "" && id == a.admin }
 

@@ -31,6 +31,12 @@
 //     subscribers lost because their queue was full. They are read from
 //     the logs at scrape time ([Metrics.CountLogs]) and are 0 until then.
 //     Each has one sample, as kms-go's parser requires.
+//   - Not in upstream either: kes_http_request_rate_limited counts the
+//     requests refused with 429 by a rate limit ([Metrics.RateLimited]),
+//     which the request counters leave out like other refusals before the
+//     handler. It has no labels: kms-go refuses a family with more than
+//     one sample, so it cannot be split by policy (the audit log names
+//     the identity of each).
 //
 // This package must not import internal/api, a key store or the SDK.
 package metrics
@@ -66,6 +72,7 @@ type Metrics struct {
 	errorEvents                        prometheus.Counter
 	auditEvents                        prometheus.Counter
 	keysPurged                         prometheus.Counter
+	rateLimited                        prometheus.Counter
 
 	// logs reads the counters of the logs; nil until CountLogs.
 	logs atomic.Pointer[LogCounters]
@@ -114,10 +121,14 @@ func New(start time.Time) *Metrics {
 			Name: "kes_key_purged_total",
 			Help: "Number of soft-deleted keys this server purged (retention passed, or purged on request). OpenKES extension.",
 		}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kes_http_request_rate_limited",
+			Help: "Number of requests refused with 429 because their identity exceeded its rate limit.",
+		}),
 	}
 	m.registry.MustRegister(
 		m.requestOK, m.requestErr, m.requestFail, m.active, m.responseTime,
-		m.errorEvents, m.auditEvents, m.keysPurged,
+		m.errorEvents, m.auditEvents, m.keysPurged, m.rateLimited,
 		m.logCounter("kes_log_audit_suppressed_events",
 			"Number of audit log events of denied requests not written because their source exceeded its rate; the audit log summarizes them.",
 			func(c *LogCounters) func() uint64 { return c.AuditSuppressed }),
@@ -207,6 +218,9 @@ func (m *Metrics) counter(status int) prometheus.Counter {
 	slot.Store(&c)
 	return c
 }
+
+// RateLimited counts one request refused by a rate limit.
+func (m *Metrics) RateLimited() { m.rateLimited.Inc() }
 
 // ErrorEvent counts one error log event.
 func (m *Metrics) ErrorEvent() { m.errorEvents.Inc() }

@@ -172,6 +172,7 @@ func TestFamilies(t *testing.T) {
 		"kes_log_audit_suppressed_events":     dto.MetricType_COUNTER,
 		"kes_log_audit_stream_dropped_events": dto.MetricType_COUNTER,
 		"kes_log_error_stream_dropped_events": dto.MetricType_COUNTER,
+		"kes_http_request_rate_limited":       dto.MetricType_COUNTER,
 		"kes_system_up_time":                  dto.MetricType_GAUGE,
 		"kes_system_num_cpu":                  dto.MetricType_GAUGE,
 		"kes_system_num_cpu_used":             dto.MetricType_GAUGE,

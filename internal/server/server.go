@@ -30,6 +30,7 @@ import (
 	"github.com/openkes/kes/internal/keystore/cache"
 	"github.com/openkes/kes/internal/log"
 	"github.com/openkes/kes/internal/metrics"
+	"github.com/openkes/kes/internal/ratelimit"
 	"github.com/openkes/kes/internal/version"
 )
 
@@ -88,6 +89,10 @@ type Config struct {
 	PurgeInterval time.Duration
 	ErrorLevel    slog.Level
 	AuditLevel    slog.Level
+
+	// RateLimits are the request rate limits; the zero value limits
+	// nobody.
+	RateLimits ratelimit.Config
 }
 
 // Server runs a KES server. Its fields may be set until Run is called; the
@@ -202,6 +207,7 @@ func (s *Server) Run(ctx context.Context, c *Config) error {
 	if err != nil {
 		return err
 	}
+	sv.srv.SetRateLimits(&c.RateLimits)
 	conf, proxy, err := tlsConfig(c)
 	if err != nil {
 		return err
@@ -352,8 +358,8 @@ func (sv *run) connect(ctx context.Context, c *Config) (*cache.Cache[crypto.Key]
 }
 
 // reload applies the configuration file again (spec config.md §10): key
-// store, admin and policies, route settings, TLS files and log levels. The
-// listen address stays. Nothing changes unless all of it is valid.
+// store, admin and policies, route settings, TLS files and log levels,
+// and the rate limits (buckets keep their tokens). The listen address stays. Nothing changes unless all of it is valid.
 // Policies and identities changed at runtime are gone afterwards, as after
 // a restart; policy creation times stay the server's start time.
 func (sv *run) reload(ctx context.Context, addr net.Addr) error {
@@ -382,6 +388,7 @@ func (sv *run) reload(ctx context.Context, addr net.Addr) error {
 	sv.retired = append(sv.retired, sv.keys)
 	sv.retireTimer = time.After(sv.srv.MaxRequestDuration() + retireMargin)
 	sv.srv.Update(keys, authorizer, next.Routes, next.Deletion)
+	sv.srv.SetRateLimits(&next.RateLimits)
 	sv.keys, sv.config = keys, next
 	sv.current.Store(keys)
 	sv.tlsConf.Store(conf)
