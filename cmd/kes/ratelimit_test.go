@@ -1,0 +1,88 @@
+package main
+
+import (
+	"crypto/tls"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/openkes/kes"
+)
+
+// TestRateLimitFile: a policy's rate_limit in the configuration file is
+// enforced, and SIGHUP applies a changed one (docs/rate-limits.md).
+func TestRateLimitFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := kes.GenerateAPIKey(nil)
+	app, _ := kes.GenerateAPIKey(nil)
+	file := filepath.Join(dir, "config.yml")
+	write := func(limit string) {
+		t.Helper()
+		config := `address: 127.0.0.1:0
+admin:
+  identity: ` + admin.Identity().String() + `
+tls:
+  key: ` + filepath.Join(dir, "server.key") + `
+  cert: ` + filepath.Join(dir, "server.crt") + `
+log:
+  audit: off
+keystore:
+  fs:
+    path: ` + filepath.Join(dir, "keys") + `
+policy:
+  app:
+    allow: [/v1/key/create/app-*]
+    identities: [` + app.Identity().String() + `]
+    rate_limit: ` + limit + `
+`
+		if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("{requests_per_second: 0.01, burst: 1}")
+	reload := make(chan struct{})
+	lines, stderr := startCmdReload(t, reload, "server", "--config", file)
+	defer func() {
+		if t.Failed() {
+			t.Log(stderr)
+		}
+	}()
+	url := waitFor(t, lines, apiLine)[1]
+	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
+
+	cert, _ := kes.GenerateCertificate(app, nil)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}}}
+	defer c.CloseIdleConnections()
+	n := 0
+	create := func() (int, string) {
+		t.Helper()
+		n++
+		resp, err := c.Post(url+"/v1/key/create/app-"+strconv.Itoa(n), "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	if code, _ := create(); code != http.StatusOK {
+		t.Fatalf("first request: %d, want 200", code)
+	}
+	if code, retry := create(); code != http.StatusTooManyRequests || retry != "100" {
+		t.Fatalf("second request: %d (Retry-After %q), want 429 (100)", code, retry)
+	}
+
+	write("off")
+	reload <- struct{}{}
+	waitFor(t, lines, regexp.MustCompile(`^=> Reloading configuration after SIGHUP signal completed\.$`))
+	for range 3 {
+		if code, _ := create(); code != http.StatusOK {
+			t.Fatalf("after reloading rate_limit: off: %d, want 200", code)
+		}
+	}
+}
