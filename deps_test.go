@@ -66,6 +66,7 @@ func TestDeps(t *testing.T) {
 		module + "/internal/crypto":      core,
 		module + "/internal/config":      append(append([]rule{{module + "/internal/api/...", "the server reads the config, not the other way round"}}, vendorClients...), stores...),
 		module + "/internal/apiroute":    {{module + "/...", "a leaf that config and api share"}},
+		module + "/internal/ratelimit":   {{module + "/...", "a leaf that config and api share"}},
 		module + "/internal/auth":        append([]rule{{module + "/internal/keystore/...", "authorization knows nothing of key storage"}}, stores...),
 		module + "/internal/server": append(append([]rule{
 			{module + "/cmd/...", "the CLI runs the server, not the other way round"},
