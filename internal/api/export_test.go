@@ -1,11 +1,7 @@
 package api
 
-import (
-	"time"
+import "time"
 
-	"github.com/openkes/kes/internal/ratelimit"
-)
-
-// SetRateLimitClock gives s a new, empty table of rate-limit buckets that
-// reads the time from now. Call it before s serves requests.
-func SetRateLimitClock(s *Server, now func() time.Time) { s.limiter = ratelimit.NewLimiter(0, now) }
+// SetRateLimitClock makes the rate-limit buckets of s read the time from
+// now instead of the request's start. Call it before s serves requests.
+func SetRateLimitClock(s *Server, now func() time.Time) { s.rateNow = now }

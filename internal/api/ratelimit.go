@@ -42,7 +42,11 @@ func (s *Server) rateLimited(w *statusWriter, r *request, id kes.Identity) bool 
 	if lim == nil {
 		return false
 	}
-	ok, wait := s.limiter.Allow(string(id), *lim)
+	now := r.start
+	if s.rateNow != nil {
+		now = s.rateNow()
+	}
+	ok, wait := s.limiter.Allow(string(id), *lim, now)
 	if ok {
 		return false
 	}

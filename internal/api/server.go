@@ -121,6 +121,7 @@ type Server struct {
 	// holds the buckets, across configuration changes.
 	limits  atomic.Pointer[ratelimit.Config]
 	limiter *ratelimit.Limiter
+	rateNow func() time.Time // the buckets' clock; nil: the request's start (tests set it)
 	// notProxy limits the warnings about forwarded-certificate headers
 	// from clients that are not proxies over all connections.
 	notProxy warnLimiter
@@ -155,7 +156,7 @@ func New(cfg *Config) (*Server, error) {
 		started: cfg.StartTime,
 		rand:    cfg.Rand,
 		now:     cfg.Now,
-		limiter: ratelimit.NewLimiter(0, nil),
+		limiter: ratelimit.NewLimiter(0),
 	}
 	if s.now == nil {
 		s.now = time.Now

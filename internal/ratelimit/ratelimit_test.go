@@ -46,10 +46,10 @@ func TestRate(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newClock()
-			l := ratelimit.NewLimiter(0, c.Now)
+			l := ratelimit.NewLimiter(0)
 			allowed := 0
 			for elapsed := time.Duration(0); elapsed < tt.window; elapsed += tt.every {
-				ok, wait := l.Allow("client", tt.lim)
+				ok, wait := l.Allow("client", tt.lim, c.Now())
 				if ok {
 					allowed++
 				} else {
@@ -74,23 +74,23 @@ func TestRate(t *testing.T) {
 // is allowed, and one that comes back a little earlier is not.
 func TestWaitIsExact(t *testing.T) {
 	c := newClock()
-	l := ratelimit.NewLimiter(0, c.Now)
+	l := ratelimit.NewLimiter(0)
 	lim := ratelimit.Limit{PerSecond: 4, Burst: 2}
 	for range 2 {
-		if ok, _ := l.Allow("a", lim); !ok {
+		if ok, _ := l.Allow("a", lim, c.Now()); !ok {
 			t.Fatal("burst refused")
 		}
 	}
-	ok, wait := l.Allow("a", lim)
+	ok, wait := l.Allow("a", lim, c.Now())
 	if ok || wait != 250*time.Millisecond {
 		t.Fatalf("empty bucket: ok=%v wait=%v, want refused for 250ms", ok, wait)
 	}
 	c.Add(wait - time.Millisecond)
-	if ok, _ := l.Allow("a", lim); ok {
+	if ok, _ := l.Allow("a", lim, c.Now()); ok {
 		t.Fatal("allowed before the wait was over")
 	}
 	c.Add(time.Millisecond)
-	if ok, _ := l.Allow("a", lim); !ok {
+	if ok, _ := l.Allow("a", lim, c.Now()); !ok {
 		t.Fatal("refused after the wait")
 	}
 }
@@ -99,13 +99,13 @@ func TestWaitIsExact(t *testing.T) {
 // another's.
 func TestIdentitiesApart(t *testing.T) {
 	c := newClock()
-	l := ratelimit.NewLimiter(0, c.Now)
+	l := ratelimit.NewLimiter(0)
 	lim := ratelimit.Limit{PerSecond: 1, Burst: 3}
 	for range 10 {
-		l.Allow("noisy", lim)
+		l.Allow("noisy", lim, c.Now())
 	}
 	for i := range 3 {
-		if ok, _ := l.Allow("quiet", lim); !ok {
+		if ok, _ := l.Allow("quiet", lim, c.Now()); !ok {
 			t.Fatalf("quiet request %d refused after another identity emptied its bucket", i)
 		}
 	}
@@ -115,31 +115,31 @@ func TestIdentitiesApart(t *testing.T) {
 // an identity assigned to another policy) and keeps its tokens.
 func TestLimitChanges(t *testing.T) {
 	c := newClock()
-	l := ratelimit.NewLimiter(0, c.Now)
+	l := ratelimit.NewLimiter(0)
 	slow := ratelimit.Limit{PerSecond: 1, Burst: 2}
 	for range 2 {
-		l.Allow("a", slow)
+		l.Allow("a", slow, c.Now())
 	}
-	if ok, _ := l.Allow("a", slow); ok {
+	if ok, _ := l.Allow("a", slow, c.Now()); ok {
 		t.Fatal("allowed past the burst")
 	}
 	// A new limit applies from the moment it is set: at 10/s, 100 ms
 	// later a token is back, where 1/s would have given a tenth.
 	fast := ratelimit.Limit{PerSecond: 10, Burst: 2}
-	if ok, _ := l.Allow("a", fast); ok {
+	if ok, _ := l.Allow("a", fast, c.Now()); ok {
 		t.Fatal("new limit: allowed at once with an empty bucket")
 	}
 	c.Add(100 * time.Millisecond)
-	if ok, _ := l.Allow("a", fast); !ok {
+	if ok, _ := l.Allow("a", fast, c.Now()); !ok {
 		t.Fatal("new limit: refused after 100 ms")
 	}
 	// A smaller burst caps the tokens a long pause gives.
 	c.Add(time.Hour)
 	one := ratelimit.Limit{PerSecond: 10, Burst: 1}
-	if ok, _ := l.Allow("a", one); !ok {
+	if ok, _ := l.Allow("a", one, c.Now()); !ok {
 		t.Fatal("burst 1: first request refused")
 	}
-	if ok, _ := l.Allow("a", one); ok {
+	if ok, _ := l.Allow("a", one, c.Now()); ok {
 		t.Fatal("burst 1: second request allowed")
 	}
 }
@@ -151,11 +151,11 @@ func TestLimitChanges(t *testing.T) {
 func TestMemoryBound(t *testing.T) {
 	c := newClock()
 	const max = 1024
-	l := ratelimit.NewLimiter(max, c.Now)
+	l := ratelimit.NewLimiter(max)
 	lim := ratelimit.Limit{PerSecond: 1, Burst: 1}
 	// Busy identities: their buckets are empty, never idle.
 	for i := range 10 * max {
-		l.Allow(fmt.Sprintf("busy-%d", i), lim)
+		l.Allow(fmt.Sprintf("busy-%d", i), lim, c.Now())
 		if n := l.Len(); n > max {
 			t.Fatalf("%d buckets after %d identities, want at most %d", n, i+1, max)
 		}
@@ -164,7 +164,7 @@ func TestMemoryBound(t *testing.T) {
 	// their places first.
 	c.Add(time.Second)
 	for i := range max {
-		l.Allow(fmt.Sprintf("new-%d", i), lim)
+		l.Allow(fmt.Sprintf("new-%d", i), lim, c.Now())
 	}
 	if n := l.Len(); n > max || n < max/2 {
 		t.Fatalf("%d buckets, want between %d and %d", n, max/2, max)
@@ -175,7 +175,7 @@ func TestMemoryBound(t *testing.T) {
 // over all identities together no more than burst + rate × time is allowed.
 func TestConcurrent(t *testing.T) {
 	c := newClock()
-	l := ratelimit.NewLimiter(0, c.Now)
+	l := ratelimit.NewLimiter(0)
 	lim := ratelimit.Limit{PerSecond: 1, Burst: 5}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -184,7 +184,7 @@ func TestConcurrent(t *testing.T) {
 		wg.Go(func() {
 			id := fmt.Sprintf("id-%d", g%4)
 			for range 1000 {
-				if ok, _ := l.Allow(id, lim); ok {
+				if ok, _ := l.Allow(id, lim, c.Now()); ok {
 					mu.Lock()
 					allowed[id]++
 					mu.Unlock()
@@ -285,21 +285,23 @@ func TestRetryAfter(t *testing.T) {
 const benchID = "9fa78a6c1e5e9b1d0a5f2f4cd0b7b3e1a8a6f0e3d1c2b4a5968778695a4b3c2d"
 
 func BenchmarkAllow(b *testing.B) {
-	l := ratelimit.NewLimiter(0, nil)
+	l := ratelimit.NewLimiter(0)
 	lim := ratelimit.Limit{PerSecond: 1e9, Burst: 1e9}
+	now := time.Now()
 	for b.Loop() {
-		l.Allow(benchID, lim)
+		l.Allow(benchID, lim, now)
 	}
 }
 
 // BenchmarkAllowParallel: every goroutine on the same identity, the worst
 // case for the locks.
 func BenchmarkAllowParallel(b *testing.B) {
-	l := ratelimit.NewLimiter(0, nil)
+	l := ratelimit.NewLimiter(0)
 	lim := ratelimit.Limit{PerSecond: 1e9, Burst: 1e9}
+	now := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			l.Allow(benchID, lim)
+			l.Allow(benchID, lim, now)
 		}
 	})
 }
