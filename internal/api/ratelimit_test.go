@@ -175,6 +175,21 @@ func TestRateLimitWhoAndWhere(t *testing.T) {
 			t.Errorf("%s: got %s (Retry-After %q), want %s (%q)", tt.name, got, retry, tt.want, tt.wantRetry)
 		}
 	}
+	// An identity assigned at runtime to a policy written through the API
+	// (which carries no rate_limit) gets the default.
+	ephID, ephCert := newAPIKey(t)
+	adminClient := ts.client(t, adminCert, false)
+	for _, req := range []struct{ path, body string }{
+		{"/v1/policy/write/ephemeral", `{"allow":["/v1/key/generate/*"]}`},
+		{"/v1/policy/assign/ephemeral", `{"identity":"` + string(ephID) + `"}`},
+	} {
+		if r := do(t, adminClient, "POST", ts.URL+req.path, strings.NewReader(req.body)); r.Status != http.StatusOK {
+			t.Fatalf("%s: %d %s", req.path, r.Status, r.Body)
+		}
+	}
+	if got, retry := statuses(ephCert, 3); got != "200 200 429" || retry != "4" {
+		t.Errorf("ephemeral policy: %s (Retry-After %q), want 200 200 429 (4): the default limit", got, retry)
+	}
 	// A second later the app identity has one token back.
 	clock.Add(time.Second)
 	if got, _ := statuses(appCert, 2); got != "200 429" {
@@ -191,7 +206,7 @@ func TestRateLimitWhoAndWhere(t *testing.T) {
 		t.Errorf("no limits: %s", got)
 	}
 
-	const want429 = 2 + 1 + 1 + 1 // app, default, app after 1 s, admin
+	const want429 = 2 + 1 + 1 + 1 + 1 // app, default, ephemeral, app after 1 s, admin
 	if got := counterValue(t, ts, "kes_http_request_rate_limited"); got != want429 {
 		t.Errorf("kes_http_request_rate_limited = %v, want %d", got, want429)
 	}
@@ -207,7 +222,7 @@ func TestRateLimitWhoAndWhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantByID := map[string]int{string(appID): 3, string(otherID): 1, string(admin.Identity()): 1}
+	wantByID := map[string]int{string(appID): 3, string(otherID): 1, string(ephID): 1, string(admin.Identity()): 1}
 	for id, n := range wantByID {
 		if byID[id] != n {
 			t.Errorf("audit: %d lines with 429 of %s, want %d (all: %v)", byID[id], id, n, byID)
