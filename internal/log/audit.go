@@ -39,7 +39,8 @@ type AuditEvent struct {
 	Duration time.Duration
 
 	// Denied marks a request refused before its handler ran, because its
-	// caller could not be authenticated or is not allowed to call it.
+	// caller could not be authenticated, is not allowed to call it or is
+	// over its rate limit.
 	// Denied lines are rate limited per source (see [AuditLog]); the
 	// flag itself is not printed.
 	Denied bool
