@@ -20,6 +20,17 @@ const MaxRecordSize = 64 << 10
 // [Key.MarshalBinary]. The server answers 502 "failed to read key" for it.
 var ErrInvalidRecord = errors.New("crypto: invalid key record")
 
+// HSMRecordPrefix starts every record that the HSM layer
+// (internal/keystore/hsm, docs/hsm.md) wrapped: it is neither base64 nor
+// JSON, so wrapped records never pass for §2.1 or §2.2 records.
+const HSMRecordPrefix = "openkes-hsm1:"
+
+// ErrHSMWrapped is matched (with [ErrInvalidRecord]) by the error of
+// [ParseKey] for a record that an HSM wrapped: the server reading it has no
+// hsm section in its configuration, or reads the store around the HSM
+// layer.
+var ErrHSMWrapped = errors.New("crypto: the key record is wrapped by an HSM; configure the hsm section to read it")
+
 // Key is one stored key record (spec crypto.md §2): a master key, its HMAC
 // key, and who created it when.
 //
@@ -70,6 +81,9 @@ func (k *Key) Destroy() {
 func ParseKey(stored []byte) (Key, error) {
 	if len(stored) > MaxRecordSize {
 		return Key{}, fmt.Errorf("%w: %d bytes, more than %d", ErrInvalidRecord, len(stored), MaxRecordSize)
+	}
+	if len(stored) >= len(HSMRecordPrefix) && string(stored[:len(HSMRecordPrefix)]) == HSMRecordPrefix {
+		return Key{}, fmt.Errorf("%w: %w", ErrInvalidRecord, ErrHSMWrapped)
 	}
 	if json.Valid(stored) {
 		return parseLegacyKey(stored)

@@ -362,3 +362,12 @@ func TestMsgpackHeaders(t *testing.T) {
 		})
 	}
 }
+
+// A record the HSM layer wrapped, read by a server without the hsm section,
+// says so instead of "neither JSON nor base64".
+func TestParseKeyHSMWrapped(t *testing.T) {
+	_, err := crypto.ParseKey([]byte(crypto.HSMRecordPrefix + "AQIDBA=="))
+	if !errors.Is(err, crypto.ErrHSMWrapped) || !errors.Is(err, crypto.ErrInvalidRecord) {
+		t.Fatalf("ParseKey(wrapped) = %v, want ErrHSMWrapped and ErrInvalidRecord", err)
+	}
+}
