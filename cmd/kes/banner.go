@@ -33,6 +33,9 @@ func printBanner(w io.Writer, s *server.Config, apiKey string, addr net.Addr, du
 	line("License", "MIT https://opensource.org/license/mit")
 	fmt.Fprintln(w)
 	line("KMS", s.Banner)
+	if s.HSM != "" {
+		line("HSM", s.HSM)
+	}
 	for _, ip := range listenIPs(addr) {
 		line("API", "· https://"+net.JoinHostPort(ip, port(addr)))
 	}

@@ -84,7 +84,7 @@ func connectStore(ctx context.Context, env *Env, logTo io.Writer, role, file str
 	if err != nil {
 		return nil, fmt.Errorf("reading %s config: %w", role, err)
 	}
-	s, err := f.KeyStore.Connect(ctx, quietLogger(logTo))
+	s, err := connector(f)(ctx, quietLogger(logTo))
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s keystore (%s): %w", role, f.KeyStore.Banner(), err)
 	}

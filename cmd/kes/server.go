@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 
 	"github.com/spf13/cobra"
@@ -11,6 +12,8 @@ import (
 	"github.com/openkes/kes/internal/api"
 	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/crypto"
+	"github.com/openkes/kes/internal/keystore"
+	"github.com/openkes/kes/internal/keystore/hsm"
 	"github.com/openkes/kes/internal/keystore/stores"
 	"github.com/openkes/kes/internal/log"
 	"github.com/openkes/kes/internal/server"
@@ -112,7 +115,22 @@ func configSchema(env *Env) *config.Schema {
 	if env != nil && env.KeyStores != nil {
 		table = env.KeyStores
 	}
-	return &config.Schema{KeyStores: table, Routes: api.Paths()}
+	return &config.Schema{KeyStores: table, Routes: api.Paths(), HSM: stores.DecodeHSM}
+}
+
+// connector returns the function that connects the key store of f,
+// wrapped by its HSM if f has an hsm section.
+func connector(f *config.File) func(context.Context, *slog.Logger) (keystore.Store, error) {
+	if f.HSM == nil {
+		return f.KeyStore.Connect
+	}
+	return func(ctx context.Context, logger *slog.Logger) (keystore.Store, error) {
+		s, err := f.KeyStore.Connect(ctx, logger)
+		if err != nil {
+			return nil, err
+		}
+		return f.HSM.Wrap(ctx, s, logger)
+	}
 }
 
 // readSetup reads a config file into a server configuration and prints
@@ -132,7 +150,7 @@ func readSetup(env *Env, file string) (*server.Config, error) {
 			"the configuration file holds secrets and is readable by other users",
 			"file", file, "mode", fmt.Sprintf("%04o", mode))
 	}
-	return &server.Config{
+	c := &server.Config{
 		Addr: cfg.Address,
 		TLS: &api.TLSConfig{
 			CertFile:      cfg.TLS.CertFile,
@@ -149,11 +167,15 @@ func readSetup(env *Env, file string) (*server.Config, error) {
 		Routes:     cfg.API,
 		RateLimits: cfg.RateLimits,
 		Cache:      cfg.Cache,
-		Connect:    cfg.KeyStore.Connect,
+		Connect:    connector(cfg),
 		Banner:     cfg.KeyStore.Banner(),
 		Keys:       cfg.Keys,
 		Deletion:   api.Deletion{Retention: cfg.KeyDeletion.Retention, Protect: cfg.KeyDeletion.Protect},
 		ErrorLevel: cfg.Log.Error,
 		AuditLevel: cfg.Log.Audit,
-	}, nil
+	}
+	if cfg.HSM != nil {
+		c.HSM, c.HSMCounters = cfg.HSM.Banner(), hsm.Counters
+	}
+	return c, nil
 }

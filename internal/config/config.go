@@ -92,6 +92,10 @@ type File struct {
 	// and the protected keys (an OpenKES extension).
 	KeyDeletion KeyDeletion
 
+	// HSM is the hsm section, an OpenKES extension: the layer that wraps
+	// every record of KeyStore with a key in an HSM. Nil means none.
+	HSM Wrapper
+
 	// Notices lists keys that Parse accepted but ignores (legacy keys,
 	// unknown API routes), in file order, so the server can warn about
 	// them. Nil means none.
@@ -144,6 +148,12 @@ type Schema struct {
 	// server's route table (api.Paths). Settings of any other path are
 	// validated, then dropped with a [Notice]. Nil means none.
 	Routes []string
+
+	// HSM decodes and validates the top-level hsm section
+	// (internal/keystore/stores.DecodeHSM), failing through d as
+	// [Backend.Decode] does. Nil means the file may not have one: the
+	// section is an unknown key.
+	HSM func(d *Decoder, path string, key, val *yaml.Node) (Wrapper, error)
 }
 
 // Parse parses and validates the configuration data; filename is used in
@@ -225,7 +235,7 @@ func (d *Decoder) decodeFile(root *yaml.Node) (*File, error) {
 	r := &rawFile{root: root, tlsNode: root}
 	var rootID, adminID string
 	var rootNode *yaml.Node
-	err := d.Mapping(root, "", map[string]Field{
+	fields := map[string]Field{
 		"version": d.version,
 		"address": d.address(&r.Address),
 		"admin": func(p string, k, v *yaml.Node) error {
@@ -252,7 +262,14 @@ func (d *Decoder) decodeFile(root *yaml.Node) (*File, error) {
 		"keystore": d.keystore(r),
 
 		"key_deletion": d.keyDeletion(r),
-	})
+	}
+	if d.schema.HSM != nil {
+		fields["hsm"] = func(p string, k, v *yaml.Node) (err error) {
+			r.HSM, err = d.schema.HSM(d, p, k, v)
+			return err
+		}
+	}
+	err := d.Mapping(root, "", fields)
 	if err != nil {
 		return nil, err
 	}

@@ -26,6 +26,22 @@ type KeyStore interface {
 	HasSecrets() bool
 }
 
+// Wrapper is a decoded and validated hsm section: a layer that keeps the
+// records of any key store wrapped by a key in an HSM (docs/hsm.md).
+type Wrapper interface {
+	// Wrap returns the store whose records are wrapped. It takes
+	// ownership of store: the returned store closes it, and it is closed
+	// if Wrap fails. logger is as for [KeyStore.Connect].
+	Wrap(ctx context.Context, store keystore.Store, logger *slog.Logger) (keystore.Store, error)
+
+	// Banner returns the HSM line of the startup banner. It never
+	// contains a secret.
+	Banner() string
+
+	// HasSecrets reports whether the section holds a credential (a PIN).
+	HasSecrets() bool
+}
+
 // Backend is one key store a configuration file may name below
 // "keystore:". The table of them is not in this package (it would import
 // every store and its vendor SDK): the caller passes it to [Parse] in a

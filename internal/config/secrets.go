@@ -3,12 +3,12 @@ package config
 import "os"
 
 // HasSecrets reports whether f holds a secret that a reader of the file
-// could use: the TLS key password or a key store credential (the key
-// store's own [KeyStore.HasSecrets] decides). A secret given as "${VAR}"
-// counts too, since Parse has expanded it; the server only uses the answer
-// for a warning.
+// could use: the TLS key password, a key store credential (the key
+// store's own [KeyStore.HasSecrets] decides) or an HSM PIN. A secret given
+// as "${VAR}" counts too, since Parse has expanded it; the server only uses
+// the answer for a warning.
 func HasSecrets(f *File) bool {
-	return f.TLS.Password != "" || f.KeyStore != nil && f.KeyStore.HasSecrets()
+	return f.TLS.Password != "" || f.KeyStore != nil && f.KeyStore.HasSecrets() || f.HSM != nil && f.HSM.HasSecrets()
 }
 
 // ExposedSecrets reports whether the configuration file filename, parsed

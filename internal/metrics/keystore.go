@@ -19,3 +19,25 @@ func (m *Metrics) KeyStoreOffline(offline func() bool) {
 		return 0
 	}))
 }
+
+// CountHSM adds the counters kes_hsm_operations and kes_hsm_errors (not in
+// upstream), which read counters at every scrape: the encryptions and
+// decryptions of the HSM that wraps the key store's records (docs/hsm.md)
+// and those that failed. The families are registered at the first call; a
+// later call (a reload) replaces counters. counters must be safe for
+// concurrent use and its results never decrease.
+func (m *Metrics) CountHSM(counters func() (ops, errs uint64)) {
+	m.hsm.Store(&counters)
+	m.hsmOnce.Do(func() {
+		m.registry.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "kes_hsm_operations",
+				Help: "Number of encryptions and decryptions by the HSM that wraps the stored keys.",
+			}, func() float64 { ops, _ := (*m.hsm.Load())(); return float64(ops) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "kes_hsm_errors",
+				Help: "Number of HSM encryptions and decryptions that failed.",
+			}, func() float64 { _, errs := (*m.hsm.Load())(); return float64(errs) }),
+		)
+	})
+}

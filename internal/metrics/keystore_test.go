@@ -27,3 +27,27 @@ func TestKeyStoreOffline(t *testing.T) {
 		}
 	}
 }
+
+// The HSM counters appear only once CountHSM is called, read their funcs
+// at each scrape, and a second call (a reload) replaces the funcs.
+func TestCountHSM(t *testing.T) {
+	m := metrics.New(time.Now())
+	if _, families := scrape(t, m, string(expfmt.FmtProtoDelim)); families["kes_hsm_operations"] != nil {
+		t.Fatal("kes_hsm_operations before CountHSM")
+	}
+	var ops, errs atomic.Uint64
+	m.CountHSM(func() (uint64, uint64) { return 0, 0 })
+	ops.Store(7)
+	errs.Store(2)
+	m.CountHSM(func() (uint64, uint64) { return ops.Load(), errs.Load() })
+	_, families := scrape(t, m, string(expfmt.FmtProtoDelim))
+	for name, want := range map[string]float64{"kes_hsm_operations": 7, "kes_hsm_errors": 2} {
+		f := families[name]
+		if f == nil || f.GetType() != dto.MetricType_COUNTER || len(f.GetMetric()) != 1 || f.GetHelp() == "" {
+			t.Fatalf("%s: %v", name, f)
+		}
+		if got := f.GetMetric()[0].GetCounter().GetValue(); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}

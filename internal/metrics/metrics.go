@@ -44,6 +44,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,6 +77,10 @@ type Metrics struct {
 
 	// logs reads the counters of the logs; nil until CountLogs.
 	logs atomic.Pointer[LogCounters]
+
+	// hsm reads the HSM counters; nil until CountHSM registers them.
+	hsm     atomic.Pointer[func() (ops, errs uint64)]
+	hsmOnce sync.Once
 
 	// codes caches the counter of each status code once it was used, so
 	// that counting a request does no label lookup or formatting. Entries

@@ -81,7 +81,13 @@ type Config struct {
 	Connect func(context.Context, *slog.Logger) (keystore.Store, error)
 	// Banner names the key store in the startup banner (the KMS line).
 	Banner string
-	Keys   []string // the keys created at start unless they exist
+	// HSM describes the HSM that wraps the stored records (the banner's
+	// HSM line); empty means none.
+	HSM string
+	// HSMCounters, if not nil, reads the HSM operation counters for the
+	// kes_hsm_operations and kes_hsm_errors metrics.
+	HSMCounters func() (ops, errs uint64)
+	Keys        []string // the keys created at start unless they exist
 	// Deletion is how keys are deleted (soft deletion, protected keys).
 	Deletion api.Deletion
 	// PurgeInterval is the time between two rounds of purging expired
@@ -128,6 +134,7 @@ type run struct {
 	errLevel   *slog.LevelVar
 	auditLevel *slog.LevelVar
 	errLog     *log.ErrorLog
+	metrics    *metrics.Metrics
 	config     *Config
 
 	// retired are the key caches that reloads replaced. Requests that
@@ -163,6 +170,7 @@ func (s *Server) Run(ctx context.Context, c *Config) error {
 	// The logs count into the metrics from their first record on: the key
 	// store logs its login before the API server exists.
 	m := metrics.New(sv.start)
+	sv.metrics = m
 	sv.errLog = log.NewErrorLog(s.Stderr, sv.errLevel, m.ErrorEvent)
 	auditLog := log.NewAuditLog(s.Stdout, sv.auditLevel, m.AuditEvent)
 	// Closing the audit log writes the pending summaries of denied
@@ -348,6 +356,9 @@ func (sv *run) connect(ctx context.Context, c *Config) (*cache.Cache[crypto.Key]
 	store, err := c.Connect(ctx, sv.errLog.Logger())
 	if err != nil {
 		return nil, fmt.Errorf("failed to connect to the key store: %w", err)
+	}
+	if c.HSMCounters != nil {
+		sv.metrics.CountHSM(c.HSMCounters)
 	}
 	keys := cache.New(store, func(_ string, b []byte) (crypto.Key, error) { return crypto.ParseKey(b) }, c.Cache)
 	if err := createKeys(ctx, keys, c.Keys, c.Admin); err != nil {

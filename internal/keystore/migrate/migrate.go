@@ -163,11 +163,31 @@ func copyKey(ctx context.Context, src, dst keystore.Store, name string, o *Optio
 	case !o.Force:
 		return 0, &KeyExistsError{Name: name}
 	}
+	if r, ok := dst.(keystore.Replacer); ok {
+		// Atomically, so that no crash leaves the name empty: a
+		// migration onto the same store (re-wrapping it with an HSM,
+		// docs/hsm.md) would otherwise lose the key it deleted.
+		return replaceKey(ctx, dst, r, name, v)
+	}
 	if err := dst.Delete(ctx, name); err != nil {
 		return 0, fmt.Errorf("deleting key %q at the target: %w", name, err)
 	}
 	if err := dst.Create(ctx, name, v); err != nil {
 		return 0, fmt.Errorf("creating key %q at the target: %w", name, err)
+	}
+	return actOverwrite, nil
+}
+
+// replaceKey overwrites the value of name at dst with v by compare-and-swap
+// from the value read just before.
+func replaceKey(ctx context.Context, dst keystore.Store, r keystore.Replacer, name string, v []byte) (keyAction, error) {
+	old, err := dst.Get(ctx, name)
+	if err != nil {
+		return 0, fmt.Errorf("reading key %q at the target: %w", name, err)
+	}
+	defer clear(old)
+	if err := r.Replace(ctx, name, old, v); err != nil {
+		return 0, fmt.Errorf("replacing key %q at the target: %w", name, err)
 	}
 	return actOverwrite, nil
 }

@@ -1,0 +1,285 @@
+//go:build cgo
+
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openkes/kes"
+	"github.com/openkes/kes/internal/keystore/hsm"
+	"github.com/openkes/kes/internal/keystore/hsm/hsmtest"
+)
+
+// hsmSetup is a SoftHSM2 token with a wrapping key, a server certificate
+// and an admin API key, for configuration files of servers with and
+// without the hsm section.
+type hsmSetup struct {
+	tok   *hsmtest.Token
+	dir   string
+	admin kes.APIKey
+}
+
+func newHSMSetup(t *testing.T) *hsmSetup {
+	t.Helper()
+	tok := hsmtest.New(t, "kes")
+	tok.CreateKey(t, "kes-wrap", false)
+	dir := t.TempDir()
+	if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := kes.GenerateAPIKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &hsmSetup{tok: tok, dir: dir, admin: admin}
+}
+
+// config writes a server config for the fs store keys, with the hsm
+// section if withHSM (the PIN from $KES_TEST_HSM_PIN), and returns its path.
+func (h *hsmSetup) config(t *testing.T, keys string, withHSM bool) string {
+	t.Helper()
+	yml := fmt.Sprintf(`address: 127.0.0.1:0
+admin:
+  identity: %s
+tls:
+  key: %s
+  cert: %s
+log:
+  audit: off
+keystore:
+  fs:
+    path: %s
+`, h.admin.Identity(), filepath.Join(h.dir, "server.key"), filepath.Join(h.dir, "server.crt"), keys)
+	if withHSM {
+		t.Setenv("KES_TEST_HSM_PIN", h.tok.PIN)
+		yml += fmt.Sprintf("hsm:\n  module: %s\n  token: %s\n  pin: ${KES_TEST_HSM_PIN}\n  key: kes-wrap\n", h.tok.Module, h.tok.Label)
+	}
+	f, err := os.CreateTemp(h.dir, "config-*.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(yml); err != nil {
+		t.Fatal(err)
+	}
+	return f.Name()
+}
+
+// serve starts the server of config in-process until the test ends and
+// returns a client and the banner lines.
+func (h *hsmSetup) serve(t *testing.T, config string) (*kes.Client, []string) {
+	t.Helper()
+	lines, _ := startCmd(t, "server", "--config", config)
+	banner := bannerLines(t, lines)
+	var url string
+	for _, l := range banner {
+		if m := apiLine.FindStringSubmatch(l); m != nil && url == "" {
+			url = m[1]
+		}
+	}
+	c, err := kes.NewClient([]string{url}, kes.WithAPIKey(h.admin), kes.WithInsecureSkipVerify())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, banner
+}
+
+// TestHSMServer: a server with the hsm section prints its HSM line
+// (without the PIN), wraps the keys it creates, serves them, reports the
+// HSM in /v1/status through the key store state and counts its operations
+// in /v1/metrics.
+func TestHSMServer(t *testing.T) {
+	h := newHSMSetup(t)
+	keys := filepath.Join(t.TempDir(), "keys")
+	c, banner := h.serve(t, h.config(t, keys, true))
+	var hsmLine string
+	for _, l := range banner {
+		if strings.HasPrefix(l, "HSM ") {
+			hsmLine = l
+		}
+		if strings.Contains(l, h.tok.PIN) {
+			t.Errorf("banner line %q holds the PIN", l)
+		}
+	}
+	if want := `HSM        PKCS#11 ` + h.tok.Module + `, token "kes", key "kes-wrap" (AES-256-GCM)`; hsmLine != want {
+		t.Errorf("banner HSM line = %q, want %q", hsmLine, want)
+	}
+	ctx := t.Context()
+	if err := c.CreateKey(ctx, "my-key"); err != nil {
+		t.Fatal(err)
+	}
+	dek, err := c.GenerateKey(ctx, "my-key", []byte("ctx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := c.Decrypt(ctx, "my-key", dek.Ciphertext, []byte("ctx"))
+	if err != nil || !bytes.Equal(plain, dek.Plaintext) {
+		t.Fatalf("Decrypt = %x, %v", plain, err)
+	}
+	stored, err := os.ReadFile(filepath.Join(keys, "my-key"))
+	if err != nil || !hsm.IsWrapped(stored) {
+		t.Fatalf("stored record is not wrapped: %.30q, %v", stored, err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil || st.KeyStoreUnreachable || st.KeyStoreLatency == 0 {
+		t.Fatalf("Status = %+v, %v", st, err)
+	}
+	m := h.metricsText(t, c.Endpoints()[0])
+	for _, name := range []string{"kes_hsm_operations", "kes_hsm_errors"} {
+		if !regexp.MustCompile(`(?m)^` + name + ` \d`).MatchString(m) {
+			t.Errorf("/v1/metrics has no %s", name)
+		}
+	}
+	if regexp.MustCompile(`(?m)^kes_hsm_operations 0$`).MatchString(m) {
+		t.Error("kes_hsm_operations = 0 after creating and reading a key")
+	}
+}
+
+// bannerLines returns the lines a server prints up to "=> Server is up and
+// running...".
+func bannerLines(t *testing.T, lines <-chan string) []string {
+	t.Helper()
+	var banner []string
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("the server stopped after %q", banner)
+			}
+			banner = append(banner, l)
+			if strings.HasPrefix(l, "=> Server is up and running") {
+				return banner
+			}
+		case <-timeout:
+			t.Fatalf("no banner after %q", banner)
+		}
+	}
+}
+
+// metricsText fetches /v1/metrics in the text format as the admin.
+func (h *hsmSetup) metricsText(t *testing.T, url string) string {
+	t.Helper()
+	cert, err := kes.GenerateCertificate(h.admin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Get(url + "/v1/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestHSMMigrate: kes migrate re-wraps the keys of an unwrapped fs store,
+// into a new directory and in place (both configs with the hsm section,
+// -f), and the keys still decrypt the ciphertexts made before.
+func TestHSMMigrate(t *testing.T) {
+	h := newHSMSetup(t)
+	plainDir := filepath.Join(t.TempDir(), "keys")
+	plainConfig := h.config(t, plainDir, false)
+	names := []string{"k1", "k2", "k3"}
+	deks := make(map[string]*kes.GenerateKeyResponse)
+	t.Run("before", func(t *testing.T) { // the server stops when it ends
+		c, banner := h.serve(t, plainConfig)
+		for _, l := range banner {
+			if strings.HasPrefix(l, "HSM ") {
+				t.Errorf("server without the hsm section prints %q", l)
+			}
+		}
+		for _, name := range names {
+			if err := c.CreateKey(t.Context(), name); err != nil {
+				t.Fatal(err)
+			}
+			dek, err := c.GenerateKey(t.Context(), name, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deks[name] = dek
+		}
+	})
+	before := readKeys(t, plainDir)
+
+	check := func(t *testing.T, dir string) {
+		t.Helper()
+		for name, rec := range readKeys(t, dir) {
+			if !hsm.IsWrapped([]byte(rec)) || strings.Contains(rec, before[name]) {
+				t.Errorf("key %s is not wrapped after the migration: %.30q", name, rec)
+			}
+		}
+		c, _ := h.serve(t, h.config(t, dir, true))
+		for _, name := range names {
+			plain, err := c.Decrypt(t.Context(), name, deks[name].Ciphertext, nil)
+			if err != nil || !bytes.Equal(plain, deks[name].Plaintext) {
+				t.Errorf("Decrypt with %s after the migration = %x, %v", name, plain, err)
+			}
+		}
+	}
+
+	t.Run("new directory", func(t *testing.T) {
+		dst := filepath.Join(t.TempDir(), "keys")
+		stdout, stderr, code := runKes(t, nil, false, "migrate", "--from", plainConfig, "--to", h.config(t, dst, true))
+		if code != 0 {
+			t.Fatalf("kes migrate: exit %d: %s%s", code, stdout, stderr)
+		}
+		check(t, dst)
+		if got := readKeys(t, plainDir); fmt.Sprint(got) != fmt.Sprint(before) {
+			t.Error("the migration changed the source")
+		}
+	})
+	t.Run("in place", func(t *testing.T) {
+		stdout, stderr, code := runKes(t, nil, false, "migrate", "-f", "--from", h.config(t, plainDir, true), "--to", h.config(t, plainDir, true))
+		if code != 0 || !strings.Contains(stdout, "Migrated      3 keys successfully!") {
+			t.Fatalf("kes migrate -f: exit %d: %s%s", code, stdout, stderr)
+		}
+		check(t, plainDir)
+	})
+}
+
+// TestHSMWithoutHSM: a wrapped store served without the hsm section
+// answers 502 for its keys (the error log says the record is wrapped by an
+// HSM: crypto.ErrHSMWrapped) and the server writes nothing.
+func TestHSMWithoutHSM(t *testing.T) {
+	h := newHSMSetup(t)
+	keys := filepath.Join(t.TempDir(), "keys")
+	t.Run("wrap", func(t *testing.T) {
+		c, _ := h.serve(t, h.config(t, keys, true))
+		if err := c.CreateKey(t.Context(), "k"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	before := readKeys(t, keys)
+	lines, _ := startCmd(t, "server", "--config", h.config(t, keys, false))
+	banner := bannerLines(t, lines)
+	var url string
+	for _, l := range banner {
+		if m := apiLine.FindStringSubmatch(l); m != nil && url == "" {
+			url = m[1]
+		}
+	}
+	c, err := kes.NewClient([]string{url}, kes.WithAPIKey(h.admin), kes.WithInsecureSkipVerify())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.GenerateKey(t.Context(), "k", nil)
+	if kerr, ok := err.(*kes.Error); !ok || kerr.Status != http.StatusBadGateway {
+		t.Fatalf("GenerateKey of a wrapped key without the HSM = %v, want 502", err)
+	}
+	if got := readKeys(t, keys); fmt.Sprint(got) != fmt.Sprint(before) {
+		t.Error("the server without the HSM changed the store")
+	}
+}
