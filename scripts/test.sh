@@ -36,6 +36,11 @@ scripts/install-deb.sh systemd-analyze systemd >/dev/null
 # The docs test runs the README's shell blocks, which use curl and jq.
 scripts/install-deb.sh curl curl >/dev/null
 scripts/install-deb.sh jq jq >/dev/null
+# The HSM tests (internal/keystore/hsm, cmd/kes, docs/hsm.md) use a real
+# SoftHSM2 token; docs/hsm.md creates its key with OpenSC's pkcs11-tool.
+OPENKES_SOFTHSM2_UTIL=${OPENKES_SOFTHSM2_UTIL:-$(scripts/install-deb.sh softhsm2-util softhsm2)}
+export OPENKES_SOFTHSM2_UTIL
+scripts/install-deb.sh pkcs11-tool opensc >/dev/null
 
 # The soak test (internal/tools/kesload TestSoak) runs 60 s here and in CI.
 export OPENKES_SOAK=${OPENKES_SOAK:-60s}
