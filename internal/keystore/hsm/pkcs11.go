@@ -108,9 +108,12 @@ type token struct {
 	closed   bool
 }
 
+// session is an open session and the key handle found for its
+// generation (handles may change when the sessions are lost).
 type session struct {
 	h   pkcs11.SessionHandle
 	gen uint64
+	key pkcs11.ObjectHandle
 }
 
 var _ cipher = (*token)(nil)
@@ -141,7 +144,7 @@ func openToken(ctx context.Context, c *Config, logger *slog.Logger) (*token, err
 		mod.release()
 		return nil, err
 	}
-	ext, err := mod.ctx.GetAttributeValue(s.h, t.key, []*pkcs11.Attribute{
+	ext, err := mod.ctx.GetAttributeValue(s.h, s.key, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil),
 		pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, nil),
 	})
@@ -252,7 +255,7 @@ func (t *token) openOnce() (session, error) {
 		}
 		t.key, t.found = key, true
 	}
-	return session{h: h, gen: t.gen}, nil
+	return session{h: h, gen: t.gen, key: t.key}, nil
 }
 
 // findSlot returns the slot of the configured token.
@@ -355,7 +358,7 @@ func (t *token) seal(ctx context.Context, iv, aad, plain []byte) (usedIV, sealed
 	err = t.do(ctx, "encrypt", func(p *pkcs11.Ctx, s session) error {
 		params := pkcs11.NewGCMParams(iv, aad, tagSize*8)
 		defer params.Free()
-		if err := p.EncryptInit(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, t.key); err != nil {
+		if err := p.EncryptInit(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, s.key); err != nil {
 			return err
 		}
 		out, err := p.Encrypt(s.h, plain)
@@ -379,7 +382,7 @@ func (t *token) open(ctx context.Context, iv, aad, sealed []byte) (plain []byte,
 	err = t.do(ctx, "decrypt", func(p *pkcs11.Ctx, s session) error {
 		params := pkcs11.NewGCMParams(iv, aad, tagSize*8)
 		defer params.Free()
-		if err := p.DecryptInit(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, t.key); err != nil {
+		if err := p.DecryptInit(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, s.key); err != nil {
 			return err
 		}
 		plain, err = p.Decrypt(s.h, sealed)
@@ -404,7 +407,7 @@ func (t *token) probe(p *pkcs11.Ctx, s session) error {
 	}
 	params := pkcs11.NewGCMParams(iv, nil, tagSize*8)
 	defer params.Free()
-	if err := p.EncryptInit(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, t.key); err != nil {
+	if err := p.EncryptInit(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, s.key); err != nil {
 		return err
 	}
 	_, err := p.Encrypt(s.h, []byte{0})

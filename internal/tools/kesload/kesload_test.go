@@ -397,3 +397,25 @@ func TestCheckLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestReportHSM: a run with the kes-hsm server prints, per protocol and
+// operation, the median of the rounds' kes-hsm / kes CPU per request.
+func TestReportHSM(t *testing.T) {
+	smp := func(micros ...int) []Sample {
+		var s []Sample
+		for _, m := range micros {
+			s = append(s, Sample{Requests: 1000, CPU: time.Duration(m) * time.Millisecond, Precise: true})
+		}
+		return s
+	}
+	r := &Report{Rows: []Row{
+		{Proto: HTTP1, Op: Generate, Server: "kes", KES: smp(100, 100, 100)},
+		{Proto: HTTP1, Op: Generate, Server: "kes-hsm", KES: smp(102, 98, 104)},
+		{Proto: HTTP1, Op: Decrypt, Server: "kes", KES: smp(50, 50, 50)},
+	}}
+	var out bytes.Buffer
+	r.printHSM(&out)
+	if got, want := out.String(), "HTTP/1.1 generate: kes-hsm / kes CPU per request 1.020\n"; got != want {
+		t.Errorf("printHSM = %q, want %q", got, want)
+	}
+}

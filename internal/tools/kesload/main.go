@@ -73,6 +73,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	dir := fs.String("dir", "", "work directory (certificates, configs, key stores, logs); empty means a temp dir that is removed")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	protos := fs.String("proto", "h1,h2", "protocols to measure: h1 (HTTP/1.1), h2 (HTTP/2) or both")
+	hsmFile := fs.String("hsm", "", "a file with an hsm section (docs/hsm.md): also measure a kes server with it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,6 +81,13 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	var err error
+	if *hsmFile != "" {
+		b, err := os.ReadFile(*hsmFile)
+		if err != nil {
+			return err
+		}
+		o.HSM = string(b)
+	}
 	if o.Audit, err = parseAudit(*audit); err != nil {
 		return err
 	}

@@ -129,6 +129,7 @@ func (r *Report) Print(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	r.printHSM(w)
 	fmt.Fprintln(w)
 	for _, m := range r.Memory {
 		verdict := ""
@@ -142,3 +143,25 @@ func (r *Report) Print(w io.Writer) error {
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+// printHSM prints, for a run with the kes-hsm server, the median over the
+// rounds of its CPU per request divided by that of the kes server.
+func (r *Report) printHSM(w io.Writer) {
+	rows := make(map[[2]int]Row)
+	for _, row := range r.Rows {
+		if row.Server == "kes" {
+			rows[[2]int{int(row.Proto), int(row.Op)}] = row
+		}
+	}
+	for _, row := range r.Rows {
+		plain, ok := rows[[2]int{int(row.Proto), int(row.Op)}]
+		if row.Server != "kes-hsm" || !ok {
+			continue
+		}
+		var ratios []float64
+		for i := range min(len(row.KES), len(plain.KES)) {
+			ratios = append(ratios, row.KES[i].MicrosPerReq()/plain.KES[i].MicrosPerReq())
+		}
+		fmt.Fprintf(w, "%v %v: kes-hsm / kes CPU per request %.3f\n", row.Proto, row.Op, median(ratios))
+	}
+}

@@ -56,6 +56,11 @@ type Options struct {
 	Settle     time.Duration // wait before reading RSS; zero means none
 	Protos     []Proto       // protocols to measure; empty means all
 	Log        io.Writer     // progress lines; nil means none
+
+	// HSM, if not empty, is the YAML of an hsm section (docs/hsm.md): a
+	// further kes server, "kes-hsm", runs with it (audit log to a file),
+	// so that one run compares kes with and without the HSM layer.
+	HSM string
 }
 
 // Bounds of the options, so that a typo cannot start an endless run.
@@ -152,7 +157,14 @@ func Start(ctx context.Context, o Options) (_ *Session, err error) {
 		if o.Audit&mode == 0 {
 			continue
 		}
-		srv, err := s.startKES(ctx, mode)
+		srv, err := s.startKES(ctx, mode, "")
+		if err != nil {
+			return nil, err
+		}
+		s.Servers = append(s.Servers, srv)
+	}
+	if o.HSM != "" {
+		srv, err := s.startKES(ctx, AuditFile, o.HSM)
 		if err != nil {
 			return nil, err
 		}
@@ -195,17 +207,21 @@ func (s *Session) Server(name string) *Server {
 func (s *Session) Bare() *Server { return s.Servers[len(s.Servers)-1] }
 
 // startKES starts a kes server, creates the key, checks a generate and
-// decrypt round trip and reads the idle RSS.
-func (s *Session) startKES(ctx context.Context, mode Audit) (_ *Server, err error) {
+// decrypt round trip and reads the idle RSS. A non-empty hsm is the YAML of
+// the server's hsm section.
+func (s *Session) startKES(ctx context.Context, mode Audit, hsm string) (_ *Server, err error) {
 	srv := &Server{Name: "kes", KES: true, Stdout: "file"}
 	if mode == AuditNull {
 		srv.Name, srv.Stdout = "kes-null", "null"
+	}
+	if hsm != "" {
+		srv.Name, srv.Stdout = "kes-hsm", "file, hsm"
 	}
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	if srv.proc, err = s.spawnKES(srv.Name, addr, mode); err != nil {
+	if srv.proc, err = s.spawnKES(srv.Name, addr, mode, hsm); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -232,13 +248,13 @@ func (s *Session) startKES(ctx context.Context, mode Audit) (_ *Server, err erro
 }
 
 // spawnKES writes the config of a kes server and starts it.
-func (s *Session) spawnKES(name, addr string, mode Audit) (*child, error) {
+func (s *Session) spawnKES(name, addr string, mode Audit, hsm string) (*child, error) {
 	store := filepath.Join(s.opts.Dir, name+"-keys")
 	if err := os.Mkdir(store, 0o700); err != nil {
 		return nil, err
 	}
 	config := filepath.Join(s.opts.Dir, name+".yml")
-	if err := writeKESConfig(config, addr, s.creds, store); err != nil {
+	if err := writeKESConfig(config, addr, s.creds, store, hsm); err != nil {
 		return nil, err
 	}
 	var stdout *os.File

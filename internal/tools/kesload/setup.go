@@ -101,8 +101,8 @@ func (c *credentials) clientTLS() *tls.Config {
 
 // writeKESConfig writes a kes server config that listens on addr with the
 // admin identity, the audit and error logs on, and an fs key store in
-// storeDir.
-func writeKESConfig(name, addr string, c *credentials, storeDir string) error {
+// storeDir, followed by extra (YAML of further top-level sections).
+func writeKESConfig(name, addr string, c *credentials, storeDir, extra string) error {
 	conf := fmt.Sprintf(`address: %s
 admin:
   identity: %s
@@ -115,7 +115,7 @@ log:
 keystore:
   fs:
     path: %q
-`, addr, c.admin, c.keyFile, c.certFile, storeDir)
+`, addr, c.admin, c.keyFile, c.certFile, storeDir) + extra
 	return os.WriteFile(name, []byte(conf), 0o600)
 }
 
