@@ -134,15 +134,39 @@ func TestHSMServer(t *testing.T) {
 	if err != nil || st.KeyStoreUnreachable || st.KeyStoreLatency == 0 {
 		t.Fatalf("Status = %+v, %v", st, err)
 	}
-	m := h.metricsText(t, c.Endpoints()[0])
-	for _, name := range []string{"kes_hsm_operations", "kes_hsm_errors"} {
-		if !regexp.MustCompile(`(?m)^` + name + ` \d`).MatchString(m) {
-			t.Errorf("/v1/metrics has no %s", name)
-		}
-	}
-	if regexp.MustCompile(`(?m)^kes_hsm_operations 0$`).MatchString(m) {
+	ops := h.hsmOps(t, c.Endpoints()[0])
+	if ops == "0" {
 		t.Error("kes_hsm_operations = 0 after creating and reading a key")
 	}
+	// The cache keeps the parsed key: generate and decrypt requests for it
+	// cost no HSM operation, so the layer adds nothing to their CPU.
+	for range 50 {
+		dek, err := c.GenerateKey(ctx, "my-key", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Decrypt(ctx, "my-key", dek.Ciphertext, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := h.hsmOps(t, c.Endpoints()[0]); after != ops {
+		t.Errorf("kes_hsm_operations went from %s to %s during 50 generate and decrypt requests for a cached key", ops, after)
+	}
+}
+
+// hsmOps returns the value of kes_hsm_operations, and fails t if
+// /v1/metrics lacks it or kes_hsm_errors.
+func (h *hsmSetup) hsmOps(t *testing.T, url string) string {
+	t.Helper()
+	m := h.metricsText(t, url)
+	if !regexp.MustCompile(`(?m)^kes_hsm_errors \d+$`).MatchString(m) {
+		t.Errorf("/v1/metrics has no kes_hsm_errors")
+	}
+	ops := regexp.MustCompile(`(?m)^kes_hsm_operations (\d+)$`).FindStringSubmatch(m)
+	if ops == nil {
+		t.Fatalf("/v1/metrics has no kes_hsm_operations")
+	}
+	return ops[1]
 }
 
 // bannerLines returns the lines a server prints up to "=> Server is up and
