@@ -79,7 +79,15 @@ keystore:
 // returns a client and the banner lines.
 func (h *hsmSetup) serve(t *testing.T, config string) (*kes.Client, []string) {
 	t.Helper()
-	lines, _ := startCmd(t, "server", "--config", config)
+	c, banner, _ := h.serveReload(t, config, nil)
+	return c, banner
+}
+
+// serveReload is serve with reload as the server's SIGHUP; it also returns
+// the server's output lines after the banner.
+func (h *hsmSetup) serveReload(t *testing.T, config string, reload <-chan struct{}) (*kes.Client, []string, <-chan string) {
+	t.Helper()
+	lines, _ := startCmdReload(t, reload, "server", "--config", config)
 	banner := bannerLines(t, lines)
 	var url string
 	for _, l := range banner {
@@ -91,7 +99,34 @@ func (h *hsmSetup) serve(t *testing.T, config string) (*kes.Client, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, banner
+	return c, banner, lines
+}
+
+// TestHSMReload: a reload opens the HSM again while the replaced store
+// still uses it (the library is initialized once per process and finalized
+// by the last store), and the new store reads the wrapped keys.
+func TestHSMReload(t *testing.T) {
+	h := newHSMSetup(t)
+	keys := filepath.Join(t.TempDir(), "keys")
+	reload := make(chan struct{})
+	c, _, lines := h.serveReload(t, h.config(t, keys, true), reload)
+	ctx := t.Context()
+	if err := c.CreateKey(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	dek, err := c.GenerateKey(ctx, "k", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		reload <- struct{}{}
+		waitFor(t, lines, regexp.MustCompile(`^=> Reloading configuration after SIGHUP signal completed\.$`))
+		// The new cache is empty: the key is read through the new HSM store.
+		plain, err := c.Decrypt(ctx, "k", dek.Ciphertext, nil)
+		if err != nil || !bytes.Equal(plain, dek.Plaintext) {
+			t.Fatalf("Decrypt after a reload = %x, %v", plain, err)
+		}
+	}
 }
 
 // TestHSMServer: a server with the hsm section prints its HSM line

@@ -73,7 +73,7 @@ type Config struct {
 }
 
 // String describes c without its PIN, for the banner and logs.
-func (c *Config) String() string {
+func (c Config) String() string {
 	token := "token " + strconv.Quote(c.Token)
 	if c.Token == "" && c.Slot != nil {
 		token = "slot " + strconv.FormatUint(uint64(*c.Slot), 10)
@@ -82,7 +82,10 @@ func (c *Config) String() string {
 }
 
 // LogValue keeps the PIN out of structured logs.
-func (c *Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
+func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// GoString keeps the PIN out of %#v.
+func (c Config) GoString() string { return "hsm.Config{" + c.String() + "}" }
 
 // Check reports the first missing or contradictory field of c.
 func (c *Config) Check() error {
