@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -131,6 +132,25 @@ func TestConnectFailures(t *testing.T) {
 	_, err := hsm.Wrap(t.Context(), newFS(t, t.TempDir()), c, quiet())
 	if err == nil || strings.Contains(err.Error(), c.PIN) {
 		t.Errorf("Wrap with a wrong PIN = %v", err)
+	}
+}
+
+// TestPINFileAndSlot: the PIN may come from a file (a trailing newline is
+// not part of it) and the token may be chosen by slot number.
+func TestPINFileAndSlot(t *testing.T) {
+	tok := newToken(t)
+	pinFile := filepath.Join(t.TempDir(), "pin")
+	if err := os.WriteFile(pinFile, []byte(tok.PIN+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	slot := tok.Slot(t)
+	s := wrap(t, newFS(t, t.TempDir()), &hsm.Config{Module: tok.Module, Slot: &slot, PINFile: pinFile, Key: wrapKey})
+	defer s.Close()
+	if err := s.Create(t.Context(), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Get(t.Context(), "k"); err != nil || string(v) != "v" {
+		t.Fatalf("Get = %q, %v", v, err)
 	}
 }
 

@@ -158,6 +158,17 @@ func (tok *Token) Finalize(t testing.TB) {
 	}
 }
 
+// Slot returns the number of the slot holding the token.
+func (tok *Token) Slot(t testing.TB) uint {
+	t.Helper()
+	var slot uint
+	tok.withLibrary(t, func(p *pkcs11.Ctx) (err error) {
+		slot, err = tok.slot(p)
+		return err
+	})
+	return slot
+}
+
 // session runs fn on a logged-in read-write session.
 func (tok *Token) session(t testing.TB, fn func(p *pkcs11.Ctx, h pkcs11.SessionHandle, slot uint) error) {
 	t.Helper()
