@@ -277,7 +277,7 @@ func (s *attackServer) attack(t *testing.T, spec attackSpec, d time.Duration) (t
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
+	var stderr lockedBuffer // read on failure while the attacker still writes
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
