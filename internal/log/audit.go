@@ -2,7 +2,9 @@ package log
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -94,26 +96,35 @@ type AuditEvent struct {
 type AuditLog struct {
 	onEvent func()
 	level   slog.Leveler
-	console *lineWriter
+	console *lineWriter // nil: no console
 	hub     hub
 	denied  *deniedLimiter
+	sinks   []*Sink
 }
 
 // NewAuditLog returns an audit log that prints to w and streams to
 // subscribers when level is INFO or below. A nil level means INFO; pass a
-// *slog.LevelVar to change the level at run time.
+// *slog.LevelVar to change the level at run time. A nil w means no
+// console: with no sink and no subscriber either, an event is then only
+// counted, not formatted.
 //
 // onEvent, if not nil, is called once for every event that passes the
 // level, from the first one on, whether or not anyone subscribes. It may be
 // called concurrently and must be cheap.
-func NewAuditLog(w io.Writer, level slog.Leveler, onEvent func()) *AuditLog {
+//
+// The audit log takes the sinks over: each event's JSON line (the stream
+// format) is queued to every sink, and [AuditLog.Shutdown] closes them.
+func NewAuditLog(w io.Writer, level slog.Leveler, onEvent func(), sinks ...*Sink) *AuditLog {
 	if level == nil {
 		level = slog.LevelInfo
 	}
 	a := &AuditLog{
 		onEvent: onEvent,
 		level:   level,
-		console: newLineWriter(w),
+		sinks:   sinks,
+	}
+	if w != nil {
+		a.console = newLineWriter(w)
 	}
 	a.denied = newDeniedLimiter(a.logSummary)
 	return a
@@ -129,12 +140,38 @@ func (a *AuditLog) Subscribe() (*Subscription, error) { return a.hub.subscribe()
 
 // Close ends every subscription and refuses new ones, stops the goroutine
 // that writes the summaries of denied requests and writes the pending
-// ones. Events logged after Close are still written, all of them, but not
-// streamed. Close may be called more than once.
+// ones. Events logged after Close are still written, to the console and
+// the sinks, all of them, but not streamed. Close may be called more than
+// once.
 func (a *AuditLog) Close() {
 	a.hub.close()
 	a.denied.close()
-	a.console.flush()
+	a.Flush()
+}
+
+// Shutdown closes the sinks: each writes the events queued for it, until
+// ctx is done (see [Sink.Close]). Call it after the last event, once the
+// requests in flight are done; events logged later are dropped by the
+// sinks (and counted). The error joins those of the sinks that could not
+// write everything. Shutdown may be called more than once.
+func (a *AuditLog) Shutdown(ctx context.Context) error {
+	errs := make([]error, len(a.sinks))
+	var wg sync.WaitGroup
+	for i, s := range a.sinks {
+		wg.Go(func() { errs[i] = s.Close(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// SinkDropped returns how many events the sinks have lost, over their
+// life (see [Sink.Dropped]).
+func (a *AuditLog) SinkDropped() uint64 {
+	var n uint64
+	for _, s := range a.sinks {
+		n += s.Dropped()
+	}
+	return n
 }
 
 // Dropped returns how many events subscribers have lost because their
@@ -163,21 +200,50 @@ func (a *AuditLog) Log(ev AuditEvent) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
-	bp := linePool.Get().(*[]byte)
-	line := appendAuditLine((*bp)[:0], &ev)
-	a.console.write(line)
-	if cap(line) <= maxPooledLine {
-		*bp = line
-		linePool.Put(bp)
+	if a.console != nil {
+		bp := linePool.Get().(*[]byte)
+		line := appendAuditLine((*bp)[:0], &ev)
+		a.console.write(line)
+		putLine(bp, line)
 	}
-
 	if f := a.onEvent; f != nil {
 		f()
 	}
-	if a.hub.active() {
-		if event := auditEvent(&ev); event != nil {
-			a.hub.publish(event)
+	stream := a.hub.active()
+	if !stream && len(a.sinks) == 0 {
+		return
+	}
+	bp := linePool.Get().(*[]byte)
+	event, ok := appendAuditEvent((*bp)[:0], &ev)
+	if ok {
+		a.toSinks(ev.Time, event)
+		if stream {
+			a.hub.publish(bytes.Clone(event))
 		}
+	}
+	putLine(bp, event)
+}
+
+// toSinks queues the JSON line event of an event at t to every sink.
+func (a *AuditLog) toSinks(t time.Time, event []byte) {
+	for _, s := range a.sinks {
+		if s.encode == nil {
+			s.offer(event)
+			continue
+		}
+		bp := linePool.Get().(*[]byte)
+		rec := s.record((*bp)[:0], t, event)
+		s.offer(rec)
+		putLine(bp, rec)
+	}
+}
+
+// putLine returns the buffer bp, now holding line, to linePool, unless
+// line has grown too long to keep.
+func putLine(bp *[]byte, line []byte) {
+	if cap(line) <= maxPooledLine {
+		*bp = line
+		linePool.Put(bp)
 	}
 }
 
@@ -188,12 +254,18 @@ func (a *AuditLog) logSummary(ev *AuditEvent, n uint64) {
 		return
 	}
 	now := time.Now()
-	a.console.write(appendSummaryLine(nil, now, ev, n))
+	if a.console != nil {
+		a.console.write(appendSummaryLine(nil, now, ev, n))
+	}
 	if f := a.onEvent; f != nil {
 		f()
 	}
-	if a.hub.active() {
-		if event := summaryEvent(now, ev, n); event != nil {
+	if !a.hub.active() && len(a.sinks) == 0 {
+		return
+	}
+	if event := summaryEvent(now, ev, n); event != nil {
+		a.toSinks(now, event)
+		if a.hub.active() {
 			a.hub.publish(event)
 		}
 	}
@@ -201,8 +273,12 @@ func (a *AuditLog) logSummary(ev *AuditEvent, n uint64) {
 
 // Flush waits until every line of the events logged before has been written
 // to the console writer. Under constant traffic it may wait for lines logged
-// later, too.
-func (a *AuditLog) Flush() { a.console.flush() }
+// later, too. The sinks write on their own schedule (see [Sink]).
+func (a *AuditLog) Flush() {
+	if a.console != nil {
+		a.console.flush()
+	}
+}
 
 // maxPooledLine is the capacity up to which a line buffer is reused; a
 // longer one (an odd, long path) is left to the garbage collector.
@@ -232,11 +308,23 @@ var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b 
 // which the tests check. The returned slice is newly allocated.
 func auditEvent(ev *AuditEvent) []byte {
 	bp := linePool.Get().(*[]byte)
-	defer linePool.Put(bp)
-	b := append((*bp)[:0], `{"time":"`...)
+	b, ok := appendAuditEvent((*bp)[:0], ev)
+	var event []byte
+	if ok {
+		event = bytes.Clone(b)
+	}
+	putLine(bp, b)
+	return event
+}
+
+// appendAuditEvent appends the JSON line of ev (see [auditEvent]) to b,
+// and reports false if ev cannot be encoded.
+func appendAuditEvent(b []byte, ev *AuditEvent) ([]byte, bool) {
+	n := len(b)
+	b = append(b, `{"time":"`...)
 	b, err := ev.Time.AppendText(b)
 	if err != nil {
-		return nil
+		return b[:n], false
 	}
 	b = append(b, `","request":{`...)
 	if ev.IP.IsValid() {
@@ -260,11 +348,7 @@ func auditEvent(ev *AuditEvent) []byte {
 	b = strconv.AppendInt(b, int64(ev.Status), 10)
 	b = append(b, `,"time":`...)
 	b = strconv.AppendInt(b, int64(ev.Duration.Truncate(time.Microsecond)), 10)
-	b = append(b, "}}\n"...)
-	if cap(b) <= maxPooledLine {
-		*bp = b
-	}
-	return bytes.Clone(b)
+	return append(b, "}}\n"...), true
 }
 
 // appendJSONString appends s as a JSON string the way json.Marshal encodes
