@@ -39,9 +39,10 @@ type FileConfig struct {
 	// DefaultMaxSize; negative means no rotation by size.
 	MaxSize int64
 
-	// RotateEvery rotates the file once it has been written to for this
-	// long (from its creation or, for a file that existed at start, from
-	// the start), if it is not empty. Zero means no rotation by time.
+	// RotateEvery rotates the file when its first line is this old, so
+	// that a file holds the events of at most this long. (For a file
+	// that holds lines at start, the time counts from the start.) Zero
+	// means no rotation by time.
 	RotateEvery time.Duration
 
 	// MaxBackups is the number of backups kept; older ones are deleted
@@ -57,18 +58,11 @@ type FileConfig struct {
 // the sink's writer goroutine. Failures of later writes are logged to
 // errLog, which may be nil. The sink applies back-pressure: see [Sink].
 func NewFileSink(c FileConfig, errLog *slog.Logger) (*Sink, error) {
-	return newFileSink(c, errLog, nil)
-}
-
-func newFileSink(c FileConfig, errLog *slog.Logger, now func() time.Time) (*Sink, error) {
-	if now == nil {
-		now = time.Now
-	}
-	r, err := openRotator(c, now)
+	r, err := openRotator(c, time.Now)
 	if err != nil {
 		return nil, err
 	}
-	return newSink("file", true, r, errLog, now), nil
+	return newSink("file", true, r, errLog, time.Now), nil
 }
 
 // rotator is a file that rotates by size and age. Only the sink's writer
@@ -76,9 +70,9 @@ func newFileSink(c FileConfig, errLog *slog.Logger, now func() time.Time) (*Sink
 type rotator struct {
 	c      FileConfig
 	now    func() time.Time
-	f      *os.File
-	size   int64
-	opened time.Time
+	f     *os.File
+	size  int64
+	first time.Time // when the first line of the file was written; zero while it is empty
 }
 
 func openRotator(c FileConfig, now func() time.Time) (*rotator, error) {
@@ -109,7 +103,10 @@ func (r *rotator) open() error {
 		f.Close()
 		return fmt.Errorf("log: audit file: %w", err)
 	}
-	r.f, r.size, r.opened = f, fi.Size(), r.now()
+	r.f, r.size, r.first = f, fi.Size(), time.Time{}
+	if r.size > 0 {
+		r.first = r.now()
+	}
 	return nil
 }
 
@@ -130,6 +127,9 @@ func (r *rotator) write(_ context.Context, batch []byte) (int, error) {
 				return written, err
 			}
 			continue
+		}
+		if r.size == 0 {
+			r.first = r.now()
 		}
 		n, err := r.f.Write(chunk)
 		r.size += int64(n)
@@ -167,7 +167,7 @@ func (r *rotator) fit(b []byte) []byte {
 
 // tick rotates the file if it is due by time.
 func (r *rotator) tick(now time.Time) error {
-	if r.c.RotateEvery <= 0 || r.f == nil || r.size == 0 || now.Sub(r.opened) < r.c.RotateEvery {
+	if r.c.RotateEvery <= 0 || r.f == nil || r.first.IsZero() || now.Sub(r.first) < r.c.RotateEvery {
 		return nil
 	}
 	return r.rotate()
