@@ -1,0 +1,314 @@
+package log_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/openkes/kes/internal/log"
+	"github.com/openkes/kes/internal/rsyslogtest"
+)
+
+// pinnedEvent is the event whose syslog message the tests pin.
+var pinnedEvent = log.AuditEvent{
+	Time:   time.Date(2026, 12, 1, 21, 50, 41, 123456789, time.FixedZone("CET", 3600)),
+	Method: "PUT", Path: "/v1/key/create/my-key", IP: netip.MustParseAddr("10.0.0.5"),
+	Identity: testIdentity, Status: 200, Duration: 427 * time.Microsecond,
+}
+
+// pinnedMessage is the RFC 5424 message of pinnedEvent with facility
+// local0, host kes-1 and the default app name.
+func pinnedMessage() string {
+	return `<134>1 2026-12-01T20:50:41.123456Z kes-1 kes ` + strconv.Itoa(os.Getpid()) + ` audit - ` +
+		`{"time":"2026-12-01T21:50:41.123456789+01:00","request":{"ip":"10.0.0.5","path":"/v1/key/create/my-key","identity":"` +
+		testIdentity.String() + `"},"response":{"code":200,"time":427000}}`
+}
+
+// TestSyslogMessageUDP pins the exact datagram of an event.
+func TestSyslogMessageUDP(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	sink, err := log.NewSyslogSink(log.SyslogConfig{Network: "udp", Address: pc.LocalAddr().String(), Hostname: "kes-1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := log.NewAuditLog(nil, nil, nil, sink)
+	a.Log(pinnedEvent)
+	if err := a.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, _, err := pc.ReadFrom(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(buf[:n]), pinnedMessage(); got != want {
+		t.Fatalf("datagram\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestSyslogMessageTCP pins the octet-counted frames of two events on a
+// stream connection (RFC 6587 §3.4.1), and the facility and app name
+// settings.
+func TestSyslogMessageTCP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer c.Close()
+		b, _ := io.ReadAll(c)
+		got <- string(b)
+	})
+	sink, err := log.NewSyslogSink(log.SyslogConfig{
+		Network: "tcp", Address: ln.Addr().String(), Hostname: "kes-1", Facility: "auth", AppName: "kes-audit",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := log.NewAuditLog(nil, nil, nil, sink)
+	a.Log(pinnedEvent)
+	a.Log(pinnedEvent)
+	if err := a.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	msg := strings.Replace(pinnedMessage(), "<134>1", "<38>1", 1) // auth (4) * 8 + info (6)
+	msg = strings.Replace(msg, " kes ", " kes-audit ", 1)
+	frame := strconv.Itoa(len(msg)) + " " + msg
+	if s := <-got; s != frame+frame {
+		t.Fatalf("stream\n%s\nwant twice\n%s", s, frame)
+	}
+}
+
+func TestNewSyslogSinkErrors(t *testing.T) {
+	for name, c := range map[string]log.SyslogConfig{
+		"no network":       {Address: "127.0.0.1:514"},
+		"unknown network":  {Network: "tcp6x", Address: "127.0.0.1:514"},
+		"no address":       {Network: "udp"},
+		"unknown facility": {Network: "udp", Address: "127.0.0.1:514", Facility: "local8"},
+		"app name space":   {Network: "udp", Address: "127.0.0.1:514", AppName: "k e s"},
+		"app name long":    {Network: "udp", Address: "127.0.0.1:514", AppName: strings.Repeat("k", 49)},
+		"hostname space":   {Network: "udp", Address: "127.0.0.1:514", Hostname: "a b"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sink, err := log.NewSyslogSink(c, nil)
+			if err == nil {
+				sink.Close(t.Context())
+				t.Fatal("NewSyslogSink succeeded")
+			}
+			if !strings.HasPrefix(err.Error(), "log: audit syslog: ") {
+				t.Errorf("error %q lacks the prefix", err)
+			}
+		})
+	}
+}
+
+// logConcurrently logs perWriter events from each of writers goroutines
+// (sinkEvent(w, seq+offset)) and fails t unless every Log call has
+// returned within limit: a sink must never make the API wait for a syslog
+// server.
+func logConcurrently(t *testing.T, a *log.AuditLog, writers, perWriter, offset int, limit time.Duration) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				for seq := range perWriter {
+					a.Log(sinkEvent(w, offset+seq))
+				}
+			})
+		}
+		wg.Wait()
+	}()
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		t.Fatalf("logging %d events took longer than %v: the sink blocks the API", writers*perWriter, limit)
+		<-done
+	}
+}
+
+// TestSyslogRsyslog sends events over each network to a real rsyslogd and
+// checks that it receives every one, with the header fields, in each
+// writer's order.
+func TestSyslogRsyslog(t *testing.T) {
+	srv := rsyslogtest.Start(t)
+	const writers, perWriter = 4, 250
+	networks := []struct{ network, address, input string }{
+		{"udp", srv.UDP, "imudp"},
+		{"tcp", srv.TCP, "imtcp"},
+		{"unix", srv.Unix, "imptcp"},
+		{"unixgram", srv.Unixgram, "imuxsock"},
+	}
+	total := 0
+	for _, nw := range networks {
+		sink, err := log.NewSyslogSink(log.SyslogConfig{Network: nw.network, Address: nw.address, Hostname: "kes-1"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := log.NewAuditLog(nil, nil, nil, sink)
+		logConcurrently(t, a, writers, perWriter, 0, time.Minute)
+		if err := a.Shutdown(t.Context()); err != nil {
+			t.Fatalf("%s: %v", nw.network, err)
+		}
+		total += writers * perWriter
+		srv.WaitMessages(total)
+	}
+	msgs := srv.WaitMessages(total)
+	for _, nw := range networks {
+		var paths []string
+		for _, m := range msgs {
+			if m.Input != nw.input {
+				continue
+			}
+			if m.AppName != "kes" || m.ProcID != strconv.Itoa(os.Getpid()) || m.MsgID != "audit" ||
+				m.Facility != "local0" || m.Severity != "info" || m.Hostname != "kes-1" {
+				t.Fatalf("%s: unexpected header %+v", nw.network, m)
+			}
+			var ev streamEvent
+			if err := json.Unmarshal([]byte(m.Msg), &ev); err != nil {
+				t.Fatalf("%s: message %q: %v", nw.network, m.Msg, err)
+			}
+			// The header's time is the event's, to the microsecond.
+			if ts, err := time.Parse(time.RFC3339Nano, m.Time); err != nil || !ts.Equal(ev.Time.Truncate(time.Microsecond)) {
+				t.Fatalf("%s: header time %s, event time %s", nw.network, m.Time, ev.Time)
+			}
+			paths = append(paths, ev.Request.Path)
+		}
+		t.Run(nw.network, func(t *testing.T) { checkSequences(t, paths, writers, perWriter) })
+	}
+}
+
+// TestSyslogStalledServer stops rsyslogd (SIGSTOP) under load: logging
+// goes on at full speed, the events that do not fit into the queue are
+// dropped and counted, and once rsyslogd continues, events arrive again.
+func TestSyslogStalledServer(t *testing.T) {
+	for _, network := range []string{"tcp", "unixgram"} {
+		t.Run(network, func(t *testing.T) {
+			srv := rsyslogtest.Start(t)
+			addr := map[string]string{"tcp": srv.TCP, "unixgram": srv.Unixgram}[network]
+			sink, err := log.NewSyslogSink(log.SyslogConfig{Network: network, Address: addr}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := log.NewAuditLog(nil, nil, nil, sink)
+			defer a.Shutdown(t.Context())
+			srv.Signal(syscall.SIGSTOP)
+			// 8 x 12,500 events of ~300 bytes: far more than the socket
+			// buffers and the sink's 4 MiB queue hold.
+			logConcurrently(t, a, 8, 12_500, 0, 20*time.Second)
+			if a.SinkDropped() == 0 {
+				t.Fatal("no event dropped while rsyslogd was stopped")
+			}
+			srv.Signal(syscall.SIGCONT)
+			waitDelivered(t, srv, a)
+		})
+	}
+}
+
+// TestSyslogKilledServer kills rsyslogd: logging goes on, and the sink
+// reconnects to a new rsyslogd on the same address.
+func TestSyslogKilledServer(t *testing.T) {
+	for _, network := range []string{"tcp", "unix", "udp"} {
+		t.Run(network, func(t *testing.T) {
+			srv := rsyslogtest.Start(t)
+			addr := map[string]string{"tcp": srv.TCP, "unix": srv.Unix, "udp": srv.UDP}[network]
+			sink, err := log.NewSyslogSink(log.SyslogConfig{Network: network, Address: addr}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := log.NewAuditLog(nil, nil, nil, sink)
+			defer a.Shutdown(t.Context())
+			logConcurrently(t, a, 2, 100, 0, 20*time.Second)
+			srv.WaitMessages(200)
+			srv.Kill()
+			logConcurrently(t, a, 8, 5000, 100, 20*time.Second)
+			srv.Restart()
+			waitDelivered(t, srv, a)
+		})
+	}
+}
+
+// waitDelivered logs a marker event every 50 ms until rsyslogd has
+// received one: the sink delivers again.
+func waitDelivered(t *testing.T, srv *rsyslogtest.Server, a *log.AuditLog) {
+	t.Helper()
+	marker := sinkEvent(0, 0)
+	marker.Path = "/v1/key/generate/marker"
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.NewTimer(60 * time.Second)
+	defer deadline.Stop()
+	for {
+		a.Log(marker)
+		msgs, err := srv.Messages()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if strings.Contains(m.Msg, marker.Path) {
+				return
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatal("no event delivered 60 s after rsyslogd came back")
+		}
+	}
+}
+
+// TestSyslogShutdownDeadline checks that Shutdown with the syslog server
+// gone returns at its deadline and says how many events were lost.
+func TestSyslogShutdownDeadline(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "gone.sock")
+	sink, err := log.NewSyslogSink(log.SyslogConfig{Network: "unix", Address: sock}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := log.NewAuditLog(nil, nil, nil, sink)
+	for seq := range 10 {
+		a.Log(sinkEvent(0, seq))
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = a.Shutdown(ctx)
+	if err == nil || !strings.Contains(err.Error(), "10 events not delivered at shutdown") {
+		t.Fatalf("Shutdown = %v, want 10 events not delivered", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("Shutdown took %v", d)
+	}
+	if n := a.SinkDropped(); n != 10 {
+		t.Fatalf("SinkDropped = %d, want 10", n)
+	}
+}
