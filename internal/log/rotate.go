@@ -68,8 +68,8 @@ func NewFileSink(c FileConfig, errLog *slog.Logger) (*Sink, error) {
 // rotator is a file that rotates by size and age. Only the sink's writer
 // goroutine uses it.
 type rotator struct {
-	c      FileConfig
-	now    func() time.Time
+	c     FileConfig
+	now   func() time.Time
 	f     *os.File
 	size  int64
 	first time.Time // when the first line of the file was written; zero while it is empty
