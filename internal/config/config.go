@@ -30,6 +30,7 @@ import (
 	"github.com/openkes/kes/internal/apiroute"
 	"github.com/openkes/kes/internal/auth"
 	"github.com/openkes/kes/internal/keystore/cache"
+	"github.com/openkes/kes/internal/log"
 	"github.com/openkes/kes/internal/ratelimit"
 )
 
@@ -111,7 +112,8 @@ type Notice struct {
 
 func (n Notice) String() string { return fmt.Sprintf("%s:%d: %s", n.File, n.Line, n.Msg) }
 
-// Log holds the minimum log levels (config.md §8).
+// Log holds the minimum log levels (config.md §8) and the audit sinks
+// (OpenKES extensions, docs/audit-sinks.md).
 type Log struct {
 	// Error is the minimum level of error-log records. Zero is INFO.
 	Error slog.Level
@@ -119,6 +121,19 @@ type Log struct {
 	// Audit is the minimum level of audit records (which are INFO). Zero
 	// is INFO, so audit records are printed; LevelOff disables them.
 	Audit slog.Level
+
+	// AuditStdoutOff keeps audit records off stdout (log.audit_stdout:
+	// off); the sinks and the live stream still get them. False prints
+	// them, as upstream does.
+	AuditStdoutOff bool
+
+	// AuditFile is the audit file sink (log.audit_file); nil means none.
+	// Its Path is never empty.
+	AuditFile *log.FileConfig
+
+	// AuditSyslog is the audit syslog sink (log.audit_syslog); nil means
+	// none. It passes [log.SyslogConfig.Check].
+	AuditSyslog *log.SyslogConfig
 }
 
 // LevelOff is the level "off" maps to: above every record the server emits.

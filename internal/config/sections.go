@@ -24,8 +24,11 @@ func (d *Decoder) cache(c *cache.Config) Field {
 
 func (d *Decoder) log(l *Log) Field {
 	return d.Sub(map[string]Field{
-		"error": d.level(&l.Error),
-		"audit": d.level(&l.Audit),
+		"error":        d.level(&l.Error),
+		"audit":        d.level(&l.Audit),
+		"audit_stdout": d.auditStdout(&l.AuditStdoutOff),
+		"audit_file":   d.auditFile(&l.AuditFile),
+		"audit_syslog": d.auditSyslog(&l.AuditSyslog),
 	})
 }
 

@@ -155,19 +155,19 @@ func TestFileSinkRotatesBySizeUnderLoad(t *testing.T) {
 func TestFileSinkRotatesByTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "audit.log")
-		sink, err := log.NewFileSink(log.FileConfig{Path: path, RotateEvery: time.Hour, MaxBackups: 2}, nil)
+		sink, err := log.NewFileSink(log.FileConfig{Path: path, RotateEvery: time.Minute, MaxBackups: 2}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		a := log.NewAuditLog(nil, nil, nil, sink)
 		// Virtual time: each event is written at the next tick of the
-		// writer (100 ms), and its file rotated an hour later.
+		// writer (100 ms), and its file rotated a minute later.
 		for seq := range 4 {
 			a.Log(sinkEvent(0, seq))
-			time.Sleep(2 * time.Hour)
+			time.Sleep(2 * time.Minute)
 			synctest.Wait()
 		}
-		time.Sleep(2 * time.Hour) // an empty file is not rotated
+		time.Sleep(2 * time.Minute) // an empty file is not rotated
 		synctest.Wait()
 		a.Log(sinkEvent(0, 4))
 		if err := a.Shutdown(t.Context()); err != nil {
@@ -177,11 +177,11 @@ func TestFileSinkRotatesByTime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Four rotations (1:00:00.1, 3:00:00.1, …); MaxBackups keeps the
+		// Four rotations (0:01:00.1, 0:03:00.1, …); MaxBackups keeps the
 		// last two.
 		want := []string{
-			strings.TrimSuffix(path, ".log") + "-2000-01-01T05-00-00.100.log",
-			strings.TrimSuffix(path, ".log") + "-2000-01-01T07-00-00.100.log",
+			strings.TrimSuffix(path, ".log") + "-2000-01-01T00-05-00.100.log",
+			strings.TrimSuffix(path, ".log") + "-2000-01-01T00-07-00.100.log",
 		}
 		if strings.Join(backups, " ") != strings.Join(want, " ") {
 			t.Fatalf("backups %q, want %q", backups, want)
@@ -198,14 +198,14 @@ func TestFileSinkRotatesByTime(t *testing.T) {
 func TestFileSinkMaxAge(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "audit.log")
-		sink, err := log.NewFileSink(log.FileConfig{Path: path, RotateEvery: time.Hour, MaxAge: 3 * time.Hour}, nil)
+		sink, err := log.NewFileSink(log.FileConfig{Path: path, RotateEvery: time.Minute, MaxAge: 3 * time.Minute}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		a := log.NewAuditLog(nil, nil, nil, sink)
 		for seq := range 3 {
 			a.Log(sinkEvent(0, seq))
-			time.Sleep(2 * time.Hour)
+			time.Sleep(2 * time.Minute)
 			synctest.Wait()
 		}
 		if err := a.Shutdown(t.Context()); err != nil {
@@ -215,10 +215,10 @@ func TestFileSinkMaxAge(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Rotated at 1:00:00.1, 3:00:00.1 and 5:00:00.1; at the last,
-		// the first is 4 h old.
-		if len(backups) != 2 || !strings.HasSuffix(backups[0], "-2000-01-01T03-00-00.100.log") {
-			t.Fatalf("backups %q, want those of 3:00 and 5:00", backups)
+		// Rotated at 0:01:00.1, 0:03:00.1 and 0:05:00.1; at the last,
+		// the first is 4 minutes old.
+		if len(backups) != 2 || !strings.HasSuffix(backups[0], "-2000-01-01T00-03-00.100.log") {
+			t.Fatalf("backups %q, want those of 0:03 and 0:05", backups)
 		}
 	})
 }

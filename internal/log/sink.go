@@ -74,6 +74,7 @@ type Sink struct {
 	out    batchWriter
 	errLog *slog.Logger
 	now    func() time.Time
+	limit  int // of len(queue); maxQueue but in tests
 
 	mu     sync.Mutex
 	cond   sync.Cond // on mu: broadcast when the writer takes the queue or stops
@@ -101,7 +102,7 @@ func newSink(name string, block bool, out batchWriter, errLog *slog.Logger, now 
 		now = time.Now
 	}
 	s := &Sink{
-		name: name, block: block, out: out, errLog: errLog, now: now,
+		name: name, block: block, out: out, errLog: errLog, now: now, limit: maxQueue,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	s.cond.L = &s.mu
@@ -131,10 +132,10 @@ func (s *Sink) record(b []byte, t time.Time, json []byte) []byte {
 // retained.
 func (s *Sink) offer(rec []byte) {
 	s.mu.Lock()
-	for s.block && !s.closed && len(s.queue) > 0 && len(s.queue)+len(rec) > maxQueue {
+	for s.block && !s.closed && len(s.queue) > 0 && len(s.queue)+len(rec) > s.limit {
 		s.cond.Wait()
 	}
-	if s.closed || len(s.queue) > 0 && len(s.queue)+len(rec) > maxQueue {
+	if s.closed || len(s.queue) > 0 && len(s.queue)+len(rec) > s.limit {
 		s.mu.Unlock()
 		s.dropped.Add(1)
 		return

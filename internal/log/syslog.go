@@ -88,6 +88,12 @@ func NewSyslogSink(c SyslogConfig, errLog *slog.Logger) (*Sink, error) {
 	return s, nil
 }
 
+// Check reports whether [NewSyslogSink] accepts c.
+func (c SyslogConfig) Check() error {
+	_, err := newSyslogWriter(c)
+	return err
+}
+
 // syslogHeader formats messages.
 type syslogHeader struct {
 	pri    string // "<134>1 "

@@ -174,7 +174,7 @@ func TestSyslogRsyslog(t *testing.T) {
 			t.Fatal(err)
 		}
 		a := log.NewAuditLog(nil, nil, nil, sink)
-		logConcurrently(t, a, writers, perWriter, 0, time.Minute)
+		logConcurrently(t, a, writers, perWriter, 0, 2*time.Minute)
 		if err := a.Shutdown(t.Context()); err != nil {
 			t.Fatalf("%s: %v", nw.network, err)
 		}
@@ -207,23 +207,33 @@ func TestSyslogRsyslog(t *testing.T) {
 }
 
 // TestSyslogStalledServer stops rsyslogd (SIGSTOP) under load: logging
-// goes on at full speed, the events that do not fit into the queue are
-// dropped and counted, and once rsyslogd continues, events arrive again.
+// goes on, the events that do not fit into the queue are dropped and
+// counted, and once rsyslogd continues, events arrive again.
 func TestSyslogStalledServer(t *testing.T) {
-	for _, network := range []string{"tcp", "unixgram"} {
-		t.Run(network, func(t *testing.T) {
+	for _, tc := range []struct {
+		network   string
+		perWriter int
+	}{
+		// 8 x 6,000 events of ~300 bytes: more than loopback TCP's
+		// socket buffers (at most 4 MiB to send, 6 MiB to receive) and
+		// the queue hold.
+		{"tcp", 6000},
+		// A unix datagram socket queues 512 datagrams (max_dgram_qlen).
+		{"unixgram", 1000},
+	} {
+		t.Run(tc.network, func(t *testing.T) {
 			srv := rsyslogtest.Start(t)
-			addr := map[string]string{"tcp": srv.TCP, "unixgram": srv.Unixgram}[network]
-			sink, err := log.NewSyslogSink(log.SyslogConfig{Network: network, Address: addr}, nil)
+			addr := map[string]string{"tcp": srv.TCP, "unixgram": srv.Unixgram}[tc.network]
+			sink, err := log.NewSyslogSink(log.SyslogConfig{Network: tc.network, Address: addr}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
+			log.SetQueueLimit(sink, 256<<10) // not 4 MiB: fewer events fill it
 			a := log.NewAuditLog(nil, nil, nil, sink)
 			defer a.Shutdown(t.Context())
 			srv.Signal(syscall.SIGSTOP)
-			// 8 x 12,500 events of ~300 bytes: far more than the socket
-			// buffers and the sink's 4 MiB queue hold.
-			logConcurrently(t, a, 8, 12_500, 0, 20*time.Second)
+			// A stalled sink would block forever: any bound tells.
+			logConcurrently(t, a, 8, tc.perWriter, 0, 2*time.Minute)
 			if a.SinkDropped() == 0 {
 				t.Fatal("no event dropped while rsyslogd was stopped")
 			}
@@ -246,10 +256,10 @@ func TestSyslogKilledServer(t *testing.T) {
 			}
 			a := log.NewAuditLog(nil, nil, nil, sink)
 			defer a.Shutdown(t.Context())
-			logConcurrently(t, a, 2, 100, 0, 20*time.Second)
+			logConcurrently(t, a, 2, 100, 0, 2*time.Minute)
 			srv.WaitMessages(200)
 			srv.Kill()
-			logConcurrently(t, a, 8, 5000, 100, 20*time.Second)
+			logConcurrently(t, a, 4, 500, 100, 2*time.Minute)
 			srv.Restart()
 			waitDelivered(t, srv, a)
 		})
