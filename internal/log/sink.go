@@ -79,7 +79,6 @@ type Sink struct {
 	mu     sync.Mutex
 	cond   sync.Cond // on mu: broadcast when the writer takes the queue or stops
 	queue  []byte
-	spare  []byte
 	closed bool
 
 	kick   chan struct{} // cap 1: wakes the writer early

@@ -140,6 +140,9 @@ func New(start time.Time) *Metrics {
 		m.logCounter("kes_log_audit_stream_dropped_events",
 			"Number of audit log events not sent to a live-stream subscriber whose queue was full.",
 			func(c *LogCounters) func() uint64 { return c.AuditDropped }),
+		m.logCounter("kes_log_audit_sink_dropped_events",
+			"Number of audit log events an audit sink (file, syslog) could not write or send.",
+			func(c *LogCounters) func() uint64 { return c.AuditSinkDropped }),
 		m.logCounter("kes_log_error_stream_dropped_events",
 			"Number of error log events not sent to a live-stream subscriber whose queue was full.",
 			func(c *LogCounters) func() uint64 { return c.ErrorDropped }),
@@ -155,6 +158,8 @@ type LogCounters struct {
 	AuditSuppressed func() uint64 // kes_log_audit_suppressed_events
 	AuditDropped    func() uint64 // kes_log_audit_stream_dropped_events
 	ErrorDropped    func() uint64 // kes_log_error_stream_dropped_events
+	// AuditSinkDropped counts kes_log_audit_sink_dropped_events.
+	AuditSinkDropped func() uint64
 }
 
 // CountLogs makes the log counter families read c at every scrape; before

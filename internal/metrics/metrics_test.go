@@ -173,6 +173,7 @@ func TestFamilies(t *testing.T) {
 		"kes_log_audit_stream_dropped_events": dto.MetricType_COUNTER,
 		"kes_log_error_stream_dropped_events": dto.MetricType_COUNTER,
 		"kes_http_request_rate_limited":       dto.MetricType_COUNTER,
+		"kes_log_audit_sink_dropped_events":   dto.MetricType_COUNTER,
 		"kes_system_up_time":                  dto.MetricType_GAUGE,
 		"kes_system_num_cpu":                  dto.MetricType_GAUGE,
 		"kes_system_num_cpu_used":             dto.MetricType_GAUGE,
@@ -385,18 +386,20 @@ func TestCountLogs(t *testing.T) {
 		}
 		return f.GetMetric()[0].GetCounter().GetValue()
 	}
-	names := []string{"kes_log_audit_suppressed_events", "kes_log_audit_stream_dropped_events", "kes_log_error_stream_dropped_events"}
+	names := []string{"kes_log_audit_suppressed_events", "kes_log_audit_stream_dropped_events", "kes_log_error_stream_dropped_events",
+		"kes_log_audit_sink_dropped_events"}
 	for _, name := range names {
 		if v := value(name); v != 0 {
 			t.Errorf("%s = %v before CountLogs, want 0", name, v)
 		}
 	}
 	m.CountLogs(metrics.LogCounters{
-		AuditSuppressed: func() uint64 { return 7 },
-		AuditDropped:    func() uint64 { return 11 },
-		ErrorDropped:    func() uint64 { return 13 },
+		AuditSuppressed:  func() uint64 { return 7 },
+		AuditDropped:     func() uint64 { return 11 },
+		ErrorDropped:     func() uint64 { return 13 },
+		AuditSinkDropped: func() uint64 { return 17 },
 	})
-	for i, want := range []float64{7, 11, 13} {
+	for i, want := range []float64{7, 11, 13, 17} {
 		if v := value(names[i]); v != want {
 			t.Errorf("%s = %v, want %v", names[i], v, want)
 		}
