@@ -173,6 +173,10 @@ func readSetup(env *Env, file string) (*server.Config, error) {
 		Deletion:   api.Deletion{Retention: cfg.KeyDeletion.Retention, Protect: cfg.KeyDeletion.Protect},
 		ErrorLevel: cfg.Log.Error,
 		AuditLevel: cfg.Log.Audit,
+
+		AuditStdoutOff: cfg.Log.AuditStdoutOff,
+		AuditFile:      cfg.Log.AuditFile,
+		AuditSyslog:    cfg.Log.AuditSyslog,
 	}
 	if cfg.HSM != nil {
 		c.HSM, c.HSMCounters = cfg.HSM.Banner(), hsm.Counters

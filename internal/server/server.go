@@ -63,6 +63,10 @@ const DefaultPurgeInterval = 5 * time.Minute
 // ShutdownGrace is how long a stopping server waits for requests in flight.
 const ShutdownGrace = 3 * time.Second
 
+// SinkShutdownGrace is how long a stopping server waits for its audit
+// sinks to write the events queued for them.
+const SinkShutdownGrace = 5 * time.Second
+
 // retireMargin is how much longer than the longest request of the replaced
 // configuration (api.Server.MaxRequestDuration) a replaced key store stays
 // open for the requests in flight.
@@ -99,6 +103,14 @@ type Config struct {
 	// RateLimits are the request rate limits; the zero value limits
 	// nobody.
 	RateLimits ratelimit.Config
+
+	// AuditStdoutOff keeps the audit log off Stdout. AuditFile and
+	// AuditSyslog, if not nil, are audit sinks (docs/audit-sinks.md).
+	// A reload does not change these three: they apply from the next
+	// start.
+	AuditStdoutOff bool
+	AuditFile      *log.FileConfig
+	AuditSyslog    *log.SyslogConfig
 }
 
 // Server runs a KES server. Its fields may be set until Run is called; the
@@ -136,6 +148,7 @@ type run struct {
 	errLog     *log.ErrorLog
 	metrics    *metrics.Metrics
 	config     *Config
+	started    *Config // the configuration of the start, whose audit sinks run
 
 	// retired are the key caches that reloads replaced. Requests that
 	// started before a reload may still use them, so they are closed once
@@ -164,7 +177,7 @@ func (s *Server) Run(ctx context.Context, c *Config) error {
 	if _, ok := s.LookupEnv("GOMEMLIMIT"); !ok {
 		debug.SetMemoryLimit(MemoryLimit)
 	}
-	sv := &run{Server: s, start: time.Now(), config: c, errLevel: new(slog.LevelVar), auditLevel: new(slog.LevelVar)}
+	sv := &run{Server: s, start: time.Now(), config: c, started: c, errLevel: new(slog.LevelVar), auditLevel: new(slog.LevelVar)}
 	sv.errLevel.Set(c.ErrorLevel)
 	sv.auditLevel.Set(c.AuditLevel)
 	// The logs count into the metrics from their first record on: the key
@@ -172,15 +185,26 @@ func (s *Server) Run(ctx context.Context, c *Config) error {
 	m := metrics.New(sv.start)
 	sv.metrics = m
 	sv.errLog = log.NewErrorLog(s.Stderr, sv.errLevel, m.ErrorEvent)
-	auditLog := log.NewAuditLog(s.Stdout, sv.auditLevel, m.AuditEvent)
+	sinks, err := openSinks(c, sv.errLog.Logger())
+	if err != nil {
+		return err
+	}
+	var console io.Writer = s.Stdout
+	if c.AuditStdoutOff {
+		console = nil
+	}
+	auditLog := log.NewAuditLog(console, sv.auditLevel, m.AuditEvent, sinks...)
 	// Closing the audit log writes the pending summaries of denied
-	// requests; both keep printing what is logged after.
+	// requests; both keep printing what is logged after. The sinks are
+	// shut down last, when no request is left to log (deferred first).
+	defer sv.shutdownSinks(auditLog)
 	defer auditLog.Close()
 	defer sv.errLog.Close()
 	m.CountLogs(metrics.LogCounters{
-		AuditSuppressed: auditLog.Suppressed,
-		AuditDropped:    auditLog.Dropped,
-		ErrorDropped:    sv.errLog.Dropped,
+		AuditSuppressed:  auditLog.Suppressed,
+		AuditDropped:     auditLog.Dropped,
+		ErrorDropped:     sv.errLog.Dropped,
+		AuditSinkDropped: auditLog.SinkDropped,
 	})
 
 	authorizer, err := auth.New(c.Admin, c.Policies, sv.start)
@@ -334,6 +358,46 @@ func purgeLoop(ctx context.Context, srv *api.Server, interval time.Duration) {
 	}
 }
 
+// openSinks opens the audit sinks of c; they report failures to errLog.
+func openSinks(c *Config, errLog *slog.Logger) ([]*log.Sink, error) {
+	var sinks []*log.Sink
+	if c.AuditFile != nil {
+		sink, err := log.NewFileSink(*c.AuditFile, errLog)
+		if err != nil {
+			return nil, fmt.Errorf("failed to open the audit file: %w", err)
+		}
+		sinks = append(sinks, sink)
+	}
+	if c.AuditSyslog != nil {
+		sink, err := log.NewSyslogSink(*c.AuditSyslog, errLog)
+		if err != nil {
+			for _, s := range sinks {
+				s.Close(context.Background())
+			}
+			return nil, fmt.Errorf("failed to set up the audit syslog: %w", err)
+		}
+		sinks = append(sinks, sink)
+	}
+	return sinks, nil
+}
+
+// shutdownSinks writes what is queued for the audit sinks, waiting at
+// most SinkShutdownGrace.
+func (sv *run) shutdownSinks(a *log.AuditLog) {
+	ctx, cancel := context.WithTimeout(context.Background(), SinkShutdownGrace)
+	defer cancel()
+	if err := a.Shutdown(ctx); err != nil {
+		sv.errLog.Logger().Error("audit sink: shutdown", "err", err)
+	}
+}
+
+// sameSinks reports whether a and b configure the same audit outputs.
+func sameSinks(a, b *Config) bool {
+	fileEq := a.AuditFile == b.AuditFile || a.AuditFile != nil && b.AuditFile != nil && *a.AuditFile == *b.AuditFile
+	syslogEq := a.AuditSyslog == b.AuditSyslog || a.AuditSyslog != nil && b.AuditSyslog != nil && *a.AuditSyslog == *b.AuditSyslog
+	return a.AuditStdoutOff == b.AuditStdoutOff && fileEq && syslogEq
+}
+
 // withDefaults returns a copy of s with the nil fields that have a
 // default set.
 func (s *Server) withDefaults() *Server {
@@ -382,6 +446,9 @@ func (sv *run) reload(ctx context.Context, addr net.Addr) error {
 		return err
 	}
 	next.Addr = sv.config.Addr
+	if !sameSinks(sv.started, next) {
+		fmt.Fprintln(sv.Stderr, "WARNING: changes of log.audit_stdout, log.audit_file and log.audit_syslog take effect at the next start")
+	}
 	authorizer, err := auth.New(next.Admin, next.Policies, sv.start)
 	if err != nil {
 		return err
