@@ -31,6 +31,9 @@ export OPENKES_HELM_BIN
 OPENKES_PYKMIP_BIN=${OPENKES_PYKMIP_BIN:-$(scripts/install-deb.sh pykmip-server python3-pykmip)}
 export OPENKES_PYKMIP_BIN
 
+# The audit syslog sink's tests (internal/log, cmd/kes) run a real rsyslogd.
+OPENKES_RSYSLOGD_BIN=${OPENKES_RSYSLOGD_BIN:-$(scripts/install-deb.sh rsyslogd rsyslog)}
+export OPENKES_RSYSLOGD_BIN
 # The systemd unit's test runs systemd-analyze verify.
 scripts/install-deb.sh systemd-analyze systemd >/dev/null
 # The docs test runs the README's shell blocks, which use curl and jq.
