@@ -322,7 +322,7 @@ func TestOptions(t *testing.T) {
 		"clients":       func(o *Options) { o.Clients = -1 },
 		"rounds":        func(o *Options) { o.Rounds = maxRounds + 1 },
 		"warm-up":       func(o *Options) { o.Warmup = maxWarmup + 1 },
-		"audit mode":    func(o *Options) { o.Audit = 8 },
+		"audit mode":    func(o *Options) { o.Audit = auditAll + 1 }, // was 8, which AuditOff now is
 		"negative rnds": func(o *Options) { o.Rounds = -2 },
 	}
 	for name, mutate := range bad {
@@ -417,5 +417,21 @@ func TestReportHSM(t *testing.T) {
 	r.printHSM(&out)
 	if got, want := out.String(), "HTTP/1.1 generate: kes-hsm / kes CPU per request 1.020\n"; got != want {
 		t.Errorf("printHSM = %q, want %q", got, want)
+	}
+}
+
+func TestParseAudit(t *testing.T) {
+	for in, want := range map[string]Audit{
+		"both": AuditBoth, "file": AuditFile, "null,off": AuditNull | AuditOff,
+		"off,sink,syslog": AuditOff | AuditSink | AuditSyslog,
+	} {
+		if got, err := parseAudit(in); err != nil || got != want {
+			t.Errorf("parseAudit(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "disk", "off,disk", "both,off"} {
+		if _, err := parseAudit(in); err == nil {
+			t.Errorf("parseAudit(%q) succeeded", in)
+		}
 	}
 }

@@ -66,7 +66,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&o.Clients, "clients", 32, "concurrent clients")
 	fs.IntVar(&o.Rounds, "rounds", 3, "rounds; the table shows medians")
 	fs.IntVar(&o.Warmup, "warmup", 100, "warm-up requests per client, server, protocol and operation")
-	audit := fs.String("audit", "both", "kes stdout (its audit log): file, null or both")
+	audit := fs.String("audit", "both", "kes servers by where their audit log goes: both (file,null) or a list of file (stdout to a file), null (stdout to /dev/null), off, sink (log.audit_file) and syslog (log.audit_syslog, UDP)")
 	fs.DurationVar(&o.RunTimeout, "run-timeout", 2*time.Minute, "deadline of one run")
 	fs.DurationVar(&o.Settle, "settle", 2*time.Second, "wait before reading the RSS")
 	timeout := fs.Duration("timeout", 30*time.Minute, "deadline of the whole measurement")

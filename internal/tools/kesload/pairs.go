@@ -144,7 +144,7 @@ func startPairsServer(ctx context.Context, name, bin string, o PairsOptions, cre
 	}
 	store := filepath.Join(o.Dir, name+"-keys")
 	config := filepath.Join(o.Dir, name+".yml")
-	if err := writeKESConfig(config, addr, creds, store, ""); err != nil {
+	if err := writeKESConfig(config, addr, creds, store, "", ""); err != nil {
 		return nil, err
 	}
 	proc, err := startChild(name, bin, []string{"server", "--config", config}, nil, nil, o.Dir)

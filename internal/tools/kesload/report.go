@@ -113,7 +113,7 @@ func (r *Report) Print(w io.Writer) error {
 	fmt.Fprintln(w, "only ratios within this run are meaningful")
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "protocol\top\tkes stdout\tkes µs/req\tbare µs/req\tratio\ttarget\t\tkes req/s\tbare req/s\t")
+	fmt.Fprintln(tw, "protocol\top\tkes audit\tkes µs/req\tbare µs/req\tratio\ttarget\t\tkes req/s\tbare req/s\t")
 	for _, row := range r.Rows {
 		verdict := "ok"
 		if !row.OK() {

@@ -12,34 +12,67 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Audit says where the kes servers write their stdout, which carries the
-// audit log.
+// Audit says which kes servers to start: one for each mode set, each
+// with its audit log going elsewhere.
 type Audit int
 
 const (
-	// AuditFile sends it to a file in the work directory.
+	// AuditFile sends the server's stdout (the console audit log) to a
+	// file in the work directory.
 	AuditFile Audit = 1 << iota
 	// AuditNull sends it to /dev/null.
 	AuditNull
-	// AuditBoth starts two kes servers, one of each.
+	// AuditOff switches the audit log off (log.audit: off).
+	AuditOff
+	// AuditSink writes it to an audit file sink (log.audit_file) in the
+	// work directory, and not to stdout (log.audit_stdout: off).
+	AuditSink
+	// AuditSyslog sends it to a syslog sink over UDP (log.audit_syslog)
+	// whose receiver, in kesload, discards it; not to stdout.
+	AuditSyslog
+	// AuditBoth starts two kes servers: AuditFile and AuditNull.
 	AuditBoth = AuditFile | AuditNull
+	// auditAll are the valid bits.
+	auditAll = AuditFile | AuditNull | AuditOff | AuditSink | AuditSyslog
 )
 
+// auditMode names a mode.
+type auditMode struct {
+	mode   Audit
+	name   string // of the -audit flag, and the report's audit column
+	server string
+}
+
+// auditModes are the modes, in the order their servers start.
+var auditModes = []auditMode{
+	{AuditFile, "file", "kes"},
+	{AuditNull, "null", "kes-null"},
+	{AuditOff, "off", "kes-off"},
+	{AuditSink, "sink", "kes-sink"},
+	{AuditSyslog, "syslog", "kes-syslog"},
+}
+
+// parseAudit parses the -audit flag: "both" or a comma-separated list of
+// file, null, off, sink and syslog.
 func parseAudit(s string) (Audit, error) {
-	switch s {
-	case "file":
-		return AuditFile, nil
-	case "null":
-		return AuditNull, nil
-	case "both":
+	if s == "both" {
 		return AuditBoth, nil
 	}
-	return 0, fmt.Errorf("-audit %q: want file, null or both", s)
+	var a Audit
+	for name := range strings.SplitSeq(s, ",") {
+		i := slices.IndexFunc(auditModes, func(m auditMode) bool { return m.name == name })
+		if i < 0 {
+			return 0, fmt.Errorf("-audit %q: want both or a list of file, null, off, sink and syslog", s)
+		}
+		a |= auditModes[i].mode
+	}
+	return a, nil
 }
 
 // Options configure a measurement. KES and Dir are required; zero values
@@ -110,7 +143,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("kesload: rounds %d out of range [1, %d]", o.Rounds, maxRounds)
 	case o.Warmup > maxWarmup:
 		return o, fmt.Errorf("kesload: warm-up %d out of range [0, %d]", o.Warmup, maxWarmup)
-	case o.Audit&^AuditBoth != 0:
+	case o.Audit&^auditAll != 0:
 		return o, fmt.Errorf("kesload: invalid audit mode %d", o.Audit)
 	}
 	return o, nil
@@ -118,9 +151,9 @@ func (o Options) withDefaults() (Options, error) {
 
 // Server is a server process under load.
 type Server struct {
-	Name    string // "kes", "kes-null" or "bare"
+	Name    string // "kes", "kes-null", "kes-off", "kes-sink", "kes-syslog" or "bare"
 	KES     bool   // whether it is a kes server
-	Stdout  string // where its stdout goes: "file" or "null"
+	Stdout  string // where its audit log goes: the name of its Audit mode
 	proc    *child
 	targets [numOps]target
 	clients [numProtos]*loadClient
@@ -135,6 +168,7 @@ type Session struct {
 	opts    Options
 	creds   *credentials
 	Servers []*Server // the kes servers, then the bare server
+	syslog  *syslogDiscard
 }
 
 // Start starts the kes servers and the bare server of o and makes them
@@ -153,11 +187,16 @@ func Start(ctx context.Context, o Options) (_ *Session, err error) {
 	if s.creds, err = newCredentials(o.Dir); err != nil {
 		return nil, err
 	}
-	for _, mode := range []Audit{AuditFile, AuditNull} {
-		if o.Audit&mode == 0 {
+	if o.Audit&AuditSyslog != 0 {
+		if s.syslog, err = newSyslogDiscard(); err != nil {
+			return nil, err
+		}
+	}
+	for _, m := range auditModes {
+		if o.Audit&m.mode == 0 {
 			continue
 		}
-		srv, err := s.startKES(ctx, mode, "")
+		srv, err := s.startKES(ctx, m.mode, "")
 		if err != nil {
 			return nil, err
 		}
@@ -191,6 +230,9 @@ func (s *Session) Close() {
 			}
 		}
 	}
+	if s.syslog != nil {
+		s.syslog.Close()
+	}
 }
 
 // Server returns the server with the name, or nil.
@@ -210,9 +252,11 @@ func (s *Session) Bare() *Server { return s.Servers[len(s.Servers)-1] }
 // decrypt round trip and reads the idle RSS. A non-empty hsm is the YAML of
 // the server's hsm section.
 func (s *Session) startKES(ctx context.Context, mode Audit, hsm string) (_ *Server, err error) {
-	srv := &Server{Name: "kes", KES: true, Stdout: "file"}
-	if mode == AuditNull {
-		srv.Name, srv.Stdout = "kes-null", "null"
+	srv := &Server{KES: true}
+	for _, m := range auditModes {
+		if m.mode == mode {
+			srv.Name, srv.Stdout = m.server, m.name
+		}
 	}
 	if hsm != "" {
 		srv.Name, srv.Stdout = "kes-hsm", "file, hsm"
@@ -254,7 +298,16 @@ func (s *Session) spawnKES(name, addr string, mode Audit, hsm string) (*child, e
 		return nil, err
 	}
 	config := filepath.Join(s.opts.Dir, name+".yml")
-	if err := writeKESConfig(config, addr, s.creds, store, hsm); err != nil {
+	logConf := "  audit: on\n"
+	switch mode {
+	case AuditOff:
+		logConf = "  audit: off\n"
+	case AuditSink:
+		logConf += fmt.Sprintf("  audit_stdout: off\n  audit_file:\n    path: %q\n", filepath.Join(s.opts.Dir, name+"-audit", "audit.log"))
+	case AuditSyslog:
+		logConf += fmt.Sprintf("  audit_stdout: off\n  audit_syslog:\n    network: udp\n    address: %s\n", s.syslog.Addr())
+	}
+	if err := writeKESConfig(config, addr, s.creds, store, logConf, hsm); err != nil {
 		return nil, err
 	}
 	var stdout *os.File

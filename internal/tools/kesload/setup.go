@@ -100,9 +100,13 @@ func (c *credentials) clientTLS() *tls.Config {
 }
 
 // writeKESConfig writes a kes server config that listens on addr with the
-// admin identity, the audit and error logs on, and an fs key store in
+// admin identity, the error log on, the log section's other lines logConf
+// (indented; "  audit: on\n" when empty), and an fs key store in
 // storeDir, followed by extra (YAML of further top-level sections).
-func writeKESConfig(name, addr string, c *credentials, storeDir, extra string) error {
+func writeKESConfig(name, addr string, c *credentials, storeDir, logConf, extra string) error {
+	if logConf == "" {
+		logConf = "  audit: on\n"
+	}
 	conf := fmt.Sprintf(`address: %s
 admin:
   identity: %s
@@ -110,12 +114,11 @@ tls:
   key: %q
   cert: %q
 log:
-  audit: on
-  error: on
+%s  error: on
 keystore:
   fs:
     path: %q
-`, addr, c.admin, c.keyFile, c.certFile, storeDir) + extra
+`, addr, c.admin, c.keyFile, c.certFile, logConf, storeDir) + extra
 	return os.WriteFile(name, []byte(conf), 0o600)
 }
 
