@@ -322,3 +322,40 @@ func TestSyslogShutdownDeadline(t *testing.T) {
 		t.Fatalf("SinkDropped = %d, want 10", n)
 	}
 }
+
+// BenchmarkAuditSinkSyslogUDP measures logging to a syslog sink over UDP
+// (the console off) from concurrent goroutines; a goroutine of the
+// benchmark reads and discards the datagrams.
+func BenchmarkAuditSinkSyslogUDP(b *testing.B) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]byte, 64<<10)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+		}
+	})
+	defer wg.Wait()
+	defer pc.Close()
+	sink, err := log.NewSyslogSink(log.SyslogConfig{Network: "udp", Address: pc.LocalAddr().String()}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := log.NewAuditLog(nil, nil, nil, sink)
+	ev := sinkEvent(0, 0)
+	ev.Time = time.Now()
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			a.Log(ev)
+		}
+	})
+	a.Shutdown(b.Context())
+	b.ReportMetric(float64(a.SinkDropped())/float64(b.N), "dropped/op")
+}
