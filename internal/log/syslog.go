@@ -205,6 +205,9 @@ func (w *syslogWriter) write(ctx context.Context, batch []byte) (int, error) {
 	if err := w.conn.SetWriteDeadline(time.Now().Add(syslogWriteTimeout)); err != nil {
 		return 0, w.fail(err)
 	}
+	// A sink closed past its deadline does not wait for a stalled write.
+	conn := w.conn
+	defer context.AfterFunc(ctx, func() { conn.SetWriteDeadline(time.Unix(1, 0)) })()
 	if w.stream {
 		n, err := w.conn.Write(batch)
 		if err != nil {
