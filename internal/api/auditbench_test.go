@@ -30,7 +30,9 @@ import (
 // BenchmarkHandlerAudit measures the process CPU time (user and system,
 // all goroutines: the sinks' writers too) per decrypt request handled
 // in-process, by where the audit log goes: off, the console to
-// /dev/null, a file sink, a syslog sink over UDP. Without TLS and HTTP
+// /dev/null, a file sink, a syslog sink over UDP and over TCP. The syslog
+// receivers (discarding) run in the benchmark's process, so their CPU
+// counts too. Without TLS and HTTP
 // the request costs less than on a server, so the ratios of the audit
 // cases to "off" bound the server-level ratios from above. Run the cases
 // interleaved (-count) on a busy machine.
@@ -53,8 +55,22 @@ func BenchmarkHandlerAudit(b *testing.B) {
 			}
 		}
 	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { io.Copy(io.Discard, c); c.Close() })
+		}
+	})
 	defer wg.Wait()
 	defer pc.Close()
+	defer ln.Close()
 
 	for _, bc := range []struct {
 		name  string
@@ -75,6 +91,13 @@ func BenchmarkHandlerAudit(b *testing.B) {
 		}},
 		{"syslog-udp", func(b *testing.B, onEvent func()) *log.AuditLog {
 			sink, err := log.NewSyslogSink(log.SyslogConfig{Network: "udp", Address: pc.LocalAddr().String()}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return log.NewAuditLog(nil, nil, onEvent, sink)
+		}},
+		{"syslog-tcp", func(b *testing.B, onEvent func()) *log.AuditLog {
+			sink, err := log.NewSyslogSink(log.SyslogConfig{Network: "tcp", Address: ln.Addr().String()}, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
