@@ -31,9 +31,18 @@
 // # Denied requests
 //
 // The lines of denied requests are rate limited per source and summarized
-// (see [AuditLog]). The only goroutine of the package writes those
-// summaries: it runs while denied requests were seen in the last 10 s, and
-// [AuditLog.Close] stops it and waits for it.
+// (see [AuditLog]). A goroutine writes those summaries: it runs while
+// denied requests were seen in the last 10 s, and [AuditLog.Close] stops it
+// and waits for it.
+//
+// # Audit sinks
+//
+// A [Sink] (an audit file, [NewFileSink], or a syslog server,
+// [NewSyslogSink]) gets every audit event's JSON line. Logging only queues
+// the line; a goroutine of the sink writes the queue in batches, and
+// [AuditLog.Shutdown] writes what is left and stops it. A full queue makes
+// the file sink's callers wait and the syslog sink drop (and count), so
+// that no syslog server can stall the API.
 //
 // # Audit console writes
 //
