@@ -86,6 +86,10 @@ keystore:
 		}
 	}()
 	url := waitFor(t, lines, apiLine)[1]
+	wantOutputs := "audit=file:" + auditPath + ",syslog:tcp:" + syslog.TCP + " level=INFO"
+	if got := waitFor(t, lines, regexp.MustCompile(`^\s+(audit=.*)$`))[1]; got != wantOutputs {
+		t.Errorf("banner: %q, want %q", got, wantOutputs)
+	}
 	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
 
 	cert, _ := kes.GenerateCertificate(apiKey, nil)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/openkes/kes/internal/crypto"
 	"github.com/openkes/kes/internal/server"
@@ -50,12 +51,32 @@ func printBanner(w io.Writer, s *server.Config, apiKey string, addr net.Addr, du
 	line("Admin", admin)
 	line("Logs", fmt.Sprintf("error=stderr level=%s", s.ErrorLevel))
 	if s.AuditLevel <= slog.LevelInfo {
-		line("", fmt.Sprintf("audit=stdout level=%s", s.AuditLevel))
+		line("", fmt.Sprintf("audit=%s level=%s", auditOutputs(s), s.AuditLevel))
 	}
 	line("Memory", keyMemory(crypto.LockedMemory(), dumpErr))
 	line("Mem limit", memory)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "=> Server is up and running...")
+}
+
+// auditOutputs names where the audit log goes besides its stream:
+// "stdout", "file:<path>", "syslog:<network>:<address>", comma-separated,
+// or "stream" when only subscribers get it.
+func auditOutputs(s *server.Config) string {
+	var outs []string
+	if !s.AuditStdoutOff {
+		outs = append(outs, "stdout")
+	}
+	if s.AuditFile != nil {
+		outs = append(outs, "file:"+s.AuditFile.Path)
+	}
+	if s.AuditSyslog != nil {
+		outs = append(outs, "syslog:"+s.AuditSyslog.Network+":"+s.AuditSyslog.Address)
+	}
+	if len(outs) == 0 {
+		return "stream"
+	}
+	return strings.Join(outs, ",")
 }
 
 // keyMemory says where the key bytes are kept: always in the locked arena
