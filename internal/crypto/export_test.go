@@ -77,3 +77,21 @@ func KeyAddr(k SecretKey) uintptr { return uintptr(unsafe.Pointer(k.key.b)) }
 
 // HMACKeyAddr returns the address of the key bytes of h.
 func HMACKeyAddr(h HMACKey) uintptr { return uintptr(unsafe.Pointer(h.key.b)) }
+
+// EncryptWithRandom is Key.Encrypt with IV and nonce read from random.
+func (k Key) EncryptWithRandom(random io.Reader, number uint32, plaintext, associatedData []byte) ([]byte, uint32, error) {
+	return k.encrypt(random, number, plaintext, associatedData)
+}
+
+// RingRecords returns the record of each version of a ring record.
+func RingRecords(stored []byte) (map[uint32][]byte, error) {
+	_, entries, _, err := decodeRing(stored)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uint32][]byte)
+	for _, e := range entries {
+		out[e.number] = append([]byte(nil), e.record...)
+	}
+	return out, nil
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/openkes/kes/internal/vectors"
 
@@ -32,11 +33,28 @@ func FuzzParseKey(f *testing.F) {
 			bytes(3, protoRecord(nil).varint(1, ts[0]).varint(2, ts[1]))
 		f.Add(rec.stored())
 	}
+	f.Add([]byte(ringVector))
 	f.Fuzz(func(t *testing.T, stored []byte) {
 		k, err := crypto.ParseKey(stored)
 		if err != nil {
 			if !errors.Is(err, crypto.ErrInvalidRecord) {
 				t.Fatalf("err = %v, want ErrInvalidRecord", err)
+			}
+			return
+		}
+		if k.Rotated() {
+			// A ring is changed by record functions only, which keep
+			// every version's record.
+			rec, n, err := crypto.RotateRecord(stored, "x", time.Unix(0, 0), nil)
+			if errors.Is(err, crypto.ErrTooManyVersions) {
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			k2, err := crypto.ParseKey(rec)
+			if err != nil || k2.Current() != n || len(k2.Versions()) != len(k.Versions())+1 {
+				t.Fatalf("rotate of %q: %v", stored, err)
 			}
 			return
 		}

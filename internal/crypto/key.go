@@ -1,6 +1,7 @@
 package crypto
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -43,6 +44,11 @@ type Key struct {
 	HMAC      *HMACKey  // nil for legacy records
 	CreatedAt time.Time // creation time; see above for records without it
 	CreatedBy string    // identity of the creator; may be empty
+
+	// ring holds the versions of a rotated key (a ring record); nil for
+	// a key that was never rotated. The fields above are then those of
+	// its oldest version (version 1).
+	ring *ring
 }
 
 // GenerateKey returns a new key of type t with fresh master and HMAC keys read
@@ -68,9 +74,15 @@ func (k *Key) Destroy() {
 	if k.HMAC != nil {
 		k.HMAC.Destroy()
 	}
+	if k.ring != nil {
+		for i := range k.ring.versions {
+			k.ring.versions[i].Key.Destroy()
+		}
+	}
 }
 
-// ParseKey parses a stored record: legacy JSON if stored is valid JSON, else
+// ParseKey parses a stored record: the ring of a rotated key if stored
+// starts with [RingPrefix], legacy JSON if stored is valid JSON, else
 // padded standard base64 (line breaks allowed) of the protobuf KeyVersion
 // message. Every error matches [ErrInvalidRecord]; messages never contain key
 // bytes.
@@ -84,6 +96,9 @@ func ParseKey(stored []byte) (Key, error) {
 	}
 	if len(stored) >= len(HSMRecordPrefix) && string(stored[:len(HSMRecordPrefix)]) == HSMRecordPrefix {
 		return Key{}, fmt.Errorf("%w: %w", ErrInvalidRecord, ErrHSMWrapped)
+	}
+	if len(stored) > 0 && stored[0] == RingPrefix[0] && bytes.HasPrefix(stored, []byte(RingPrefix)) {
+		return parseRing(stored)
 	}
 	if json.Valid(stored) {
 		return parseLegacyKey(stored)
@@ -269,10 +284,13 @@ func walkFields(b []byte, onBytes func(protowire.Number, []byte) bool, onVarint 
 // without line breaks, of the protobuf KeyVersion message with fields in
 // number order and zero values omitted (spec crypto.md §2.1). It fails
 // (matching [ErrInvalidRecord]) if k has no HMAC key, since upstream cannot
-// read such a record, if the master key is unusable, or if CreatedBy is not
-// valid UTF-8.
+// read such a record, if the master key is unusable, if CreatedBy is not
+// valid UTF-8, or if k is a rotated key (its record is made by
+// [RotateRecord]).
 func (k Key) MarshalBinary() ([]byte, error) {
 	switch {
+	case k.ring != nil:
+		return nil, fmt.Errorf("%w: a rotated key is stored as a ring (RotateRecord)", ErrInvalidRecord)
 	case !k.Secret.typ.valid():
 		return nil, fmt.Errorf("%w: %w", ErrInvalidRecord, ErrKeyType)
 	case k.HMAC == nil:
