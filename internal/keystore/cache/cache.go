@@ -496,6 +496,28 @@ func (c *Cache[T]) invalidate(name string) {
 	c.readMu.Unlock()
 }
 
+// RefreshInterval is the least time between two store reads of a name
+// that [Cache.Refresh] starts.
+const RefreshInterval = time.Second
+
+// Refresh returns the value of name read from the store again, unless its
+// cached entry was read less than RefreshInterval ago: then it returns the
+// cached value. A caller that suspects its cached value is
+// stale (another node changed the key) thus causes at most one store read
+// per name and RefreshInterval, however often it asks; concurrent calls
+// share one read as misses of [Cache.Get] do. A name not cached is read as
+// by Get.
+func (c *Cache[T]) Refresh(ctx context.Context, name string) (T, error) {
+	if p, ok := c.entries.Load(name); ok {
+		e := p.(*entry[T])
+		if c.clock()-e.fetched < int64(RefreshInterval) {
+			return e.value, nil
+		}
+		c.remove(name, e)
+	}
+	return c.miss(ctx, name)
+}
+
 // Create stores value under name (see [keystore.Store]). The value is not
 // cached: the first Get reads it back through the store, as any other key.
 func (c *Cache[T]) Create(ctx context.Context, name string, value []byte) error {
