@@ -119,6 +119,31 @@ func (e *RateLimitError) Error() string {
 // Unwrap returns the server's answer.
 func (e *RateLimitError) Unwrap() error { return e.Err }
 
+// Errors of the key version API, an OpenKES extension (docs/key-rotation.md).
+var (
+	// ErrKeyVersionNotFound is returned when a request names a version the
+	// key does not have.
+	ErrKeyVersionNotFound = NewError(http.StatusNotFound, "key version does not exist")
+	// ErrKeyVersionDisabled is returned when a request asks a disabled
+	// version to encrypt; disabled versions still decrypt.
+	ErrKeyVersionDisabled = NewError(http.StatusConflict, "key version is disabled")
+	// ErrCurrentKeyVersion is returned when the current version is to be
+	// disabled.
+	ErrCurrentKeyVersion = NewError(http.StatusConflict, "the current key version cannot be disabled")
+	// ErrTooManyKeyVersions is returned when a rotation would give a key
+	// more versions than a stored record can hold (256).
+	ErrTooManyKeyVersions = NewError(http.StatusConflict, "key has too many versions")
+	// ErrKeyChanged is returned when a rotation lost the race against
+	// other changes of the key too many times in a row.
+	ErrKeyChanged = NewError(http.StatusConflict, "key changed concurrently: try again")
+	// ErrRotateUnsupported is returned when the key store cannot replace a
+	// stored key atomically (compare-and-swap), so keys cannot be rotated.
+	ErrRotateUnsupported = NewError(http.StatusNotImplemented, "key store cannot rotate keys atomically")
+	// ErrTooManyCiphertexts is returned by the bulk re-wrap API for more
+	// ciphertexts than it takes in one request (1000).
+	ErrTooManyCiphertexts = NewError(http.StatusBadRequest, "too many ciphertexts")
+)
+
 // Legacy errors that servers before 2023-10 answered and clients still
 // recognise (spec api.md §5).
 var (

@@ -75,6 +75,9 @@ type DescribeKeyResponse struct {
 	Algorithm string    `json:"algorithm"` // [AES256] or [ChaCha20]
 	CreatedAt time.Time `json:"created_at"`
 	CreatedBy Identity  `json:"created_by,omitempty"`
+	// Version is the current version of a rotated key (an OpenKES
+	// extension); empty for keys never rotated, as upstream.
+	Version string `json:"version,omitempty"`
 }
 
 // ListKeysResponse is the body of GET /v1/key/list/<prefix>. ContinueAt is
@@ -103,20 +106,25 @@ type ListDeletedKeysResponse struct {
 }
 
 // GenerateKeyRequest is the optional body of PUT /v1/key/generate/<name>.
+//
+// Version names the key version to encrypt with ("2" or "v2"; OpenKES):
+// empty, or a text that is no version number, means the current version.
 type GenerateKeyRequest struct {
 	Context []byte `json:"context,omitempty"` // associated data
-	Version string `json:"version,omitempty"` // accepted and ignored
+	Version string `json:"version,omitempty"`
 }
 
 // GenerateKeyResponse is the body answered by PUT /v1/key/generate/<name>:
-// a fresh data key and that key encrypted under the named key.
+// a fresh data key and that key encrypted under the named key. Version is
+// the key version that encrypted, filled only for rotated keys (OpenKES).
 type GenerateKeyResponse struct {
 	Plaintext  []byte `json:"plaintext"`
 	Ciphertext []byte `json:"ciphertext"`
 	Version    string `json:"version,omitempty"`
 }
 
-// EncryptKeyRequest is the body of PUT /v1/key/encrypt/<name>.
+// EncryptKeyRequest is the body of PUT /v1/key/encrypt/<name>. Version is
+// as in [GenerateKeyRequest].
 type EncryptKeyRequest struct {
 	Plaintext []byte `json:"plaintext"`
 	Context   []byte `json:"context,omitempty"`
@@ -124,12 +132,15 @@ type EncryptKeyRequest struct {
 }
 
 // EncryptKeyResponse is the body answered by PUT /v1/key/encrypt/<name>.
+// Version is filled only for rotated keys (OpenKES).
 type EncryptKeyResponse struct {
 	Ciphertext []byte `json:"ciphertext"`
 	Version    string `json:"version,omitempty"`
 }
 
-// DecryptKeyRequest is the body of PUT /v1/key/decrypt/<name>.
+// DecryptKeyRequest is the body of PUT /v1/key/decrypt/<name>. A Version
+// (OpenKES) makes the server try only that version; empty means the one
+// the ciphertext names.
 type DecryptKeyRequest struct {
 	Ciphertext []byte `json:"ciphertext"`
 	Context    []byte `json:"context,omitempty"`
@@ -137,8 +148,12 @@ type DecryptKeyRequest struct {
 }
 
 // DecryptKeyResponse is the body answered by PUT /v1/key/decrypt/<name>.
+//
+// Version is the key version that decrypted, filled only for rotated keys
+// (OpenKES).
 type DecryptKeyResponse struct {
 	Plaintext []byte `json:"plaintext"`
+	Version   string `json:"version,omitempty"`
 }
 
 // HMACRequest is the body of PUT /v1/key/hmac/<name>.
@@ -150,6 +165,73 @@ type HMACRequest struct {
 // HMACResponse is the body answered by PUT /v1/key/hmac/<name>.
 type HMACResponse struct {
 	Sum []byte `json:"hmac"` // HMAC-SHA-256, 32 bytes
+}
+
+// RotateKeyResponse is the body answered by PUT /v1/key/rotate/<name>
+// (OpenKES): the number of the new current version.
+type RotateKeyResponse struct {
+	Name    string `json:"name"`
+	Version int    `json:"version"`
+}
+
+// KeyVersion describes one version of a key (OpenKES).
+type KeyVersion struct {
+	Version   int       `json:"version"`
+	Algorithm string    `json:"algorithm"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy Identity  `json:"created_by,omitempty"`
+	Current   bool      `json:"current,omitempty"`
+	Disabled  bool      `json:"disabled,omitempty"` // disabled for encryption; still decrypts
+}
+
+// ListKeyVersionsResponse is the body of GET /v1/key/versions/<name>
+// (OpenKES). A key never rotated has one version, 1.
+type ListKeyVersionsResponse struct {
+	Name     string       `json:"name"`
+	Current  int          `json:"current"`
+	Versions []KeyVersion `json:"versions"`
+}
+
+// KeyVersionRequest is the body of PUT /v1/key/disable/<name> and
+// PUT /v1/key/enable/<name> (OpenKES).
+type KeyVersionRequest struct {
+	Version int `json:"version"`
+}
+
+// RewrapRequest is the body of PUT /v1/key/rewrap/<name> (OpenKES): a
+// ciphertext of any version of the key and its context. Version, if not
+// zero, is the version to encrypt with instead of the current one.
+type RewrapRequest struct {
+	Ciphertext []byte `json:"ciphertext"`
+	Context    []byte `json:"context,omitempty"`
+	Version    int    `json:"version,omitempty"`
+}
+
+// RewrapResponse is the body answered by PUT /v1/key/rewrap/<name>: the
+// ciphertext of the same plaintext and context under Version.
+type RewrapResponse struct {
+	Ciphertext []byte `json:"ciphertext"`
+	Version    int    `json:"version"`
+}
+
+// RewrapItem is one ciphertext of a [BulkRewrapRequest].
+type RewrapItem struct {
+	Ciphertext []byte `json:"ciphertext"`
+	Context    []byte `json:"context,omitempty"`
+}
+
+// BulkRewrapRequest is the body of PUT /v1/key/bulk/rewrap/<name>
+// (OpenKES): at most 1000 ciphertexts, re-wrapped all or none.
+type BulkRewrapRequest struct {
+	Ciphertexts []RewrapItem `json:"ciphertexts"`
+	Version     int          `json:"version,omitempty"`
+}
+
+// BulkRewrapResponse answers a [BulkRewrapRequest]: the new ciphertexts in
+// the order of the request.
+type BulkRewrapResponse struct {
+	Ciphertexts [][]byte `json:"ciphertexts"`
+	Version     int      `json:"version"`
 }
 
 // DescribePolicyResponse is the body of GET /v1/policy/describe/<name>.

@@ -7,13 +7,15 @@ import "encoding/base64"
 // values are strings or null. It stores the standard base64 decoding of the
 // members named in fields into *dst[i], matching names case-insensitively
 // as encoding/json does for ASCII, skips other string members, and ignores
-// whatever follows the object, as a json.Decoder would.
+// whatever follows the object, as a json.Decoder would. If version is not
+// nil, a string member "version" is stored into it (null leaves it as it
+// is, as encoding/json does).
 //
 // It reports false for anything it does not handle exactly like
 // encoding/json would (escapes, non-ASCII names, numbers, nesting, invalid
 // base64, ...); the caller then decodes with encoding/json, which has the
 // last word. FuzzDecodeBytesFields checks that both agree.
-func decodeBytesFields(data []byte, names []string, dst []*[]byte) bool {
+func decodeBytesFields(data []byte, names []string, dst []*[]byte, version *string) bool {
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return false
@@ -40,6 +42,9 @@ func decodeBytesFields(data []byte, names []string, dst []*[]byte) bool {
 			isNull, i = true, i+4
 		} else if value, i, ok = scanString(data, i); !ok {
 			return false
+		}
+		if version != nil && !isNull && equalFoldASCII(key, "version") {
+			*version = string(value)
 		}
 		for k, name := range names {
 			if !equalFoldASCII(key, name) {

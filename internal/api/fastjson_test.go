@@ -18,13 +18,13 @@ func FuzzDecodeBytesFields(f *testing.F) {
 		` {"context":"","version":"v1","ciphertext":"AAECAw=="} `,
 		`{"ciphertext":"AAEC","ciphertext":"AwQF"}`,
 		`{"ciphertext":"AA\u0045C"}`, `{"ciphertext":"!!"}`, `{}`, `{"a":1}`, `[]`, `{"ciphertext":"AAEC"`,
-		`{"ciphertext":"AAEC",}`, "{\"ciphertext\":\"AA\nEC\"}", `{"ciphertext":"AAEC" "context":"AA"}`,
+		`{"ciphertext":"AAEC",}`, "{\"ciphertext\":\"AA\nEC\"}", `{"Version":"2","version":null}`, `{"version":3}`, `{"ciphertext":"AAEC" "context":"AA"}`,
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var fast kes.DecryptKeyRequest
-		ok := decodeBytesFields(data, []string{"ciphertext", "context"}, []*[]byte{&fast.Ciphertext, &fast.Context})
+		ok := decodeBytesFields(data, []string{"ciphertext", "context"}, []*[]byte{&fast.Ciphertext, &fast.Context}, &fast.Version)
 		if !ok {
 			return
 		}
@@ -36,6 +36,9 @@ func FuzzDecodeBytesFields(f *testing.F) {
 			if !bytes.Equal(p[0], p[1]) || (p[0] == nil) != (p[1] == nil) {
 				t.Fatalf("%q: fast %q (nil %v), encoding/json %q (nil %v)", data, p[0], p[0] == nil, p[1], p[1] == nil)
 			}
+		}
+		if fast.Version != ref.Version {
+			t.Fatalf("%q: fast version %q, encoding/json %q", data, fast.Version, ref.Version)
 		}
 	})
 }
@@ -57,7 +60,7 @@ func TestDecodeBytesFields(t *testing.T) {
 		`{"ciphertext":"AAEC",}`:                     false,
 	} {
 		var req kes.DecryptKeyRequest
-		if got := decodeBytesFields([]byte(body), []string{"ciphertext", "context"}, []*[]byte{&req.Ciphertext, &req.Context}); got != want {
+		if got := decodeBytesFields([]byte(body), []string{"ciphertext", "context"}, []*[]byte{&req.Ciphertext, &req.Context}, &req.Version); got != want {
 			t.Errorf("%s: fast path %v, want %v", body, got, want)
 		}
 	}

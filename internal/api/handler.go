@@ -284,12 +284,13 @@ func reqAttrs(r *request) slog.Attr {
 // MaxBody bytes. A longer body is cut, so decoding fails: like upstream,
 // that is a 400, not a 413. As upstream, one JSON value is decoded and
 // whatever follows it is ignored.
-func readJSON(r *request, v any) bool { return readBytesJSON(r, v, nil) }
+func readJSON(r *request, v any) bool { return readBytesJSON(r, v, nil, nil) }
 
 // readBytesJSON is readJSON for bodies whose fields are byte strings:
-// names[i] is the JSON name of the field dst[i] points into. Common bodies
-// are decoded without reflection (decodeBytesFields).
-func readBytesJSON(r *request, v any, names []string, dst ...*[]byte) bool {
+// names[i] is the JSON name of the field dst[i] points into, and version,
+// if not nil, the string field "version" of v. Common bodies are decoded
+// without reflection (decodeBytesFields).
+func readBytesJSON(r *request, v any, names []string, version *string, dst ...*[]byte) bool {
 	buf := bodyPool.Get().(*bytes.Buffer)
 	defer func() {
 		if buf.Cap() <= maxPooledBody {
@@ -305,11 +306,14 @@ func readBytesJSON(r *request, v any, names []string, dst ...*[]byte) bool {
 		return false
 	}
 	if names != nil {
-		if decodeBytesFields(buf.Bytes(), names, dst) {
+		if decodeBytesFields(buf.Bytes(), names, dst, version) {
 			return true
 		}
 		for _, d := range dst {
 			*d = nil
+		}
+		if version != nil {
+			*version = ""
 		}
 	}
 	// Unmarshal is the fast general path; it refuses data after the

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -163,12 +164,16 @@ func (s *Server) describeKey(w http.ResponseWriter, r *request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, kes.DescribeKeyResponse{
+	resp := kes.DescribeKeyResponse{
 		Name:      r.Resource,
 		Algorithm: key.Secret.Type().String(),
 		CreatedAt: key.CreatedAt,
 		CreatedBy: kes.Identity(key.CreatedBy),
-	})
+	}
+	if key.Rotated() {
+		resp.Version = strconv.FormatUint(uint64(key.Current()), 10)
+	}
+	writeJSON(w, resp)
 }
 
 // listKeys answers every key name with the prefix in one response.
@@ -249,7 +254,7 @@ func (s *Server) generateKey(w http.ResponseWriter, r *request) {
 	var req kes.GenerateKeyRequest
 	// MinIO sends no body at all; a chunked body is decoded even if empty
 	// (then it is invalid), as upstream.
-	if r.ContentLength != 0 && !readBytesJSON(r, &req, generateFields, &req.Context) {
+	if r.ContentLength != 0 && !readBytesJSON(r, &req, generateFields, &req.Version, &req.Context) {
 		writeError(w, kes.ErrInvalidBody)
 		return
 	}
@@ -260,13 +265,11 @@ func (s *Server) generateKey(w http.ResponseWriter, r *request) {
 		return
 	}
 	defer clear(dek)
-	ciphertext, err := key.Secret.Encrypt(dek, req.Context)
-	if err != nil {
-		s.errLog.Error(err.Error(), reqAttrs(r))
-		writeError(w, errGenerateKey)
+	ciphertext, version, ok := s.encrypt(w, r, key, parseVersion(req.Version), dek, req.Context, errGenerateKey)
+	if !ok {
 		return
 	}
-	writeBytesJSON(w, bytesField{"plaintext", dek}, bytesField{"ciphertext", ciphertext})
+	writeBytesJSON(w, bytesField{name: "plaintext", value: dek}, bytesField{name: "ciphertext", value: ciphertext}, version)
 }
 
 func (s *Server) encryptKey(w http.ResponseWriter, r *request) {
@@ -275,18 +278,16 @@ func (s *Server) encryptKey(w http.ResponseWriter, r *request) {
 		return
 	}
 	var req kes.EncryptKeyRequest
-	if !readBytesJSON(r, &req, encryptFields, &req.Plaintext, &req.Context) {
+	if !readBytesJSON(r, &req, encryptFields, &req.Version, &req.Plaintext, &req.Context) {
 		writeError(w, kes.ErrInvalidBody)
 		return
 	}
 	defer clear(req.Plaintext)
-	ciphertext, err := key.Secret.Encrypt(req.Plaintext, req.Context)
-	if err != nil {
-		s.errLog.Error(err.Error(), reqAttrs(r))
-		writeError(w, errEncrypt)
+	ciphertext, version, ok := s.encrypt(w, r, key, parseVersion(req.Version), req.Plaintext, req.Context, errEncrypt)
+	if !ok {
 		return
 	}
-	writeBytesJSON(w, bytesField{"ciphertext", ciphertext})
+	writeBytesJSON(w, bytesField{name: "ciphertext", value: ciphertext}, version)
 }
 
 func (s *Server) decryptKey(w http.ResponseWriter, r *request) {
@@ -295,11 +296,11 @@ func (s *Server) decryptKey(w http.ResponseWriter, r *request) {
 		return
 	}
 	var req kes.DecryptKeyRequest
-	if !readBytesJSON(r, &req, decryptFields, &req.Ciphertext, &req.Context) {
+	if !readBytesJSON(r, &req, decryptFields, &req.Version, &req.Ciphertext, &req.Context) {
 		writeError(w, kes.ErrInvalidBody)
 		return
 	}
-	plaintext, err := key.Secret.Decrypt(req.Ciphertext, req.Context)
+	plaintext, key, used, err := s.decrypt(r, key, req.Ciphertext, req.Context, parseVersion(req.Version))
 	if errors.Is(err, crypto.ErrDecrypt) {
 		writeError(w, kes.ErrDecrypt)
 		return
@@ -310,7 +311,7 @@ func (s *Server) decryptKey(w http.ResponseWriter, r *request) {
 		return
 	}
 	defer clear(plaintext)
-	writeBytesJSON(w, bytesField{"plaintext", plaintext})
+	writeBytesJSON(w, bytesField{name: "plaintext", value: plaintext}, versionField(key, used))
 }
 
 func (s *Server) hmacKey(w http.ResponseWriter, r *request) {
@@ -319,7 +320,8 @@ func (s *Server) hmacKey(w http.ResponseWriter, r *request) {
 		return
 	}
 	var req kes.HMACRequest
-	if !readBytesJSON(r, &req, hmacFields, &req.Message) {
+	// The HMAC key does not rotate: the version is ignored.
+	if !readBytesJSON(r, &req, hmacFields, nil, &req.Message) {
 		writeError(w, kes.ErrInvalidBody)
 		return
 	}
@@ -327,5 +329,5 @@ func (s *Server) hmacKey(w http.ResponseWriter, r *request) {
 		writeError(w, kes.ErrNoHMAC)
 		return
 	}
-	writeBytesJSON(w, bytesField{"hmac", key.HMAC.Sum(req.Message)})
+	writeBytesJSON(w, bytesField{name: "hmac", value: key.HMAC.Sum(req.Message)})
 }

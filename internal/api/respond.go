@@ -59,23 +59,35 @@ var (
 // writeBytesJSON answers 200 with a JSON object of byte-string fields,
 // encoded as encoding/json encodes []byte (standard base64 with padding)
 // but without reflection: generate, encrypt and decrypt answer this way on
-// every request. Field names must not need escaping.
+// every request. Field names must not need escaping; a field without a
+// name is left out.
 func writeBytesJSON(w http.ResponseWriter, fields ...bytesField) {
 	n := 3
 	for _, f := range fields {
-		n += len(f.name) + 7 + base64.StdEncoding.EncodedLen(len(f.value))
+		n += len(f.name) + 7 + base64.StdEncoding.EncodedLen(len(f.value)) + len(f.text)
 	}
 	bp := responsePool.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = slices.Grow(b, n)
 	b = append(b, '{')
-	for i, f := range fields {
-		if i > 0 {
+	sep := false
+	for _, f := range fields {
+		if f.name == "" { // an optional field left out
+			continue
+		}
+		if sep {
 			b = append(b, ',')
 		}
+		sep = true
 		b = append(b, '"')
 		b = append(b, f.name...)
 		b = append(b, `":`...)
+		if f.text != "" {
+			b = append(b, '"')
+			b = append(b, f.text...)
+			b = append(b, '"')
+			continue
+		}
 		if f.value == nil {
 			b = append(b, "null"...) // as encoding/json encodes a nil slice
 			continue
@@ -106,4 +118,5 @@ const maxPooledResponse = 4 << 10
 type bytesField struct {
 	name  string
 	value []byte
+	text  string // if not empty: written as a JSON string instead of value; must not need escaping
 }

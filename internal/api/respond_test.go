@@ -15,11 +15,15 @@ func TestWriteBytesJSON(t *testing.T) {
 		{nil, nil}, {[]byte{}, []byte{0}}, {[]byte("hello"), make([]byte, 76)}, {[]byte{0xff, 0xfe, 0xfd}, []byte("x")},
 	} {
 		rec := httptest.NewRecorder()
-		writeBytesJSON(rec, bytesField{"plaintext", tt.a}, bytesField{"ciphertext", tt.b})
+		// A field without a name (the version of a key never rotated)
+		// is left out; a text field is a JSON string.
+		writeBytesJSON(rec, bytesField{}, bytesField{name: "plaintext", value: tt.a}, bytesField{},
+			bytesField{name: "ciphertext", value: tt.b}, bytesField{name: "version", text: "12"})
 		want, _ := json.Marshal(struct {
 			Plaintext  []byte `json:"plaintext"`
 			Ciphertext []byte `json:"ciphertext"`
-		}{tt.a, tt.b})
+			Version    string `json:"version"`
+		}{tt.a, tt.b, "12"})
 		if got := rec.Body.String(); got != string(want)+"\n" {
 			t.Errorf("got %q, want %q", got, want)
 		}

@@ -76,6 +76,12 @@ func routes() []route {
 		{Method: put, Path: "/v1/key/encrypt/", MaxBody: maxBody, Timeout: defaultTimeout, Counted: true, Audited: true, Handle: (*Server).encryptKey},
 		{Method: put, Path: "/v1/key/decrypt/", MaxBody: maxBody, Timeout: defaultTimeout, Counted: true, Audited: true, Handle: (*Server).decryptKey},
 		{Method: put, Path: "/v1/key/hmac/", MaxBody: maxBody, Timeout: defaultTimeout, Counted: true, Audited: true, Handle: (*Server).hmacKey},
+		{Method: put, Path: "/v1/key/rotate/", Timeout: defaultTimeout, Counted: true, Audited: true, Ext: true, Handle: (*Server).rotateKey},
+		{Method: get, Path: "/v1/key/versions/", Timeout: defaultTimeout, Counted: true, Audited: true, Ext: true, Handle: (*Server).listKeyVersions},
+		{Method: put, Path: "/v1/key/disable/", MaxBody: maxLegacyBody, Timeout: defaultTimeout, Counted: true, Audited: true, Ext: true, Handle: (*Server).disableKeyVersion},
+		{Method: put, Path: "/v1/key/enable/", MaxBody: maxLegacyBody, Timeout: defaultTimeout, Counted: true, Audited: true, Ext: true, Handle: (*Server).enableKeyVersion},
+		{Method: put, Path: "/v1/key/rewrap/", MaxBody: maxBody, Timeout: defaultTimeout, Counted: true, Audited: true, Ext: true, Handle: (*Server).rewrapKey},
+		{Method: put, Path: "/v1/key/bulk/rewrap/", MaxBody: maxBody, Timeout: defaultTimeout, Counted: true, Audited: true, Ext: true, Handle: (*Server).bulkRewrapKey},
 
 		// Soft deletion (docs/key-deletion.md). Purging has its own path,
 		// so a policy that allows /v1/key/delete/ does not allow it.

@@ -50,6 +50,15 @@ type KeyStore interface {
 	// Read returns a stored record as the store holds it, uncached: what
 	// soft deletion copies (internal/keystore/tombstone).
 	Read(ctx context.Context, name string) ([]byte, error)
+
+	// Refresh returns the key read from the store again, unless that
+	// happened less than a second ago (then the cached key): bounded
+	// store reads for keys another node may have rotated.
+	Refresh(ctx context.Context, name string) (crypto.Key, error)
+	// Replace is [keystore.Replacer.Replace]; it returns an error
+	// matching errors.ErrUnsupported if the store cannot compare and
+	// swap.
+	Replace(ctx context.Context, name string, old, new []byte) error
 }
 
 // Config is the configuration of a [Server]. Keys, Auth, ErrorLog,
