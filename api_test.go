@@ -94,6 +94,65 @@ func TestAPI(t *testing.T) {
 			want:     &kes.GenerateKeyResponse{Plaintext: []byte{1, 2}, Ciphertext: []byte{3, 4}},
 		},
 		{
+			name:   "RotateKey",
+			call:   func(ctx context.Context, c *kes.Client) (any, error) { return c.RotateKey(ctx, "my-key") },
+			method: "PUT", path: "/v1/key/rotate/my-key",
+			respBody: `{"name":"my-key","version":3}`,
+			want:     3,
+		},
+		{
+			name:   "ListKeyVersions",
+			call:   func(ctx context.Context, c *kes.Client) (any, error) { return c.ListKeyVersions(ctx, "my-key") },
+			method: "GET", path: "/v1/key/versions/my-key",
+			respBody: `{"name":"my-key","current":2,"versions":[{"version":1,"algorithm":"AES256","created_at":"2024-01-12T10:39:20.886816Z","disabled":true},{"version":2,"algorithm":"AES256","created_at":"2024-01-12T10:39:20.886816Z","current":true}]}`,
+			want: &kes.ListKeyVersionsResponse{Name: "my-key", Current: 2, Versions: []kes.KeyVersion{
+				{Version: 1, Algorithm: "AES256", CreatedAt: created, Disabled: true},
+				{Version: 2, Algorithm: "AES256", CreatedAt: created, Current: true},
+			}},
+		},
+		{
+			name: "DisableKeyVersion",
+			call: func(ctx context.Context, c *kes.Client) (any, error) {
+				return nil, c.DisableKeyVersion(ctx, "my-key", 1)
+			},
+			method: "PUT", path: "/v1/key/disable/my-key", reqBody: `{"version":1}`,
+		},
+		{
+			name: "EnableKeyVersion",
+			call: func(ctx context.Context, c *kes.Client) (any, error) {
+				return nil, c.EnableKeyVersion(ctx, "my-key", 1)
+			},
+			method: "PUT", path: "/v1/key/enable/my-key", reqBody: `{"version":1}`,
+		},
+		{
+			name: "EncryptVersion",
+			call: func(ctx context.Context, c *kes.Client) (any, error) {
+				ct, v, err := c.EncryptVersion(ctx, "my-key", 2, []byte("hi"), nil)
+				return []any{ct, v}, err
+			},
+			method: "POST", path: "/v1/key/encrypt/my-key", reqBody: `{"plaintext":"aGk=","version":"2"}`,
+			respBody: `{"ciphertext":"AwQ=","version":"2"}`,
+			want:     []any{[]byte{3, 4}, 2},
+		},
+		{
+			name: "Rewrap",
+			call: func(ctx context.Context, c *kes.Client) (any, error) {
+				return c.Rewrap(ctx, "my-key", []byte{1, 2}, []byte("ctx"))
+			},
+			method: "PUT", path: "/v1/key/rewrap/my-key", reqBody: `{"ciphertext":"AQI=","context":"Y3R4"}`,
+			respBody: `{"ciphertext":"AwQ=","version":2}`,
+			want:     &kes.RewrapResponse{Ciphertext: []byte{3, 4}, Version: 2},
+		},
+		{
+			name: "BulkRewrap",
+			call: func(ctx context.Context, c *kes.Client) (any, error) {
+				return c.BulkRewrap(ctx, "my-key", []kes.RewrapItem{{Ciphertext: []byte{1, 2}}, {Ciphertext: []byte{5}, Context: []byte("ctx")}})
+			},
+			method: "PUT", path: "/v1/key/bulk/rewrap/my-key", reqBody: `{"ciphertexts":[{"ciphertext":"AQI="},{"ciphertext":"BQ==","context":"Y3R4"}]}`,
+			respBody: `{"ciphertexts":["AwQ=","BgY="],"version":2}`,
+			want:     &kes.BulkRewrapResponse{Ciphertexts: [][]byte{{3, 4}, {6, 6}}, Version: 2},
+		},
+		{
 			name: "Encrypt",
 			call: func(ctx context.Context, c *kes.Client) (any, error) {
 				return c.Encrypt(ctx, "my-key", []byte("hi"), nil)
