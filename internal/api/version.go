@@ -54,9 +54,10 @@ func versionField(key crypto.Key, used uint32) bytesField {
 	return bytesField{name: "version", text: strconv.FormatUint(uint64(used), 10)}
 }
 
-// refresh reads the request's key again unless it was read less than a
-// second ago (cache.RefreshInterval): another node may have rotated it.
-// It reports false if that fails; the caller then goes on with key.
+// refresh reads the request's key again, at most once a second per key
+// (cache.RefreshInterval; a caller may wait for the rest of that second):
+// another node may have rotated it. It reports false if that fails; the
+// caller then goes on with key.
 func (s *Server) refresh(r *request, key crypto.Key) (crypto.Key, bool) {
 	ctx, cancel := r.storeContext()
 	defer cancel()
@@ -94,7 +95,8 @@ func (s *Server) encrypt(w http.ResponseWriter, r *request, key crypto.Key, numb
 // and names a version newer than key's (rotated on another node since
 // key was cached) is tried again with the key read again, at most once a
 // second per key: ciphertexts naming made-up versions cost no more store
-// reads than that. It returns the key it used.
+// reads than that (their requests wait for their turn, up to a second,
+// before they fail). It returns the key it used.
 func (s *Server) decrypt(r *request, key crypto.Key, ciphertext, associatedData []byte, number uint32) ([]byte, crypto.Key, uint32, error) {
 	plaintext, used, err := key.Decrypt(ciphertext, associatedData, number)
 	if errors.Is(err, crypto.ErrDecrypt) && (key.Unknown(ciphertext) || number > key.Latest()) {
@@ -182,9 +184,13 @@ func (s *Server) rotateKey(w http.ResponseWriter, r *request) {
 	}
 }
 
-func (s *Server) disableKeyVersion(w http.ResponseWriter, r *request) { s.setVersionDisabled(w, r, true) }
+func (s *Server) disableKeyVersion(w http.ResponseWriter, r *request) {
+	s.setVersionDisabled(w, r, true)
+}
 
-func (s *Server) enableKeyVersion(w http.ResponseWriter, r *request) { s.setVersionDisabled(w, r, false) }
+func (s *Server) enableKeyVersion(w http.ResponseWriter, r *request) {
+	s.setVersionDisabled(w, r, false)
+}
 
 func (s *Server) setVersionDisabled(w http.ResponseWriter, r *request, disabled bool) {
 	var req kes.KeyVersionRequest
@@ -241,13 +247,16 @@ func (s *Server) listKeyVersions(w http.ResponseWriter, r *request) {
 
 // rewrapKey decrypts a ciphertext and encrypts its plaintext under the
 // current (or the requested) version; the plaintext is never answered.
+// The current version is the one this node knows: at once after a rotation
+// through it, within cache.expiry.any after one through another node. A
+// request naming a newer version than this node knows reads the key again.
 func (s *Server) rewrapKey(w http.ResponseWriter, r *request) {
 	var req kes.RewrapRequest
 	if !readJSON(r, &req) || req.Version < 0 || int64(req.Version) > 1<<32-1 {
 		writeError(w, kes.ErrInvalidBody)
 		return
 	}
-	key, ok := s.rewrapKeyOf(w, r)
+	key, ok := s.getKey(w, r)
 	if !ok {
 		return
 	}
@@ -269,7 +278,7 @@ func (s *Server) bulkRewrapKey(w http.ResponseWriter, r *request) {
 		writeError(w, kes.ErrTooManyCiphertexts)
 		return
 	}
-	key, ok := s.rewrapKeyOf(w, r)
+	key, ok := s.getKey(w, r)
 	if !ok {
 		return
 	}
@@ -283,24 +292,6 @@ func (s *Server) bulkRewrapKey(w http.ResponseWriter, r *request) {
 		resp.Version = int(version)
 	}
 	writeJSON(w, resp)
-}
-
-// rewrapKeyOf returns the request's key, read again from the store unless
-// that happened less than a second ago, so that a re-wrap after a rotation
-// on another node uses the new version.
-func (s *Server) rewrapKeyOf(w http.ResponseWriter, r *request) (crypto.Key, bool) {
-	name, ok := keyName(w, r)
-	if !ok {
-		return crypto.Key{}, false
-	}
-	ctx, cancel := r.storeContext()
-	defer cancel()
-	key, err := r.state.keys.Refresh(ctx, name)
-	if err != nil {
-		s.storeError(ctx, w, r, err, errReadKey)
-		return crypto.Key{}, false
-	}
-	return key, true
 }
 
 // rewrap re-encrypts one ciphertext with *key, which it replaces if

@@ -82,16 +82,3 @@ func HMACKeyAddr(h HMACKey) uintptr { return uintptr(unsafe.Pointer(h.key.b)) }
 func (k Key) EncryptWithRandom(random io.Reader, number uint32, plaintext, associatedData []byte) ([]byte, uint32, error) {
 	return k.encrypt(random, number, plaintext, associatedData)
 }
-
-// RingRecords returns the record of each version of a ring record.
-func RingRecords(stored []byte) (map[uint32][]byte, error) {
-	_, entries, _, err := decodeRing(stored)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[uint32][]byte)
-	for _, e := range entries {
-		out[e.number] = append([]byte(nil), e.record...)
-	}
-	return out, nil
-}

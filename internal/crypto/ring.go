@@ -318,3 +318,21 @@ func entryOf(entries []ringEntry, number uint32) *ringEntry {
 	}
 	return nil
 }
+
+// VersionRecords returns the stored record of each version of the key
+// stored as stored, by version number: a ring's records as kept, or stored
+// itself as version 1 of a key never rotated. Each is an upstream record
+// that [ParseKey] reads and upstream KES too (a way back to upstream for a
+// rotated key: store its version 1 record).
+func VersionRecords(stored []byte) (map[uint32][]byte, error) {
+	_, entries, buf, err := readRecord(stored)
+	defer clear(buf)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uint32][]byte, len(entries))
+	for _, e := range entries {
+		out[e.number] = append([]byte(nil), e.record...)
+	}
+	return out, nil
+}

@@ -61,7 +61,7 @@ func TestRingVector(t *testing.T) {
 		t.Fatal("ring record is valid base64")
 	}
 	// Version 1 is the old record, byte for byte.
-	recs, err := crypto.RingRecords(rec)
+	recs, err := crypto.VersionRecords(rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestVectorsAfterRotation(t *testing.T) {
 				t.Fatalf("%s: %v", v.Key, err)
 			}
 		}
-		recs, err := crypto.RingRecords(rec)
+		recs, err := crypto.VersionRecords(rec)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -500,22 +500,40 @@ func (c *Cache[T]) invalidate(name string) {
 // that [Cache.Refresh] starts.
 const RefreshInterval = time.Second
 
-// Refresh returns the value of name read from the store again, unless its
-// cached entry was read less than RefreshInterval ago: then it returns the
-// cached value. A caller that suspects its cached value is
-// stale (another node changed the key) thus causes at most one store read
-// per name and RefreshInterval, however often it asks; concurrent calls
-// share one read as misses of [Cache.Get] do. A name not cached is read as
-// by Get.
+// Refresh returns the value of name as read from the store after Refresh
+// was called. Reads it starts are at least RefreshInterval apart per name:
+// if the cached entry was read less than RefreshInterval ago, Refresh
+// waits until it is that old (or ctx ends) and reads then, unless a
+// concurrent Refresh did meanwhile. A caller that suspects its cached value
+// is stale (another node changed the key) thus causes at most one store
+// read per name and RefreshInterval, however often it asks; concurrent
+// calls share one read as misses of [Cache.Get] do.
 func (c *Cache[T]) Refresh(ctx context.Context, name string) (T, error) {
-	if p, ok := c.entries.Load(name); ok {
-		e := p.(*entry[T])
-		if c.clock()-e.fetched < int64(RefreshInterval) {
-			return e.value, nil
+	called := c.clock()
+	for {
+		p, ok := c.entries.Load(name)
+		if !ok {
+			return c.miss(ctx, name)
 		}
-		c.remove(name, e)
+		e := p.(*entry[T])
+		now := c.clock()
+		if e.fetched > called {
+			return e.value, nil // read since the call: fresh enough
+		}
+		wait := time.Duration(e.fetched + int64(RefreshInterval) - now)
+		if wait <= 0 {
+			c.remove(name, e)
+			return c.miss(ctx, name)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			var zero T
+			return zero, fmt.Errorf("cache: refresh %q: %w", name, ctx.Err())
+		}
 	}
-	return c.miss(ctx, name)
 }
 
 // Create stores value under name (see [keystore.Store]). The value is not

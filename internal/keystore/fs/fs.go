@@ -407,8 +407,11 @@ func (s *Store) remove(root *os.Root, name string) error {
 // and one wrapping [ErrTooLarge] for a value larger than [MaxValueSize].
 //
 // The compare and the rename are one step for the callers of this Store
-// (one process). Another process that shares the directory and writes the
-// same key at the same moment is not excluded.
+// and, where flock(2) exists, for every process that replaces keys in the
+// same directory (several servers on one volume): they hold an exclusive
+// lock of the directory from the compare to the rename. Create and Delete
+// of other processes are not excluded; a Create never overwrites, and a
+// Delete racing a Replace may leave the replaced key.
 func (s *Store) Replace(ctx context.Context, name string, old, new []byte) error {
 	if err := validName(name); err != nil {
 		return err
@@ -418,6 +421,16 @@ func (s *Store) Replace(ctx context.Context, name string, old, new []byte) error
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	root, err := s.openRoot()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	unlock, err := lockDir(root)
+	if err != nil {
+		return fmt.Errorf("fs: replace %q: lock: %w", name, err)
+	}
+	defer unlock() // at the latest; once the rename is done, at once
 	current, err := s.Get(ctx, name)
 	if err != nil {
 		return fmt.Errorf("fs: replace: %w", err)
@@ -428,11 +441,6 @@ func (s *Store) Replace(ctx context.Context, name string, old, new []byte) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	root, err := s.openRoot()
-	if err != nil {
-		return err
-	}
-	defer root.Close()
 	tmp, f, err := writeTemp(root, new)
 	if err != nil {
 		return fmt.Errorf("fs: replace %q: %w", name, err)
@@ -442,6 +450,7 @@ func (s *Store) Replace(ctx context.Context, name string, old, new []byte) error
 		root.Remove(tmp)
 	}
 	f.Close()
+	unlock()
 	if err != nil {
 		return fmt.Errorf("fs: replace %q: %w", name, err)
 	}

@@ -20,3 +20,7 @@ func lockTemp(*os.File) error { return nil }
 
 // unlocked reports that it cannot tell whether a temporary file is in use.
 func unlocked(*os.File) (free, known bool) { return false, false }
+
+// lockDir does nothing: without flock(2), Replace excludes the callers of
+// one Store only.
+func lockDir(*os.Root) (unlock func(), err error) { return func() {}, nil }

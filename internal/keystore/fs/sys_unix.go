@@ -6,6 +6,7 @@ import (
 	"errors"
 	iofs "io/fs"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -56,4 +57,20 @@ func flock(f *os.File, how int) error {
 		return err
 	}
 	return ferr
+}
+
+// lockDir takes an exclusive flock(2) on the directory of root, which
+// Replace holds from its compare to its rename: processes sharing the
+// directory (several servers on one volume) then compare and swap one at
+// a time. The lock ends with the returned func, or when the process dies.
+func lockDir(root *os.Root) (unlock func(), err error) {
+	d, err := root.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	if err := flock(d, syscall.LOCK_EX); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return sync.OnceFunc(func() { d.Close() }), nil
 }
