@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/crypto"
@@ -396,4 +398,53 @@ func rotateUnderLoad(t *testing.T, clients []*kes.Client) {
 		t.Fatalf("no generate used the last version %d", last)
 	}
 	t.Logf("%d generate+decrypt pairs, %d rotations", ops.Load(), rotations)
+}
+
+// countingStore counts the reads of a store.
+type countingStore struct {
+	keystore.Store
+	gets atomic.Int64
+}
+
+func (s *countingStore) Get(ctx context.Context, name string) ([]byte, error) {
+	s.gets.Add(1)
+	return s.Store.Get(ctx, name)
+}
+
+// TestUnknownVersionBounded: ciphertexts that claim versions the key does
+// not have fail with upstream's 400 and cost at most one store read per
+// key and second, however many arrive.
+func TestUnknownVersionBounded(t *testing.T) {
+	var store *countingStore
+	ts := startServer(t, serverOptions{store: func(dir string) keystore.Store {
+		s, err := fs.New(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		store = &countingStore{Store: s}
+		return store
+	}})
+	c := sdkClient(t, ts)
+	ctx := t.Context()
+	if err := c.CreateKey(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GenerateKey(ctx, "k", nil); err != nil { // cached now
+		t.Fatal(err)
+	}
+	start, before := time.Now(), store.gets.Load()
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			forged := append([]byte{'K', 'V', 0, 0, byte(i), byte(i + 2)}, make([]byte, 60)...)
+			if _, err := c.Decrypt(ctx, "k", forged, nil); !errors.Is(err, kes.ErrDecrypt) {
+				t.Errorf("forged version: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	reads := store.gets.Load() - before
+	if limit := int64(time.Since(start)/time.Second) + 1; reads > limit {
+		t.Fatalf("40 forged ciphertexts in %v: %d store reads, want at most %d", time.Since(start), reads, limit)
+	}
 }

@@ -51,6 +51,12 @@ type Options struct {
 	// Concurrency is the number of goroutines that race to create the same
 	// name. If zero, 16 are used.
 	Concurrency int
+
+	// ReplaceUnsupported is set for a store that has the Replace method of
+	// [keystore.Replacer] but cannot compare and swap in its current
+	// configuration (Vault K/V v1): Replace must then return an error
+	// matching errors.ErrUnsupported and change nothing.
+	ReplaceUnsupported bool
 }
 
 // Run runs the conformance suite with the zero [Options]. newStore is called
@@ -104,13 +110,15 @@ func RunOptions(t *testing.T, newStore func(t *testing.T) keystore.Store, opts O
 	if !replacer {
 		return // the optional capability is not offered
 	}
-	for _, tt := range []struct {
+	type replaceTest struct {
 		name string
 		fn   func(t *testing.T, s keystore.Replacer, opts Options)
-	}{
-		{"Replace", testReplace},
-		{"ConcurrentReplace", testConcurrentReplace},
-	} {
+	}
+	replaceTests := []replaceTest{{"Replace", testReplace}, {"ConcurrentReplace", testConcurrentReplace}}
+	if opts.ReplaceUnsupported {
+		replaceTests = []replaceTest{{"ReplaceUnsupported", testReplaceUnsupported}}
+	}
+	for _, tt := range replaceTests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newStore(t)
 			t.Cleanup(func() {
@@ -163,6 +171,15 @@ func testReplace(t *testing.T, r keystore.Replacer, _ Options) {
 	if err != nil || !slices.Equal(names, []string{"k"}) {
 		t.Fatalf("List after Replace = %q, %v; want [k]", names, err)
 	}
+}
+
+func testReplaceUnsupported(t *testing.T, r keystore.Replacer, _ Options) {
+	s := r.(replacerStore)
+	mustCreate(t, s, "k", []byte("v1"))
+	if err := r.Replace(t.Context(), "k", []byte("v1"), []byte("v2")); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("Replace: got %v, want errors.ErrUnsupported", err)
+	}
+	mustGet(t, s, "k", []byte("v1"))
 }
 
 func testConcurrentReplace(t *testing.T, r keystore.Replacer, opts Options) {

@@ -27,7 +27,9 @@ func kvPolicy(engine, version, prefix, transitEngine, transitKey string) string 
 		if prefix != "" {
 			md += "/" + prefix
 		}
-		rules = fmt.Sprintf("path %q { capabilities = [\"create\", \"read\"] }\n"+
+		// "update" only for Replace (key rotation, an OpenKES
+		// extension): upstream's documented policy lacks it.
+		rules = fmt.Sprintf("path %q { capabilities = [\"create\", \"read\", \"update\"] }\n"+
 			"path %q { capabilities = [\"list\", \"delete\"] }\n"+
 			"path %q { capabilities = [\"list\"] }\n",
 			engine+"/data/"+trimSlash(prefix)+"*", md+"/*", md)

@@ -43,14 +43,8 @@ const maxNameLen = 255
 // Store is a key store on a Vault K/V engine. It is safe for concurrent use.
 // Create it with [Connect] and release it with [Store.Close].
 //
-// Store does not implement [keystore.Replacer]. K/V v1 has no
-// check-and-set, and a read-then-write could lose a concurrent change. K/V
-// v2 has one (a write with option cas = the current version), but it
-// writes a new version, while keys are read from version 1, as upstream
-// reads them (spec config.md §9.2): neither this store nor an upstream node
-// sharing the engine would ever serve the replaced value. Replacing on v2
-// first needs reads that follow the latest version, which changes what
-// upstream nodes see, so it is left to the key rotation work.
+// Store implements [keystore.Replacer] on K/V v2 with check-and-set (see
+// [Store.Replace]); on K/V v1, which has none, Replace refuses.
 //
 // On a Vault cluster, a call that finds no active node while the store's
 // own Vault node is up and unsealed waits for the cluster to elect one,
@@ -271,14 +265,7 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 		if err != nil {
 			return err
 		}
-		if !isTransitCiphertext(v) {
-			b, err = decodeValue(v)
-			return err
-		}
-		if s.cfg.Transit == nil {
-			return errors.New("value is transit-encrypted but no transit key is configured")
-		}
-		b, err = s.decrypt(ctx, c, v)
+		b, err = s.open(ctx, c, v)
 		return err
 	})
 	if err != nil {
@@ -287,40 +274,22 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 	return b, nil
 }
 
-// read returns the stored string of name (still transit-wrapped).
+// read returns the stored string of name (still transit-wrapped). On K/V
+// v2 that is version 1 of the secret, as upstream reads it, unless
+// Replace wrote the latest version (see readV2).
 func (s *Store) read(ctx context.Context, c *api.Client, name string) (string, error) {
-	var (
-		sec *api.Secret
-		err error
-	)
 	if s.cfg.v2 {
-		sec, err = c.Logical().ReadWithDataWithContext(ctx, s.dataPath(name), map[string][]string{"version": {"1"}})
-	} else {
-		sec, err = c.Logical().ReadWithContext(ctx, s.dataPath(name))
+		v, _, err := s.readV2(ctx, c, name)
+		return v, err
 	}
+	sec, err := c.Logical().ReadWithContext(ctx, s.dataPath(name))
 	if err != nil {
 		return "", s.classify(err)
 	}
 	if sec == nil || sec.Data == nil {
 		return "", keystore.ErrNotFound
 	}
-	data := sec.Data
-	if s.cfg.v2 {
-		d, ok := sec.Data["data"].(map[string]any)
-		if !ok || d == nil {
-			return "", keystore.ErrNotFound // version 1 deleted or destroyed
-		}
-		data = d
-	}
-	raw, ok := data[name]
-	if !ok {
-		return "", keystore.ErrNotFound
-	}
-	v, ok := raw.(string)
-	if !ok {
-		return "", errors.New("stored value is not a string")
-	}
-	return v, nil
+	return field(sec.Data, name)
 }
 
 // Delete removes name (K/V v2: all its versions). Deleting a missing key

@@ -30,9 +30,11 @@ func TestConformance(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// K/V v1 has no check-and-set: Replace refuses (key
+			// rotation answers 501 there).
 			storetest.RunOptions(t, func(t *testing.T) keystore.Store {
 				return connect(t, setup(t, srv, tt.version, tt.prefix, tt.transit, nil))
-			}, storetest.Options{DeleteMissingOK: true})
+			}, storetest.Options{DeleteMissingOK: true, ReplaceUnsupported: tt.version == "v1"})
 		})
 	}
 }
@@ -168,11 +170,57 @@ func TestConnectErrors(t *testing.T) {
 	})
 }
 
-// TestNoReplacer pins that the Vault store does not offer atomic replace
-// (see the Store doc): callers that type-assert for it must not find it.
-func TestNoReplacer(t *testing.T) {
-	var s keystore.Store = (*vault.Store)(nil)
-	if _, ok := s.(keystore.Replacer); ok {
-		t.Fatal("*vault.Store implements keystore.Replacer, but reads only version 1 of a K/V v2 secret")
+// TestReplaceVersions: Replace on K/V v2 writes a new version by
+// check-and-set, marked, which the store then serves; version 1 keeps the
+// old value, which upstream nodes sharing the engine go on reading. (This
+// replaces TestNoReplacer: the store now offers Replace because reads
+// follow the versions it writes; see the Store doc.) On K/V v1 Replace
+// refuses with ErrNoCheckAndSet.
+func TestReplaceVersions(t *testing.T) {
+	srv := vaulttest.Start(t, nil)
+	cfg := setup(t, srv, "v2", "", false, nil)
+	s := connect(t, cfg)
+	ctx := t.Context()
+	if err := s.Create(ctx, "k", []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Replace(ctx, "k", []byte("first"), []byte("second")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, "k"); err != nil || string(got) != "second" {
+		t.Fatalf("Get = %q, %v; want second", got, err)
+	}
+	root := srv.Client(t)
+	sec, err := root.Logical().ReadWithData(cfg.Engine+"/data/k", map[string][]string{"version": {"1"}})
+	if err != nil || sec == nil {
+		t.Fatal(err)
+	}
+	if d, _ := sec.Data["data"].(map[string]any); len(d) != 1 || d["k"] != "first" {
+		t.Fatalf("version 1 = %v; want upstream's layout with the old value", sec.Data["data"])
+	}
+	// Someone writes an unmarked version: the store serves version 1, as
+	// upstream, and a Replace from what it serves still works.
+	if _, err := root.Logical().Write(cfg.Engine+"/data/k", map[string]any{"data": map[string]any{"k": "third"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, "k"); err != nil || string(got) != "first" {
+		t.Fatalf("Get = %q, %v; want version 1", got, err)
+	}
+	if err := s.Replace(ctx, "k", []byte("second"), []byte("x")); !errors.Is(err, keystore.ErrChanged) {
+		t.Fatalf("Replace from a value not served: %v", err)
+	}
+	if err := s.Replace(ctx, "k", []byte("first"), []byte("fourth")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, "k"); err != nil || string(got) != "fourth" {
+		t.Fatalf("Get = %q, %v; want fourth", got, err)
+	}
+
+	v1 := connect(t, setup(t, srv, "v1", "", false, nil))
+	if err := v1.Create(ctx, "k", []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := v1.Replace(ctx, "k", []byte("first"), []byte("second")); !errors.Is(err, vault.ErrNoCheckAndSet) || !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("Replace on K/V v1: %v", err)
 	}
 }
