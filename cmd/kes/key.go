@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,7 +29,8 @@ func newKeyCmd(env *Env) *cobra.Command {
 	info := sub("info <name>", "Describe a key", needArgs(1, 1, "no key name specified"), keyInfo)
 	ls := sub("ls [<pattern>]", "List keys (deprecated: use 'kes ls')", maxArgs(1), keyList, "list")
 	deleted := sub("deleted [<prefix>]", "List deleted keys that can be restored", maxArgs(1), keyDeleted)
-	for _, c := range []*cobra.Command{info, ls, deleted} {
+	versions := sub("versions <name>", "List the versions of a key (OpenKES)", needArgs(1, 1, "no key name specified"), keyVersions)
+	for _, c := range []*cobra.Command{info, ls, deleted, versions} {
 		out.registerJSON(c.Flags())
 		out.registerColor(c.Flags())
 	}
@@ -48,6 +53,14 @@ func newKeyCmd(env *Env) *cobra.Command {
 		sub("encrypt <name> <message>", "Encrypt a text message", needArgs(2, 2, "no key name specified", "no message specified"), keyEncrypt),
 		sub("decrypt <name> <ciphertext> [<context>]", "Decrypt a base64 ciphertext", needArgs(2, 3, "no key name specified", "no ciphertext specified"), keyDecrypt),
 		sub("dek <name> [<context>]", "Generate a data encryption key", needArgs(1, 2, "no key name specified"), keyDEK, "derive"),
+		sub("rotate <name>...", "Add a new version to keys and make it current (OpenKES)", needArgs(1, -1, "no key name specified"), keyRotate),
+		versions,
+		sub("disable <name> <version>", "Stop a key version from encrypting; it still decrypts (OpenKES)",
+			needArgs(2, 2, "no key name specified", "no version specified"), keyDisable),
+		sub("enable <name> <version>", "Let a disabled key version encrypt again (OpenKES)",
+			needArgs(2, 2, "no key name specified", "no version specified"), keyEnable),
+		sub("rewrap <name> [<ciphertext> [<context>]]", "Re-encrypt ciphertexts under the current key version (OpenKES); without a ciphertext, JSON lines from stdin",
+			needArgs(1, 3, "no key name specified"), keyRewrap),
 	)
 	return cmd
 }
@@ -215,5 +228,162 @@ func printBytes(env *Env, names []string, values [][]byte) error {
 		fmt.Fprintf(env.Stdout, "%q:%q", n, base64.StdEncoding.EncodeToString(values[i]))
 	}
 	_, err := fmt.Fprint(env.Stdout, "}")
+	return err
+}
+
+// keyRotate rotates each named key and prints its new version: "<name> <version>"
+// lines, or JSON lines {"name","version"} when piped.
+func keyRotate(ctx context.Context, env *Env, conn *connFlags, _ *outFlags, args []string) error {
+	client, err := conn.client(env)
+	if err != nil {
+		return err
+	}
+	for _, name := range args {
+		n, err := client.RotateKey(ctx, name)
+		if err != nil {
+			return fmt.Errorf("failed to rotate key %q: %w", name, err)
+		}
+		if env.terminal() {
+			fmt.Fprintf(env.Stdout, "%s: version %d\n", name, n)
+			continue
+		}
+		b, _ := json.Marshal(kes.RotateKeyResponse{Name: name, Version: n})
+		fmt.Fprintf(env.Stdout, "%s\n", b)
+	}
+	return nil
+}
+
+func keyVersions(ctx context.Context, env *Env, conn *connFlags, out *outFlags, args []string) error {
+	p, client, err := conn.open(env, out)
+	if err != nil {
+		return err
+	}
+	v, err := client.ListKeyVersions(ctx, args[0])
+	if err != nil {
+		return fmt.Errorf("failed to list key versions: %w", err)
+	}
+	if out.JSON {
+		return p.json(v, p.term)
+	}
+	fmt.Fprintf(env.Stdout, "%-8s %-9s %-19s %s\n", "Version", "Algorithm", "Date", "State")
+	for _, kv := range v.Versions {
+		state := "enabled"
+		switch {
+		case kv.Current:
+			state = "current"
+		case kv.Disabled:
+			state = "disabled (decrypt only)"
+		}
+		fmt.Fprintf(env.Stdout, "%-8d %-9s %-19s %s\n", kv.Version, kv.Algorithm, kv.CreatedAt.Local().Format(dateFormat), state)
+	}
+	return nil
+}
+
+func keyDisable(ctx context.Context, env *Env, conn *connFlags, _ *outFlags, args []string) error {
+	return keySetVersion(ctx, env, conn, args, (*kes.Client).DisableKeyVersion, "disable")
+}
+
+func keyEnable(ctx context.Context, env *Env, conn *connFlags, _ *outFlags, args []string) error {
+	return keySetVersion(ctx, env, conn, args, (*kes.Client).EnableKeyVersion, "enable")
+}
+
+func keySetVersion(ctx context.Context, env *Env, conn *connFlags, args []string,
+	set func(*kes.Client, context.Context, string, int) error, verb string) error {
+	n, err := strconv.Atoi(args[1])
+	if err != nil || n <= 0 {
+		return fmt.Errorf("invalid version %q: a positive number", args[1])
+	}
+	client, err := conn.client(env)
+	if err != nil {
+		return err
+	}
+	if err := set(client, ctx, args[0], n); err != nil {
+		return fmt.Errorf("failed to %s version %d of key %q: %w", verb, n, args[0], err)
+	}
+	return nil
+}
+
+// rewrapLine is a line of `kes key rewrap <name>` input and output.
+type rewrapLine struct {
+	Ciphertext []byte `json:"ciphertext"`
+	Context    []byte `json:"context,omitempty"`
+	Version    int    `json:"version,omitempty"`
+}
+
+// keyRewrap re-wraps one ciphertext given as arguments, printed as
+// printBytes does plus its version, or, without one, every JSON line
+// {"ciphertext","context"} of stdin in batches of 1000 (the bulk API),
+// printing a JSON line {"ciphertext","version"} per input line in order.
+func keyRewrap(ctx context.Context, env *Env, conn *connFlags, _ *outFlags, args []string) error {
+	client, err := conn.client(env)
+	if err != nil {
+		return err
+	}
+	if len(args) > 1 {
+		return keyRewrapOne(ctx, env, client, args)
+	}
+	if env.Stdin == nil {
+		return errors.New("no ciphertext specified")
+	}
+	var batch []kes.RewrapItem
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		resp, err := client.BulkRewrap(ctx, args[0], batch)
+		if err != nil {
+			return fmt.Errorf("failed to rewrap ciphertexts: %w", err)
+		}
+		for _, ct := range resp.Ciphertexts {
+			b, _ := json.Marshal(rewrapLine{Ciphertext: ct, Version: resp.Version})
+			fmt.Fprintf(env.Stdout, "%s\n", b)
+		}
+		batch = batch[:0]
+		return nil
+	}
+	sc := bufio.NewScanner(env.Stdin)
+	sc.Buffer(nil, 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		if len(sc.Bytes()) == 0 {
+			continue
+		}
+		var in rewrapLine
+		if err := json.Unmarshal(sc.Bytes(), &in); err != nil {
+			return fmt.Errorf("invalid input line %d: %w", line, err)
+		}
+		batch = append(batch, kes.RewrapItem{Ciphertext: in.Ciphertext, Context: in.Context})
+		if len(batch) == 1000 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("failed to read stdin: %w", err)
+	}
+	return flush()
+}
+
+func keyRewrapOne(ctx context.Context, env *Env, client *kes.Client, args []string) error {
+	ciphertext, err := base64.StdEncoding.DecodeString(args[1])
+	if err != nil {
+		return fmt.Errorf("invalid ciphertext: %w", err)
+	}
+	var context []byte
+	if len(args) == 3 {
+		if context, err = base64.StdEncoding.DecodeString(args[2]); err != nil {
+			return fmt.Errorf("invalid context: %w", err)
+		}
+	}
+	resp, err := client.Rewrap(ctx, args[0], ciphertext, context)
+	if err != nil {
+		return fmt.Errorf("failed to rewrap ciphertext: %w", err)
+	}
+	if env.terminal() {
+		fmt.Fprintf(env.Stdout, "\nciphertext: %s\nversion:    %d\n", base64.StdEncoding.EncodeToString(resp.Ciphertext), resp.Version)
+		return nil
+	}
+	b, _ := json.Marshal(rewrapLine{Ciphertext: resp.Ciphertext, Version: resp.Version})
+	_, err = fmt.Fprintf(env.Stdout, "%s", b)
 	return err
 }
