@@ -16,21 +16,22 @@
 // msgpack ciphertexts, recognised by their first byte and, when they do not
 // parse, decrypted as raw.
 //
-// # Key versions (not implemented)
+// # Key versions
 //
-// Neither format carries a key version, so versions must be added beside
-// them, never inside:
+// Neither upstream format carries a key version, so versions live beside
+// them (ring.go, version.go, docs/key-rotation.md):
 //
-//   - Records: a record holding several versions gets a new form recognised
-//     by its first bytes. Current records are base64 text that always starts
-//     with "Ci" (protobuf field 1, wire type 2) and legacy records are JSON
-//     objects ("{"); a new form would use a distinct prefix and keep parsing
-//     both old forms as "version 0".
-//   - Ciphertexts: a versioned ciphertext needs an envelope naming its
-//     version, recognised by a first byte the way the legacy msgpack form is
-//     (0x95), with the same rule: if the envelope does not parse or does not
-//     authenticate, the bytes are decrypted as a raw ciphertext of version 0.
-//     Existing ciphertexts thus stay decryptable.
+//   - Records: a rotated key is stored as a ring, "kesring1:" + base64 of a
+//     protobuf list of versions, each holding an upstream record verbatim;
+//     version 1 is the record the key had before. [ParseKey] reads rings
+//     too; [RotateRecord] and [SetDisabledRecord] change them without
+//     re-encoding any version's record. A key never rotated keeps its
+//     upstream record and is its own version 1.
+//   - Ciphertexts: version 1 is upstream's raw format; versions >= 2 prefix
+//     'K' 'V' and the 4-byte version, which the AEAD authenticates as
+//     associated data before the context. A ciphertext that looks
+//     versioned but does not open as such is decrypted as version 1's, so
+//     every existing ciphertext stays decryptable ([Key.Decrypt]).
 //
 // # Dependencies
 //
