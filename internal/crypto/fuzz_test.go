@@ -112,3 +112,44 @@ func FuzzDecrypt(f *testing.F) {
 		}
 	})
 }
+
+// FuzzKeyDecrypt checks that a rotated key's Decrypt never panics, fails
+// only with ErrDecrypt, and that what it encrypts with any version
+// decrypts to the same plaintext with the version reported.
+func FuzzKeyDecrypt(f *testing.F) {
+	f.Add([]byte(v2CiphertextBytes()), []byte("bucket/object"), uint32(0))
+	f.Add(append([]byte{'K', 'V', 0, 0, 0, 9}, make([]byte, 50)...), []byte(nil), uint32(9))
+	f.Add([]byte{'K', 'V', 0xff, 0xff, 0xff, 0xff}, []byte(nil), uint32(1))
+	rec, _, err := crypto.RotateRecord([]byte(ringVector), "x", time.Unix(0, 0), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	k, err := crypto.ParseKey(rec)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data, context []byte, number uint32) {
+		if pt, _, err := k.Decrypt(data, context, number); err != nil && (!errors.Is(err, crypto.ErrDecrypt) || pt != nil) {
+			t.Fatalf("Decrypt = %x, %v", pt, err)
+		}
+		ct, used, err := k.Encrypt(number%5, data, context)
+		if number%5 > 3 {
+			if !errors.Is(err, crypto.ErrNoVersion) {
+				t.Fatalf("Encrypt with version %d: %v", number%5, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		pt, got, err := k.Decrypt(ct, context, 0)
+		if err != nil || got != used || !bytes.Equal(pt, data) {
+			t.Fatalf("round trip: version %d (encrypted with %d), %v", got, used, err)
+		}
+	})
+}
+
+func v2CiphertextBytes() string {
+	b, _ := base64.StdEncoding.DecodeString(v2Ciphertext)
+	return string(b)
+}
