@@ -129,13 +129,16 @@ func (s *Server) replaceKey(w http.ResponseWriter, r *request, change func(old [
 		}
 		next, err := change(old)
 		if err != nil {
+			clear(old)
 			s.versionError(w, r, err)
 			return false
 		}
 		if next == nil {
+			clear(old)
 			return true
 		}
 		err = keys.Replace(ctx, name, old, next)
+		clear(old) // records hold key material
 		clear(next)
 		switch {
 		case err == nil:
