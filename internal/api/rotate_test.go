@@ -21,8 +21,8 @@ import (
 	"github.com/openkes/kes/internal/vectors"
 )
 
-// sdkClient returns an SDK client of the vectors' admin for the servers.
-func sdkClient(t *testing.T, servers ...*testServer) *kes.Client {
+// adminClient returns an SDK client of the vectors' admin for the servers.
+func adminClient(t *testing.T, servers ...*testServer) *kes.Client {
 	t.Helper()
 	keys := vectors.ReadJSONL[apiKeyVector](t, "identities/apikeys.jsonl")
 	apiKey, err := kes.ParseAPIKey(keys[0].APIKey)
@@ -125,7 +125,7 @@ func equalSnapshots(a, b map[string]string) bool {
 // re-wrap through the SDK and raw requests.
 func TestRotateFlow(t *testing.T) {
 	ts := startServer(t, serverOptions{})
-	c := sdkClient(t, ts)
+	c := adminClient(t, ts)
 	admin := ts.vectorClients(t, false)["admin"]
 	ctx := t.Context()
 	if err := c.CreateKey(ctx, "app"); err != nil {
@@ -259,7 +259,7 @@ func TestRotateUnsupported(t *testing.T) {
 		}
 		return noReplace{s}
 	}})
-	c := sdkClient(t, ts)
+	c := adminClient(t, ts)
 	ctx := t.Context()
 	if err := c.CreateKey(ctx, "k"); err != nil {
 		t.Fatal(err)
@@ -285,7 +285,7 @@ func TestRotateUnderLoad(t *testing.T) {
 	a := startServer(t, serverOptions{})
 	b := startServer(t, serverOptions{sharedDir: a.Dir})
 	c := startServer(t, serverOptions{sharedDir: a.Dir})
-	rotateUnderLoad(t, []*kes.Client{sdkClient(t, a), sdkClient(t, b), sdkClient(t, c)})
+	rotateUnderLoad(t, []*kes.Client{adminClient(t, a), adminClient(t, b), adminClient(t, c)})
 }
 
 // rotateUnderLoad runs the mixed load of TestRotateUnderLoad against
@@ -424,7 +424,7 @@ func TestUnknownVersionBounded(t *testing.T) {
 		store = &countingStore{Store: s}
 		return store
 	}})
-	c := sdkClient(t, ts)
+	c := adminClient(t, ts)
 	ctx := t.Context()
 	if err := c.CreateKey(ctx, "k"); err != nil {
 		t.Fatal(err)

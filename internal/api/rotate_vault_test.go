@@ -46,10 +46,10 @@ func TestRotateVault(t *testing.T) {
 	a := startServer(t, serverOptions{store: v2})
 	b := startServer(t, serverOptions{store: v2})
 	c := startServer(t, serverOptions{store: v2})
-	rotateUnderLoad(t, []*kes.Client{sdkClient(t, a), sdkClient(t, b), sdkClient(t, c)})
+	rotateUnderLoad(t, []*kes.Client{adminClient(t, a), adminClient(t, b), adminClient(t, c)})
 
 	v1 := startServer(t, serverOptions{store: vaultStores(t, srv, "kv1", "v1")})
-	cl := sdkClient(t, v1)
+	cl := adminClient(t, v1)
 	ctx := t.Context()
 	if err := cl.CreateKey(ctx, "k"); err != nil {
 		t.Fatal(err)
