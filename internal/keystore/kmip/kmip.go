@@ -346,13 +346,15 @@ func (s *Store) List(ctx context.Context, prefix, continueAt string, n int) ([]s
 			return nil, "", fmt.Errorf("kmip: list keys: %w", err)
 		}
 	}
-	s.mu.Lock()
-	s.names = known // the objects that exist now
-	s.mu.Unlock()
 	var names []string
 	for _, ns := range known {
 		names = append(names, ns...)
 	}
+	// Published only after the last read here: from now on Create
+	// writes to the map under s.mu while this call may still run.
+	s.mu.Lock()
+	s.names = known // the objects that exist now
+	s.mu.Unlock()
 	slices.Sort(names)
 	names = slices.Compact(names) // a name shared by racing creates
 	page, next := keystore.Page(names, prefix, continueAt, n)

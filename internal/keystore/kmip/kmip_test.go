@@ -51,6 +51,7 @@ func TestStore(t *testing.T) {
 		fn   func(t *testing.T, srv *kmiptest.Server)
 	}{
 		{"NodesRace", testNodesRace},
+		{"ListWhileCreating", testListWhileCreating},
 		{"NameShared", testNameShared},
 		{"Credentials", testCredentials},
 	} {
@@ -118,6 +119,38 @@ func testNodesRace(t *testing.T, srv *kmiptest.Server) {
 				t.Fatalf("%s: node %d won, node %d reads %q, %v", name, winner, i, v, err)
 			}
 		}
+	}
+}
+
+// testListWhileCreating: List and Create of one store run at once (the
+// purge loop lists while clients create): under -race this caught List
+// reading its name map after publishing it to Create.
+func testListWhileCreating(t *testing.T, srv *kmiptest.Server) {
+	s := connect(t, t.Context(), srv)
+	defer s.Close()
+	ctx := t.Context()
+	const n = 8
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range n {
+			if err := s.Create(ctx, fmt.Sprintf("concurrent-%d", i), []byte("v")); err != nil {
+				t.Errorf("create: %v", err)
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		for range n {
+			if _, _, err := s.List(ctx, "", "", 0); err != nil {
+				t.Errorf("list: %v", err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	names, _, err := s.List(ctx, "concurrent-", "", 0)
+	if err != nil || len(names) != n {
+		t.Fatalf("list after the creates: %d names, %v; want %d", len(names), err, n)
 	}
 }
 
