@@ -2,7 +2,8 @@
 # test.sh runs the whole OpenKES test suite. On first use it builds what the
 # tests need and caches it (the Vault test server, ~5 minutes once; the kumo
 # AWS emulator, ~7 minutes once; local-kms, a minute; helm, ~14 minutes once) and installs nginx and
-# HAProxy from the distribution's packages if missing; later runs start at
+# HAProxy, PyKMIP, rsyslog, SoftHSM2 and OpenSC from the distribution's packages
+# if missing; later runs start at
 # once. Extra arguments go to `go test` (e.g. -run Vault).
 #
 # The output is printed as plain `go test` prints it; the whole `go test
