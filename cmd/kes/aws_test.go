@@ -2,15 +2,8 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"os"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"testing"
 
@@ -18,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/awstest"
 	"github.com/openkes/kes/internal/crypto"
 )
@@ -65,66 +57,8 @@ func awsSecret(t *testing.T, kumo *awstest.Server, name string) (value, kmsKey s
 func TestAWSServer(t *testing.T) {
 	kumo := awstest.StartKumo(t)
 	const kmsKey = "alias/kes"
-	dir := t.TempDir()
-	apiKey, err := kes.GenerateAPIKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
-		t.Fatal(err)
-	}
-	config := "address: 127.0.0.1:0\nadmin:\n  identity: " + apiKey.Identity().String() + "\n" +
-		"tls:\n  key: " + filepath.Join(dir, "server.key") + "\n  cert: " + filepath.Join(dir, "server.crt") + "\n" +
-		"log:\n  audit: off\nkeystore:\n" + awsSection(kumo, kmsKey)
-	file := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	lines, stderr := startCmd(t, "server", "--config", file)
-	waitFor(t, lines, regexp.MustCompile(`^KMS\s+`+regexp.QuoteMeta("AWS SecretsManager: "+kumo.URL())+`$`))
-	url := waitFor(t, lines, apiLine)[1]
-	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
-
-	cert, err := kes.GenerateCertificate(apiKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}}}
-	defer c.CloseIdleConnections()
-	call := func(method, path string, body any) []byte {
-		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			b, err := json.Marshal(body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rd = bytes.NewReader(b)
-		}
-		req, err := http.NewRequest(method, url+path, rd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatalf("%s %s: read body: %v", method, path, err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s %s: %d %s\nserver stderr:\n%s\nkumo:\n%s", method, path, resp.StatusCode, b, stderr, kumo.Log())
-		}
-		return b
-	}
-	decode := func(b []byte, v any) {
-		t.Helper()
-		if err := json.Unmarshal(b, v); err != nil {
-			t.Fatalf("decode %q: %v", b, err)
-		}
-	}
+	srv := startStoreServer(t, awsSection(kumo, kmsKey), "AWS SecretsManager: "+kumo.URL(), kumo.Log)
+	call, decode := srv.call, srv.decode
 
 	call("GET", "/v1/ready", nil) // the store's status probe reaches kumo
 	for _, name := range []string{"key-1", "key-2"} {
@@ -137,8 +71,8 @@ func TestAWSServer(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: SecretString is not a key record: %v", name, err)
 		}
-		if k.CreatedBy != apiKey.Identity().String() {
-			t.Fatalf("%s: record created by %q, want the admin %q", name, k.CreatedBy, apiKey.Identity())
+		if k.CreatedBy != srv.admin.String() {
+			t.Fatalf("%s: record created by %q, want the admin %q", name, k.CreatedBy, srv.admin)
 		}
 		k.Destroy()
 		if key != kmsKey {

@@ -2,14 +2,8 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -85,71 +79,8 @@ func testMigrateKMIP(t *testing.T, srv *kmiptest.Server) {
 // key material is its key record; delete destroys it. With the KMIP
 // server stopped, status and readiness say the store is unreachable.
 func testKMIPServer(t *testing.T, srv *kmiptest.Server) {
-	dir := t.TempDir()
-	apiKey, err := kes.GenerateAPIKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
-		t.Fatal(err)
-	}
-	config := "address: 127.0.0.1:0\nadmin:\n  identity: " + apiKey.Identity().String() + "\n" +
-		"tls:\n  key: " + filepath.Join(dir, "server.key") + "\n  cert: " + filepath.Join(dir, "server.crt") + "\n" +
-		"log:\n  audit: off\nkeystore:\n" + kmipSection(srv)
-	file := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	lines, stderr := startCmd(t, "server", "--config", file)
-	waitFor(t, lines, regexp.MustCompile(`^KMS\s+`+regexp.QuoteMeta("KMIP: "+srv.Addr)+`$`))
-	url := waitFor(t, lines, apiLine)[1]
-	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
-
-	cert, err := kes.GenerateCertificate(apiKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}}}
-	defer c.CloseIdleConnections()
-	do := func(method, path string, body any) (int, []byte) {
-		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			b, err := json.Marshal(body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rd = bytes.NewReader(b)
-		}
-		req, err := http.NewRequest(method, url+path, rd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatalf("%s %s: read body: %v", method, path, err)
-		}
-		return resp.StatusCode, b
-	}
-	call := func(method, path string, body any) []byte {
-		t.Helper()
-		code, b := do(method, path, body)
-		if code != http.StatusOK {
-			t.Fatalf("%s %s: %d %s\nserver stderr:\n%s\npykmip-server:\n%s", method, path, code, b, stderr, srv.Log())
-		}
-		return b
-	}
-	decode := func(b []byte, v any) {
-		t.Helper()
-		if err := json.Unmarshal(b, v); err != nil {
-			t.Fatalf("decode %q: %v", b, err)
-		}
-	}
+	node := startStoreServer(t, kmipSection(srv), "KMIP: "+srv.Addr, srv.Log)
+	do, call, decode := node.do, node.call, node.decode
 
 	call("GET", "/v1/ready", nil) // the store's status probe reaches pykmip
 	var status struct {
@@ -169,8 +100,8 @@ func testKMIPServer(t *testing.T, srv *kmiptest.Server) {
 		if err != nil {
 			t.Fatalf("%s: the key material is not a key record: %v", name, err)
 		}
-		if k.CreatedBy != apiKey.Identity().String() {
-			t.Fatalf("%s: record created by %q, want the admin %q", name, k.CreatedBy, apiKey.Identity())
+		if k.CreatedBy != node.admin.String() {
+			t.Fatalf("%s: record created by %q, want the admin %q", name, k.CreatedBy, node.admin)
 		}
 		k.Destroy()
 	}
