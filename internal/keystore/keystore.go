@@ -68,6 +68,20 @@ type Replacer interface {
 	Replace(ctx context.Context, name string, old, new []byte) error
 }
 
+// Overwriter is the optional capability of a [Replacer] whose Replace
+// leaves exactly what a Create of the new value would have left, so that
+// every reader of the store, upstream KES included, reads the new value
+// (fs, memory). Vault K/V v2 is a Replacer but not an Overwriter: its
+// Replace adds a secret version that upstream, which reads version 1,
+// never sees. `kes migrate --force` overwrites a key atomically only on an
+// Overwriter; elsewhere it deletes and creates, as upstream does.
+type Overwriter interface {
+	Replacer
+
+	// ReplacesInPlace marks the capability; it does nothing.
+	ReplacesInPlace()
+}
+
 // Errors a [Store] returns, wrapped with the store and operation. The API
 // maps them to upstream's statuses and texts in one place.
 var (

@@ -398,6 +398,12 @@ func (s *Store) remove(root *os.Root, name string) error {
 	return nil
 }
 
+// ReplacesInPlace implements [keystore.Overwriter]: a replaced value is
+// stored as a created one is, for every reader.
+func (s *Store) ReplacesInPlace() {}
+
+var _ keystore.Overwriter = (*Store)(nil)
+
 // Replace writes new to the file name if its content is old; see
 // [keystore.Replacer]. The new content is written to a temporary file with
 // mode 0600 and fsync'ed, renamed over name (atomic) and the directory

@@ -9,9 +9,14 @@ import "github.com/openkes/kes/internal/keystore"
 // frees a session that C_CloseAllSessions closes even while another thread
 // is inside a call on it (it crashes), so tests drop sessions between calls.
 func Quiesce(s keystore.Store, fn func()) {
-	st, ok := s.(*Store)
-	if !ok {
-		st = s.(*replacerStore).Store
+	var st *Store
+	switch s := s.(type) {
+	case *Store:
+		st = s
+	case *replacerStore:
+		st = s.Store
+	case *overwriterStore:
+		st = s.Store
 	}
 	t := st.key.(*token)
 	for range cap(t.sem) {

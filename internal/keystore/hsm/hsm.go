@@ -189,7 +189,10 @@ func Wrap(ctx context.Context, inner keystore.Store, c *Config, logger *slog.Log
 		s.Close()
 		return nil, err
 	}
-	if _, ok := inner.(keystore.Replacer); ok {
+	switch inner.(type) {
+	case keystore.Overwriter:
+		return &overwriterStore{replacerStore{s}}, nil
+	case keystore.Replacer:
 		return &replacerStore{s}, nil
 	}
 	return s, nil
@@ -209,6 +212,15 @@ var _ keystore.Store = (*Store)(nil)
 type replacerStore struct{ *Store }
 
 var _ keystore.Replacer = (*replacerStore)(nil)
+
+// overwriterStore is a Store over a keystore.Overwriter: replacing a
+// wrapped record in place is what the inner store's Replace does.
+type overwriterStore struct{ replacerStore }
+
+var _ keystore.Overwriter = (*overwriterStore)(nil)
+
+// ReplacesInPlace implements keystore.Overwriter.
+func (*overwriterStore) ReplacesInPlace() {}
 
 // checkKey opens the first wrapped record among the first names of the
 // store, so that a store wrapped under another key fails at start, before

@@ -90,6 +90,12 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// ReplacesInPlace implements [keystore.Overwriter]: a replaced value is
+// stored as a created one is, for every reader.
+func (s *Store) ReplacesInPlace() {}
+
+var _ keystore.Overwriter = (*Store)(nil)
+
 // Replace stores a copy of new under name if the value stored under name is
 // old; see [keystore.Replacer].
 func (s *Store) Replace(ctx context.Context, name string, old, new []byte) error {

@@ -163,10 +163,12 @@ func copyKey(ctx context.Context, src, dst keystore.Store, name string, o *Optio
 	case !o.Force:
 		return 0, &KeyExistsError{Name: name}
 	}
-	if r, ok := dst.(keystore.Replacer); ok {
+	if r, ok := dst.(keystore.Overwriter); ok {
 		// Atomically, so that no crash leaves the name empty: a
 		// migration onto the same store (re-wrapping it with an HSM,
-		// docs/hsm.md) would otherwise lose the key it deleted.
+		// docs/hsm.md) would otherwise lose the key it deleted. Only
+		// where the replaced value is what every reader reads: on Vault
+		// K/V v2 upstream would still read the old one.
 		return replaceKey(ctx, dst, r, name, v)
 	}
 	if err := dst.Delete(ctx, name); err != nil {
