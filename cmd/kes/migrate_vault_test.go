@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -120,7 +122,7 @@ func checkVaultRecords(t *testing.T, srv *vaulttest.Server, engine, version, pre
 			data, _ = data["data"].(map[string]any)
 		}
 		if len(data) != 1 {
-			t.Fatalf("%s: data %v, want one field", p, data)
+			t.Fatalf("%s: data fields %q, want one field", p, slices.Sorted(maps.Keys(data))) // names only: the values are key records
 		}
 		got, _ := data[name].(string)
 		switch {
