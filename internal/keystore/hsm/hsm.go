@@ -428,6 +428,11 @@ func DecodeRecord(rec []byte) (iv, sealed []byte, err error) {
 		return nil, nil, fmt.Errorf("%w: not base64", errMalformed)
 	}
 	body = body[:n]
+	// One encoding per record: Go's decoder also takes line breaks and
+	// non-zero padding bits, which would give one body several records.
+	if base64.StdEncoding.EncodedLen(n) != len(b64) || base64.StdEncoding.EncodeToString(body) != string(b64) {
+		return nil, nil, fmt.Errorf("%w: not canonical base64", errMalformed)
+	}
 	if len(body) < 1+ivSize+tagSize {
 		return nil, nil, fmt.Errorf("%w: %d bytes", errMalformed, len(body))
 	}
