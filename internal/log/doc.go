@@ -42,7 +42,9 @@
 // the line; a goroutine of the sink writes the queue in batches, and
 // [AuditLog.Shutdown] writes what is left and stops it. A full queue makes
 // the file sink's callers wait and the syslog sink drop (and count), so
-// that no syslog server can stall the API.
+// that no syslog server can stall the API. The file sink's wait is bounded:
+// a writer that makes no progress for 5 s is deemed hung, and the sink
+// drops (and counts) until it moves again.
 //
 // # Audit console writes
 //

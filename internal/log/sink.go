@@ -29,7 +29,23 @@ const (
 	// warnInterval is how often at most a sink reports failures to the
 	// error log.
 	warnInterval = 10 * time.Second
+
+	// maxStall bounds back-pressure: how long a request waits for a file
+	// sink's writer to make progress (take the queue) before its event is
+	// dropped and the writer is deemed hung. Every take empties the whole
+	// queue, so a waiting request gets in at the writer's next take: it
+	// waits for the write of at most one full queue (4 MiB) and a
+	// rotation. 5 s is lossless for a disk that sustains 1 MiB/s, far
+	// slower than a slow disk or NFS mount under a burst, yet leaves half
+	// of the shortest route timeout (10 s) to the request. A stuck mount
+	// or frozen disk, which makes no progress at all, costs the API at
+	// most this once, not per request (see [Sink]).
+	maxStall = 5 * time.Second
 )
+
+// errStalled is reported in the error log when a file sink drops events
+// because its writer is hung.
+var errStalled = fmt.Errorf("log: audit sink: the writer made no progress for %v", maxStall)
 
 // ErrSinkClosed is the error of events logged to a [Sink] after it was
 // closed; they are counted as dropped.
@@ -61,10 +77,14 @@ type batchWriter interface {
 // While the queue is full (4 MiB), a file sink makes the logging request
 // wait for its writer (back-pressure: a working file loses nothing), and a
 // syslog sink drops the event and counts it ([Sink.Dropped]): a syslog
-// server that is gone or stalled must never stall the API. Events a sink
-// cannot deliver (a failed file write, a syslog server unreachable until
-// shutdown) are counted too, and reported in the error log at most every
-// 10 s.
+// server that is gone or stalled must never stall the API. The file sink's
+// wait is bounded too: a request whose writer makes no progress for 5 s (a
+// write stuck on a dead mount or a frozen disk) drops its event, counts it
+// and marks the writer hung; while it is hung, the file sink drops at once
+// like the syslog sink, and it applies back-pressure again as soon as the
+// writer takes the queue. Events a sink cannot deliver (a failed file
+// write, a syslog server unreachable until shutdown) are counted too, and
+// reported in the error log at most every 10 s.
 //
 // A Sink is safe for concurrent use.
 type Sink struct {
@@ -76,10 +96,13 @@ type Sink struct {
 	now    func() time.Time
 	limit  int // of len(queue); maxQueue but in tests
 
-	mu     sync.Mutex
-	cond   sync.Cond // on mu: broadcast when the writer takes the queue or stops
-	queue  []byte
-	closed bool
+	mu      sync.Mutex
+	queue   []byte
+	writing []byte        // the batch the writer has taken and not yet delivered
+	gen     uint64        // counts the writer's takes: its progress
+	room    chan struct{} // closed and replaced at every take and by Close: wakes the waiting callers
+	hung    bool          // a caller waited maxStall without a take; cleared by the next take
+	closed  bool
 
 	kick   chan struct{} // cap 1: wakes the writer early
 	stop   chan struct{} // closed by Close: drain and end
@@ -88,8 +111,8 @@ type Sink struct {
 	cancel context.CancelFunc // aborts the writer's I/O when Close's deadline passes
 
 	dropped  atomic.Uint64
-	lastWarn time.Time // of the writer goroutine
-	failing  bool      // of the writer goroutine: the last write failed
+	lastWarn atomic.Int64 // time.Now().UnixNano() of the last failure report
+	failing  bool         // of the writer goroutine: the last write failed or the writer was hung
 }
 
 // newSink starts the writer goroutine of a sink writing to out.
@@ -102,9 +125,9 @@ func newSink(name string, block bool, out batchWriter, errLog *slog.Logger, now 
 	}
 	s := &Sink{
 		name: name, block: block, out: out, errLog: errLog, now: now, limit: maxQueue,
+		room: make(chan struct{}),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
-	s.cond.L = &s.mu
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.run()
 	return s
@@ -114,8 +137,8 @@ func newSink(name string, block bool, out batchWriter, errLog *slog.Logger, now 
 func (s *Sink) Name() string { return s.name }
 
 // Dropped returns how many events the sink has lost, over its life: not
-// queued because the queue was full (syslog) or the sink closed, or not
-// delivered because a write failed.
+// queued because the queue was full (syslog) or the writer hung (file) or
+// the sink closed, or not delivered because a write failed.
 func (s *Sink) Dropped() uint64 { return s.dropped.Load() }
 
 // record appends the record of an event at t, whose JSON line is json, to
@@ -131,34 +154,93 @@ func (s *Sink) record(b []byte, t time.Time, json []byte) []byte {
 // retained.
 func (s *Sink) offer(rec []byte) {
 	s.mu.Lock()
-	for s.block && !s.closed && len(s.queue) > 0 && len(s.queue)+len(rec) > s.limit {
-		s.cond.Wait()
+	if s.block && s.full(len(rec)) && !s.closed && !s.hung {
+		s.waitRoom(len(rec))
 	}
-	if s.closed || len(s.queue) > 0 && len(s.queue)+len(rec) > s.limit {
+	if s.closed || s.full(len(rec)) {
+		hung := s.hung
 		s.mu.Unlock()
 		s.dropped.Add(1)
+		if hung {
+			s.warn("audit sink: events lost", errStalled)
+		}
 		return
 	}
 	s.queue = append(s.queue, rec...)
 	full := len(s.queue) >= batchSize
 	s.mu.Unlock()
 	if full {
+		s.wakeWriter()
+	}
+}
+
+// full reports whether a record of n bytes does not fit into the queue
+// (one always fits into an empty queue). s.mu is held.
+func (s *Sink) full(n int) bool { return len(s.queue) > 0 && len(s.queue)+n > s.limit }
+
+// waitRoom waits, with s.mu held, until a record of n bytes fits into the
+// queue, the sink is closed or the writer is hung: it marks it hung when
+// it makes no progress for maxStall, and wakes the other waiting callers
+// so that they drop their events at once too.
+func (s *Sink) waitRoom(n int) {
+	gen := s.gen
+	t := time.NewTimer(maxStall)
+	defer t.Stop()
+	for s.full(n) && !s.closed && !s.hung {
+		room := s.room
+		s.mu.Unlock()
+		s.wakeWriter() // so that it takes the queue as soon as it can
 		select {
-		case s.kick <- struct{}{}:
-		default:
+		case <-room:
+			s.mu.Lock()
+		case <-t.C:
+			s.mu.Lock()
+			if s.gen == gen {
+				s.hung = true
+				s.wakeCallers()
+				return
+			}
+		}
+		if s.gen != gen {
+			gen = s.gen
+			t.Reset(maxStall)
 		}
 	}
 }
 
+// wakeCallers wakes the callers waiting for room. s.mu is held.
+func (s *Sink) wakeCallers() {
+	close(s.room)
+	s.room = make(chan struct{})
+}
+
+// wakeWriter wakes the writer goroutine if it waits for the next
+// FlushInterval.
+func (s *Sink) wakeWriter() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
 // take returns the queued records, leaving an empty queue, and wakes the
-// callers waiting for room.
-func (s *Sink) take(spare []byte) []byte {
+// callers waiting for room. It reports whether the writer was hung.
+func (s *Sink) take(spare []byte) (batch []byte, wasHung bool) {
 	s.mu.Lock()
-	b := s.queue
+	batch, s.writing = s.queue, s.queue
 	s.queue = spare[:0]
-	s.cond.Broadcast()
+	s.gen++
+	wasHung, s.hung = s.hung, false
+	s.wakeCallers()
 	s.mu.Unlock()
-	return b
+	return batch, wasHung
+}
+
+// delivered records that the writer is done with the batch it took.
+func (s *Sink) delivered() {
+	s.mu.Lock()
+	s.writing = nil
+	s.mu.Unlock()
 }
 
 // run is the writer goroutine: it writes the queue at every wake-up, and
@@ -178,10 +260,14 @@ func (s *Sink) run() {
 				stopping = true
 			}
 		}
-		batch := s.take(spare)
+		batch, wasHung := s.take(spare)
+		if wasHung {
+			s.failing = true // "delivering again" once this batch is written
+		}
 		if len(batch) > 0 {
 			s.deliver(batch)
 		}
+		s.delivered()
 		if err := s.out.tick(s.now()); err != nil {
 			s.warn("audit sink: rotation failed", err)
 		}
@@ -193,7 +279,9 @@ func (s *Sink) run() {
 			empty := len(s.queue) == 0
 			s.mu.Unlock()
 			if empty || s.ctx.Err() != nil {
-				if n := s.countRecords(s.take(nil)); n > 0 {
+				rest, _ := s.take(nil)
+				s.delivered()
+				if n := s.countRecords(rest); n > 0 {
 					s.dropped.Add(uint64(n))
 				}
 				if err := s.out.close(); err != nil {
@@ -238,42 +326,100 @@ func (s *Sink) countRecords(b []byte) int {
 	return countFrames(b)
 }
 
-// warn logs a failure of the sink, at most every warnInterval.
+// warn logs a failure of the sink, at most every warnInterval (one limit
+// for the writer goroutine and the callers that drop).
 func (s *Sink) warn(msg string, err error) {
-	now := time.Now()
-	if !s.lastWarn.IsZero() && now.Sub(s.lastWarn) < warnInterval {
+	now := time.Now().UnixNano()
+	last := s.lastWarn.Load()
+	if last != 0 && now-last < int64(warnInterval) || !s.lastWarn.CompareAndSwap(last, now) {
 		return
 	}
-	s.lastWarn = now
 	s.errLog.Error(msg, "sink", s.name, "err", err, "dropped", s.dropped.Load())
 }
 
 // Close writes the queued events and stops the writer goroutine. It waits
-// at most until ctx is done: then the writer's I/O is aborted, the events
-// not written are counted as dropped, and Close returns an error saying
-// how many. Events offered after Close are dropped. Close may be called
-// more than once; later calls wait for the first to finish.
+// until ctx is done or the writer makes no progress for 5 s (a write that
+// hangs): then the writer's I/O is aborted, the events not written are
+// counted as dropped, and Close returns an error saying how many.
+//
+// A file write cannot be aborted. Close waits for the one in progress at
+// most another 5 s, or [FlushInterval] if the writer is hung (no progress
+// for 5 s); then it drops the queued events and returns, leaving the writer
+// goroutine blocked in the write, since nothing can end a write to a dead
+// mount; the error says so. The goroutine ends if the write ever returns.
+//
+// Events offered after Close are dropped. Close may be called more than
+// once; later calls wait for the first to finish, as long.
 func (s *Sink) Close(ctx context.Context) error {
 	s.mu.Lock()
 	first := !s.closed
 	s.closed = true
-	s.cond.Broadcast()
+	s.wakeCallers()
 	s.mu.Unlock()
 	before := s.dropped.Load()
 	if first {
 		close(s.stop)
 	}
-	select {
-	case <-s.done:
-	case <-ctx.Done():
-		s.cancel()
-		<-s.done
-	}
+	ended := s.await(ctx.Done(), maxStall)
 	s.cancel()
-	if n := s.dropped.Load() - before; first && n > 0 {
+	if !ended {
+		s.mu.Lock()
+		grace := maxStall
+		if s.hung {
+			grace = FlushInterval // enough for an abortable write to return
+		}
+		s.mu.Unlock()
+		ended = s.await(nil, grace)
+	}
+	if !first {
+		return nil
+	}
+	if !ended {
+		return s.abandon()
+	}
+	if n := s.dropped.Load() - before; n > 0 {
 		return fmt.Errorf("log: audit %s sink: %d events not delivered at shutdown", s.name, n)
 	}
 	return nil
+}
+
+// await waits for the writer goroutine to end, and reports whether it
+// did. It stops waiting when abort is closed or the writer makes no
+// progress for stall; then the writer is marked hung.
+func (s *Sink) await(abort <-chan struct{}, stall time.Duration) bool {
+	t := time.NewTimer(stall)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		room := s.room
+		s.mu.Unlock()
+		select {
+		case <-s.done:
+			return true
+		case <-room:
+			t.Reset(stall)
+		case <-abort:
+			return false
+		case <-t.C:
+			s.mu.Lock()
+			s.hung = true
+			s.mu.Unlock()
+			return false
+		}
+	}
+}
+
+// abandon gives up on a writer that does not end: it drops the queued
+// events and returns the error of Close.
+func (s *Sink) abandon() error {
+	s.mu.Lock()
+	queued := s.countRecords(s.queue)
+	writing := s.countRecords(s.writing)
+	s.queue = nil
+	s.mu.Unlock()
+	s.dropped.Add(uint64(queued))
+	return fmt.Errorf("log: audit %s sink: %d events not delivered at shutdown, %d more in a write that has not returned: %w",
+		s.name, queued, writing, errStalled)
 }
 
 // retryError marks a write error after which the batch writer can try
