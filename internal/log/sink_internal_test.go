@@ -174,6 +174,8 @@ func TestFileSinkHungWriter(t *testing.T) {
 		var errLog bytes.Buffer
 		s := newSink("file", true, w, slog.New(slog.NewTextHandler(&errLog, nil)), nil)
 		s.limit = 1 << 10
+		release := sync.OnceFunc(func() { close(w.release) })
+		defer func() { release(); s.Close(context.Background()) }() // the writer ends should the test fail
 		a := NewAuditLog(nil, nil, nil, s)
 
 		s.offer(numbered(0, 0))
@@ -219,7 +221,7 @@ func TestFileSinkHungWriter(t *testing.T) {
 
 		// The writer continues: it writes the queue, and back-pressure
 		// holds again.
-		close(w.release)
+		release()
 		synctest.Wait()
 		for i := 123; i < 223; i++ {
 			s.offer(numbered(0, i))
@@ -312,6 +314,8 @@ func TestFileSinkCloseHungWriter(t *testing.T) {
 				w := &gateWriter{release: make(chan struct{}), entered: make(chan struct{}, 1)}
 				s := newSink("file", true, w, nil, nil)
 				s.limit = 1 << 10
+				release := sync.OnceFunc(func() { close(w.release) })
+				defer func() { release(); s.Close(context.Background()) }() // the writer ends should the test fail
 				s.offer(numbered(0, 0))
 				<-w.entered
 				for i := 1; i <= 20; i++ {
@@ -339,7 +343,7 @@ func TestFileSinkCloseHungWriter(t *testing.T) {
 				if n := s.Dropped(); n != dropped+20 {
 					t.Errorf("%d events dropped, want %d", n, dropped+20)
 				}
-				close(w.release) // the write returns at last: the writer ends
+				release() // the write returns at last: the writer ends
 				<-s.done
 				if n := countLines(w.got.Bytes()); n != 1 || s.Dropped() != dropped+20 {
 					t.Errorf("%d events written, %d dropped; want 1 and %d", n, s.Dropped(), dropped+20)
