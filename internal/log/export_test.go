@@ -4,3 +4,9 @@ package log
 // callers wait, so that tests fill the queue with a few events. Call it
 // before the first event.
 func SetQueueLimit(s *Sink, n int) { s.limit = n }
+
+// The sink tests of both packages share these helpers.
+var (
+	RunWriters     = runWriters
+	CheckSequences = checkSequences
+)

@@ -3,13 +3,10 @@ package log_test
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -17,58 +14,12 @@ import (
 	"github.com/openkes/kes/internal/log"
 )
 
-// sinkEvent returns the audit event number seq of writer w: its path names
-// both, so that a reader can check that nothing is lost or reordered.
-func sinkEvent(w, seq int) log.AuditEvent {
-	return log.AuditEvent{
-		Method: "POST", Path: fmt.Sprintf("/v1/key/generate/w%d-%d", w, seq),
-		IP: netip.MustParseAddr("10.0.0.5"), Identity: testIdentity, Status: 200, Duration: 427 * time.Microsecond,
-	}
-}
-
-// streamEvent is the JSON line of an audit event, as the sinks write it.
-type streamEvent struct {
-	Time    time.Time `json:"time"`
-	Request struct {
-		IP       string `json:"ip"`
-		Path     string `json:"path"`
-		Identity string `json:"identity"`
-	} `json:"request"`
-	Response struct {
-		Code int   `json:"code"`
-		Time int64 `json:"time"`
-	} `json:"response"`
-}
-
-// checkSequences checks that paths, in the order read, hold events 0 to
-// perWriter-1 of each of writers writers, each writer's in order.
-func checkSequences(t *testing.T, paths []string, writers, perWriter int) {
-	t.Helper()
-	if len(paths) != writers*perWriter {
-		t.Fatalf("read %d events, want %d", len(paths), writers*perWriter)
-	}
-	next := make([]int, writers)
-	for _, p := range paths {
-		var w, seq int
-		if _, err := fmt.Sscanf(p, "/v1/key/generate/w%d-%d", &w, &seq); err != nil || w < 0 || w >= writers {
-			t.Fatalf("unexpected path %q", p)
-		}
-		if seq != next[w] {
-			t.Fatalf("writer %d: event %d follows event %d", w, seq, next[w]-1)
-		}
-		next[w]++
-	}
-}
-
 // readAuditFiles returns the paths of the events in the backups of path,
 // oldest first, and then in path, checking that every line is a complete
 // JSON event and that every file is at most maxSize bytes and mode 0600.
 func readAuditFiles(t *testing.T, path string, maxSize int64) (paths []string, files int) {
 	t.Helper()
-	backups, err := log.Backups(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	backups := listBackups(t, path)
 	for _, name := range append(backups, path) {
 		fi, err := os.Stat(name)
 		if err != nil {
@@ -115,20 +66,8 @@ func TestFileSinkRotatesBySizeUnderLoad(t *testing.T) {
 	)
 	dir := filepath.Join(t.TempDir(), "audit") // created by the sink
 	path := filepath.Join(dir, "audit.log")
-	sink, err := log.NewFileSink(log.FileConfig{Path: path, MaxSize: maxSize}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := log.NewAuditLog(nil, nil, nil, sink)
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for seq := range perWriter {
-				a.Log(sinkEvent(w, seq))
-			}
-		})
-	}
-	wg.Wait()
+	a := fileAudit(t, log.FileConfig{Path: path, MaxSize: maxSize})
+	logConcurrently(t, a, writers, perWriter, 0, 2*time.Minute)
 	if err := a.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +86,7 @@ func TestFileSinkRotatesBySizeUnderLoad(t *testing.T) {
 	if files < 50 {
 		t.Errorf("%d files, want a rotation every 32 KiB", files)
 	}
-	checkSequences(t, paths, writers, perWriter)
+	log.CheckSequences(t, paths, sinkPath, writers, perWriter)
 }
 
 // TestFileSinkRotatesByTime checks rotation by age, and that MaxBackups
@@ -155,11 +94,7 @@ func TestFileSinkRotatesBySizeUnderLoad(t *testing.T) {
 func TestFileSinkRotatesByTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "audit.log")
-		sink, err := log.NewFileSink(log.FileConfig{Path: path, RotateEvery: time.Minute, MaxBackups: 2}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a := log.NewAuditLog(nil, nil, nil, sink)
+		a := fileAudit(t, log.FileConfig{Path: path, RotateEvery: time.Minute, MaxBackups: 2})
 		// Virtual time: each event is written at the next tick of the
 		// writer (100 ms), and its file rotated a minute later.
 		for seq := range 4 {
@@ -173,10 +108,7 @@ func TestFileSinkRotatesByTime(t *testing.T) {
 		if err := a.Shutdown(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		backups, err := log.Backups(path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		backups := listBackups(t, path)
 		// Four rotations (0:01:00.1, 0:03:00.1, …); MaxBackups keeps the
 		// last two.
 		want := []string{
@@ -198,11 +130,7 @@ func TestFileSinkRotatesByTime(t *testing.T) {
 func TestFileSinkMaxAge(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "audit.log")
-		sink, err := log.NewFileSink(log.FileConfig{Path: path, RotateEvery: time.Minute, MaxAge: 3 * time.Minute}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a := log.NewAuditLog(nil, nil, nil, sink)
+		a := fileAudit(t, log.FileConfig{Path: path, RotateEvery: time.Minute, MaxAge: 3 * time.Minute})
 		for seq := range 3 {
 			a.Log(sinkEvent(0, seq))
 			time.Sleep(2 * time.Minute)
@@ -211,10 +139,7 @@ func TestFileSinkMaxAge(t *testing.T) {
 		if err := a.Shutdown(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		backups, err := log.Backups(path)
-		if err != nil {
-			t.Fatal(err)
-		}
+		backups := listBackups(t, path)
 		// Rotated at 0:01:00.1, 0:03:00.1 and 0:05:00.1; at the last,
 		// the first is 4 minutes old.
 		if len(backups) != 2 || !strings.HasSuffix(backups[0], "-2000-01-01T00-03-00.100.log") {
@@ -227,11 +152,7 @@ func TestFileSinkMaxAge(t *testing.T) {
 // event queued is written before Shutdown returns.
 func TestSinkShutdownLosesNothing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
-	sink, err := log.NewFileSink(log.FileConfig{Path: path}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := log.NewAuditLog(nil, nil, nil, sink)
+	a := fileAudit(t, log.FileConfig{Path: path})
 	const n = 5000
 	for seq := range n {
 		a.Log(sinkEvent(0, seq))
@@ -243,7 +164,7 @@ func TestSinkShutdownLosesNothing(t *testing.T) {
 	if files != 1 {
 		t.Errorf("%d files, want 1", files)
 	}
-	checkSequences(t, paths, 1, n)
+	log.CheckSequences(t, paths, sinkPath, 1, n)
 
 	// Events after Shutdown are counted, not written.
 	a.Log(sinkEvent(0, n))
@@ -262,11 +183,7 @@ func TestFileSinkAppends(t *testing.T) {
 	if err := os.WriteFile(path, []byte("{}\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	sink, err := log.NewFileSink(log.FileConfig{Path: path}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := log.NewAuditLog(nil, nil, nil, sink)
+	a := fileAudit(t, log.FileConfig{Path: path})
 	a.Log(sinkEvent(0, 0))
 	if err := a.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
@@ -292,43 +209,20 @@ func TestNewFileSinkErrors(t *testing.T) {
 	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for name, c := range map[string]log.FileConfig{
+	checkNewSinkErrors(t, log.NewFileSink, "log: audit file: ", map[string]log.FileConfig{
 		"no path":         {},
 		"parent is file":  {Path: filepath.Join(notDir, "audit.log")},
 		"path is a dir":   {Path: dir},
 		"missing var dir": {Path: filepath.Join(notDir, "x", "audit.log")},
-	} {
-		t.Run(name, func(t *testing.T) {
-			sink, err := log.NewFileSink(c, nil)
-			if err == nil {
-				sink.Close(t.Context())
-				t.Fatal("NewFileSink succeeded")
-			}
-			if !strings.HasPrefix(err.Error(), "log: audit file: ") {
-				t.Errorf("error %q lacks the prefix", err)
-			}
-		})
-	}
+	})
 }
 
 // BenchmarkAuditSinkFile measures logging to a file sink (the console off)
 // from concurrent goroutines, and counts the write calls per event.
 func BenchmarkAuditSinkFile(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "audit.log")
-	sink, err := log.NewFileSink(log.FileConfig{Path: path, MaxSize: -1}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a := log.NewAuditLog(nil, nil, nil, sink)
-	ev := sinkEvent(0, 0)
-	ev.Time = time.Now()
-	b.ReportAllocs()
-	b.SetParallelism(16)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			a.Log(ev)
-		}
-	})
+	a := fileAudit(b, log.FileConfig{Path: path, MaxSize: -1})
+	benchmarkLog(b, a)
 	if err := a.Shutdown(b.Context()); err != nil {
 		b.Fatal(err)
 	}
@@ -342,13 +236,5 @@ func BenchmarkAuditSinkFile(b *testing.B) {
 // BenchmarkAuditOff is the baseline of BenchmarkAuditSinkFile: the same
 // events with the audit log switched off.
 func BenchmarkAuditOff(b *testing.B) {
-	a := log.NewAuditLog(nil, slog.LevelError+1, nil)
-	ev := sinkEvent(0, 0)
-	ev.Time = time.Now()
-	b.SetParallelism(16)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			a.Log(ev)
-		}
-	})
+	benchmarkLog(b, log.NewAuditLog(nil, slog.LevelError+1, nil))
 }

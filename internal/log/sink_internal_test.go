@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -13,50 +12,18 @@ import (
 	"time"
 )
 
-// gateWriter is a batchWriter whose writes wait for release and then
-// either fail with err or collect the batches. If entered is not nil, a
-// write sends to it, without waiting, before it waits for release.
-type gateWriter struct {
-	release chan struct{}
-	entered chan struct{}
-	err     error
-	mu      sync.Mutex
-	got     bytes.Buffer
-	writes  int
-}
-
-func (w *gateWriter) write(_ context.Context, b []byte) (int, error) {
-	select {
-	case w.entered <- struct{}{}:
-	default:
-	}
-	<-w.release
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.writes++
-	if w.err != nil {
-		return 0, w.err
-	}
-	w.got.Write(b)
-	return len(b), nil
-}
-
-func (w *gateWriter) tick(time.Time) error { return nil }
-func (w *gateWriter) close() error         { return nil }
-
 // TestFileSinkBackPressure checks that a blocking sink whose queue is full
 // makes the logging caller wait instead of dropping, and writes every
 // event once the writer continues.
 func TestFileSinkBackPressure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := &gateWriter{release: make(chan struct{})}
-		s := newSink("file", true, w, nil, nil)
-		s.limit = 1 << 10
+		w := &testWriter{release: make(chan struct{})}
+		s := smallSink("file", w, nil)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			for range 100 {
-				s.offer([]byte(strings.Repeat("x", 49) + "\n"))
+			for seq := range 100 {
+				s.offer(record(0, seq))
 			}
 		}()
 		time.Sleep(time.Second) // the writer has taken a batch and waits for release
@@ -74,9 +41,10 @@ func TestFileSinkBackPressure(t *testing.T) {
 		if err := s.Close(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		if n := countLines(w.got.Bytes()); n != 100 || s.Dropped() != 0 {
-			t.Fatalf("%d events written, %d dropped; want 100 and 0", n, s.Dropped())
+		if s.Dropped() != 0 {
+			t.Fatalf("%d events dropped", s.Dropped())
 		}
+		checkSequences(t, w.records(), "", 1, 100)
 	})
 }
 
@@ -84,11 +52,10 @@ func TestFileSinkBackPressure(t *testing.T) {
 // is stuck never makes the caller wait, and counts what it drops.
 func TestSinkDropsWhenFull(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := &gateWriter{release: make(chan struct{})}
-		s := newSink("syslog", false, w, nil, nil)
-		s.limit = 1 << 10
-		for range 100 {
-			s.offer([]byte(strings.Repeat("x", 49) + "\n")) // returns at once: no goroutine needed
+		w := &testWriter{release: make(chan struct{})}
+		s := smallSink("syslog", w, nil)
+		for seq := range 100 {
+			s.offer(record(0, seq)) // returns at once: no goroutine needed
 		}
 		if s.Dropped() == 0 {
 			t.Fatal("nothing dropped")
@@ -97,7 +64,7 @@ func TestSinkDropsWhenFull(t *testing.T) {
 		if err := s.Close(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		if n := uint64(countLines(w.got.Bytes())); n+s.Dropped() != 100 {
+		if n := uint64(len(w.records())); n+s.Dropped() != 100 {
 			t.Fatalf("%d written + %d dropped != 100", n, s.Dropped())
 		}
 	})
@@ -107,12 +74,11 @@ func TestSinkDropsWhenFull(t *testing.T) {
 // dropped and are reported to the error log at most every 10 s.
 func TestSinkWriteErrors(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := &gateWriter{release: make(chan struct{}), err: errors.New("disk full")}
-		close(w.release)
+		w := &testWriter{err: errors.New("disk full")}
 		var errLog bytes.Buffer
 		s := newSink("file", true, w, slog.New(slog.NewTextHandler(&errLog, nil)), nil)
-		for range 5 {
-			s.offer([]byte("{}\n"))
+		for seq := range 5 {
+			s.offer(record(0, seq))
 			time.Sleep(FlushInterval) // one failed write each
 			synctest.Wait()
 		}
@@ -128,39 +94,22 @@ func TestSinkWriteErrors(t *testing.T) {
 	})
 }
 
-// numbered returns record i of a test: 50 bytes, "<g> <i>\n", so that a
-// reader can check that nothing is lost or reordered.
-func numbered(g, i int) []byte { return fmt.Appendf(nil, "%02d %046d\n", g, i) }
-
-// checkNumbered checks that got holds, for every g below len(want), the
-// records numbered(g, i) of want[g] in that order.
-func checkNumbered(t *testing.T, got []byte, want [][]int) {
+// hungSink returns a file sink with a 1 KiB queue whose writer hangs in
+// the write of record(0, 0) until release is called, and whose queue is
+// full: it holds record(0, 1) to record(0, 20). When the test ends, the
+// writer is released and the sink closed.
+func hungSink(t *testing.T, errLog *slog.Logger) (s *Sink, w *testWriter, release func()) {
 	t.Helper()
-	next := make([]int, len(want))
-	for line := range bytes.Lines(got) {
-		var g, i int
-		if _, err := fmt.Sscanf(string(line), "%d %d\n", &g, &i); err != nil || g < 0 || g >= len(want) {
-			t.Fatalf("unexpected record %q", line)
-		}
-		if next[g] >= len(want[g]) || want[g][next[g]] != i {
-			t.Fatalf("writer %d: record %d at position %d, want %v", g, i, next[g], want[g])
-		}
-		next[g]++
+	w = &testWriter{release: make(chan struct{}), entered: make(chan struct{}, 1)}
+	s = smallSink("file", w, errLog)
+	release = sync.OnceFunc(func() { close(w.release) })
+	t.Cleanup(func() { release(); s.Close(context.Background()) })
+	s.offer(record(0, 0))
+	<-w.entered
+	for seq := 1; seq <= 20; seq++ {
+		s.offer(record(0, seq)) // 20 records of 50 bytes fill the 1 KiB queue
 	}
-	for g := range want {
-		if next[g] != len(want[g]) {
-			t.Fatalf("writer %d: %d records written, want %d", g, next[g], len(want[g]))
-		}
-	}
-}
-
-// seq returns the numbers from to to-1.
-func seq(from, to int) []int {
-	var s []int
-	for i := from; i < to; i++ {
-		s = append(s, i)
-	}
-	return s
+	return s, w, release
 }
 
 // TestFileSinkHungWriter checks the bound of the file sink's back-pressure:
@@ -170,28 +119,19 @@ func seq(from, to int) []int {
 // writes what it had queued, in order.
 func TestFileSinkHungWriter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := &gateWriter{release: make(chan struct{}), entered: make(chan struct{}, 1)}
 		var errLog bytes.Buffer
-		s := newSink("file", true, w, slog.New(slog.NewTextHandler(&errLog, nil)), nil)
-		s.limit = 1 << 10
-		release := sync.OnceFunc(func() { close(w.release) })
-		defer func() { release(); s.Close(context.Background()) }() // the writer ends should the test fail
+		s, w, release := hungSink(t, slog.New(slog.NewTextHandler(&errLog, nil)))
 		a := NewAuditLog(nil, nil, nil, s)
 
-		s.offer(numbered(0, 0))
-		<-w.entered // the writer holds record 0, and its write hangs
-		for i := 1; i <= 20; i++ {
-			s.offer(numbered(0, i)) // 20 records of 50 bytes fill the 1 KiB queue
-		}
-
 		// Two requests find the queue full, 3 s apart: both return when
-		// the first has waited maxStall for the writer.
+		// the first has waited maxStall for the writer. (Writer 1's
+		// records are all dropped.)
 		start := time.Now()
 		var wg sync.WaitGroup
 		var waited [2]time.Duration
-		wg.Go(func() { s.offer(numbered(0, 21)); waited[0] = time.Since(start) })
+		wg.Go(func() { s.offer(record(1, 0)); waited[0] = time.Since(start) })
 		time.Sleep(3 * time.Second)
-		wg.Go(func() { s.offer(numbered(0, 22)); waited[1] = time.Since(start) })
+		wg.Go(func() { s.offer(record(1, 1)); waited[1] = time.Since(start) })
 		wg.Wait()
 		if waited != [2]time.Duration{maxStall, maxStall} {
 			t.Fatalf("offers returned after %v, want both after %v", waited, maxStall)
@@ -202,8 +142,8 @@ func TestFileSinkHungWriter(t *testing.T) {
 
 		// The writer is known to be hung: requests do not wait.
 		start = time.Now()
-		for i := 23; i < 123; i++ {
-			s.offer(numbered(0, i))
+		for seq := 2; seq < 102; seq++ {
+			s.offer(record(1, seq))
 		}
 		for range 10 {
 			a.Log(AuditEvent{Method: "GET", Path: "/v1/status", Status: 200})
@@ -223,8 +163,8 @@ func TestFileSinkHungWriter(t *testing.T) {
 		// holds again.
 		release()
 		synctest.Wait()
-		for i := 123; i < 223; i++ {
-			s.offer(numbered(0, i))
+		for seq := 21; seq < 121; seq++ {
+			s.offer(record(0, seq))
 		}
 		if err := a.Shutdown(t.Context()); err != nil {
 			t.Fatal(err)
@@ -232,49 +172,23 @@ func TestFileSinkHungWriter(t *testing.T) {
 		if n := s.Dropped(); n != 112 {
 			t.Fatalf("%d events dropped, want the 112 of the hang", n)
 		}
-		checkNumbered(t, w.got.Bytes(), [][]int{append(seq(0, 21), seq(123, 223)...)})
+		checkSequences(t, w.records(), "", 1, 121)
 		if !strings.Contains(errLog.String(), `msg="audit sink: delivering again" sink=file dropped=112`) {
 			t.Fatalf("error log does not report the recovery:\n%s", errLog.String())
 		}
 	})
 }
 
-// slowWriter is a batchWriter that takes delay for every write.
-type slowWriter struct {
-	delay  time.Duration
-	got    bytes.Buffer
-	writes int
-}
-
-func (w *slowWriter) write(_ context.Context, b []byte) (int, error) {
-	time.Sleep(w.delay) // the time the disk takes, in the bubble's clock
-	w.writes++
-	w.got.Write(b)
-	return len(b), nil
-}
-
-func (w *slowWriter) tick(time.Time) error { return nil }
-func (w *slowWriter) close() error         { return nil }
-
 // TestFileSinkSlowWriter checks that a writer that takes almost maxStall
 // for every batch loses nothing under a burst that keeps the queue full:
 // requests wait, none drops.
 func TestFileSinkSlowWriter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		w := &slowWriter{delay: maxStall - time.Second/2}
-		s := newSink("file", true, w, nil, nil)
-		s.limit = 1 << 10
+		w := &testWriter{delay: maxStall - time.Second/2}
+		s := smallSink("file", w, nil)
 		const writers, perWriter = 8, 100
 		start := time.Now()
-		var wg sync.WaitGroup
-		for g := range writers {
-			wg.Go(func() {
-				for i := range perWriter {
-					s.offer(numbered(g, i))
-				}
-			})
-		}
-		wg.Wait()
+		runWriters(writers, perWriter, func(w, seq int) { s.offer(record(w, seq)) })
 		if err := s.Close(t.Context()); err != nil {
 			t.Fatal(err)
 		}
@@ -285,11 +199,7 @@ func TestFileSinkSlowWriter(t *testing.T) {
 		if w.writes < 40 || time.Since(start) < 40*w.delay {
 			t.Fatalf("%d writes in %v: the queue was not bounded", w.writes, time.Since(start))
 		}
-		want := make([][]int, writers)
-		for g := range want {
-			want[g] = seq(0, perWriter)
-		}
-		checkNumbered(t, w.got.Bytes(), want)
+		checkSequences(t, w.records(), "", writers, perWriter)
 	})
 }
 
@@ -311,19 +221,10 @@ func TestFileSinkCloseHungWriter(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				w := &gateWriter{release: make(chan struct{}), entered: make(chan struct{}, 1)}
-				s := newSink("file", true, w, nil, nil)
-				s.limit = 1 << 10
-				release := sync.OnceFunc(func() { close(w.release) })
-				defer func() { release(); s.Close(context.Background()) }() // the writer ends should the test fail
-				s.offer(numbered(0, 0))
-				<-w.entered
-				for i := 1; i <= 20; i++ {
-					s.offer(numbered(0, i))
-				}
+				s, w, release := hungSink(t, nil)
 				dropped := uint64(0)
 				if tc.knownHung {
-					s.offer(numbered(0, 21))
+					s.offer(record(0, 21))
 					dropped = 1
 				}
 				ctx := context.Background()
@@ -345,9 +246,10 @@ func TestFileSinkCloseHungWriter(t *testing.T) {
 				}
 				release() // the write returns at last: the writer ends
 				<-s.done
-				if n := countLines(w.got.Bytes()); n != 1 || s.Dropped() != dropped+20 {
-					t.Errorf("%d events written, %d dropped; want 1 and %d", n, s.Dropped(), dropped+20)
+				if s.Dropped() != dropped+20 {
+					t.Errorf("%d dropped after the write returned, want %d", s.Dropped(), dropped+20)
 				}
+				checkSequences(t, w.records(), "", 1, 1)
 			})
 		})
 	}

@@ -41,11 +41,7 @@ func TestSyslogMessageUDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	sink, err := log.NewSyslogSink(log.SyslogConfig{Network: "udp", Address: pc.LocalAddr().String(), Hostname: "kes-1"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := log.NewAuditLog(nil, nil, nil, sink)
+	a, _ := syslogAudit(t, log.SyslogConfig{Network: "udp", Address: pc.LocalAddr().String(), Hostname: "kes-1"})
 	a.Log(pinnedEvent)
 	if err := a.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
@@ -83,13 +79,9 @@ func TestSyslogMessageTCP(t *testing.T) {
 		b, _ := io.ReadAll(c)
 		got <- string(b)
 	})
-	sink, err := log.NewSyslogSink(log.SyslogConfig{
+	a, _ := syslogAudit(t, log.SyslogConfig{
 		Network: "tcp", Address: ln.Addr().String(), Hostname: "kes-1", Facility: "auth", AppName: "kes-audit",
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := log.NewAuditLog(nil, nil, nil, sink)
+	})
 	a.Log(pinnedEvent)
 	a.Log(pinnedEvent)
 	if err := a.Shutdown(t.Context()); err != nil {
@@ -103,8 +95,10 @@ func TestSyslogMessageTCP(t *testing.T) {
 	}
 }
 
+// TestNewSyslogSinkErrors checks that a syslog sink refuses a config it
+// cannot use at once.
 func TestNewSyslogSinkErrors(t *testing.T) {
-	for name, c := range map[string]log.SyslogConfig{
+	checkNewSinkErrors(t, log.NewSyslogSink, "log: audit syslog: ", map[string]log.SyslogConfig{
 		"no network":       {Address: "127.0.0.1:514"},
 		"unknown network":  {Network: "tcp6x", Address: "127.0.0.1:514"},
 		"no address":       {Network: "udp"},
@@ -112,47 +106,7 @@ func TestNewSyslogSinkErrors(t *testing.T) {
 		"app name space":   {Network: "udp", Address: "127.0.0.1:514", AppName: "k e s"},
 		"app name long":    {Network: "udp", Address: "127.0.0.1:514", AppName: strings.Repeat("k", 49)},
 		"hostname space":   {Network: "udp", Address: "127.0.0.1:514", Hostname: "a b"},
-	} {
-		t.Run(name, func(t *testing.T) {
-			sink, err := log.NewSyslogSink(c, nil)
-			if err == nil {
-				sink.Close(t.Context())
-				t.Fatal("NewSyslogSink succeeded")
-			}
-			if !strings.HasPrefix(err.Error(), "log: audit syslog: ") {
-				t.Errorf("error %q lacks the prefix", err)
-			}
-		})
-	}
-}
-
-// logConcurrently logs perWriter events from each of writers goroutines
-// (sinkEvent(w, seq+offset)) and fails t unless every Log call has
-// returned within limit: a sink must never make the API wait for a syslog
-// server.
-func logConcurrently(t *testing.T, a *log.AuditLog, writers, perWriter, offset int, limit time.Duration) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var wg sync.WaitGroup
-		for w := range writers {
-			wg.Go(func() {
-				for seq := range perWriter {
-					a.Log(sinkEvent(w, offset+seq))
-				}
-			})
-		}
-		wg.Wait()
-	}()
-	timer := time.NewTimer(limit)
-	defer timer.Stop()
-	select {
-	case <-done:
-	case <-timer.C:
-		t.Fatalf("logging %d events took longer than %v: the sink blocks the API", writers*perWriter, limit)
-		<-done
-	}
+	})
 }
 
 // TestSyslogRsyslog sends events over each network to a real rsyslogd and
@@ -169,11 +123,7 @@ func TestSyslogRsyslog(t *testing.T) {
 	}
 	total := 0
 	for _, nw := range networks {
-		sink, err := log.NewSyslogSink(log.SyslogConfig{Network: nw.network, Address: nw.address, Hostname: "kes-1"}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a := log.NewAuditLog(nil, nil, nil, sink)
+		a, _ := syslogAudit(t, log.SyslogConfig{Network: nw.network, Address: nw.address, Hostname: "kes-1"})
 		logConcurrently(t, a, writers, perWriter, 0, 2*time.Minute)
 		if err := a.Shutdown(t.Context()); err != nil {
 			t.Fatalf("%s: %v", nw.network, err)
@@ -202,7 +152,7 @@ func TestSyslogRsyslog(t *testing.T) {
 			}
 			paths = append(paths, ev.Request.Path)
 		}
-		t.Run(nw.network, func(t *testing.T) { checkSequences(t, paths, writers, perWriter) })
+		t.Run(nw.network, func(t *testing.T) { log.CheckSequences(t, paths, sinkPath, writers, perWriter) })
 	}
 }
 
@@ -224,12 +174,8 @@ func TestSyslogStalledServer(t *testing.T) {
 		t.Run(tc.network, func(t *testing.T) {
 			srv := rsyslogtest.Start(t)
 			addr := map[string]string{"tcp": srv.TCP, "unixgram": srv.Unixgram}[tc.network]
-			sink, err := log.NewSyslogSink(log.SyslogConfig{Network: tc.network, Address: addr}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			a, sink := syslogAudit(t, log.SyslogConfig{Network: tc.network, Address: addr})
 			log.SetQueueLimit(sink, 256<<10) // not 4 MiB: fewer events fill it
-			a := log.NewAuditLog(nil, nil, nil, sink)
 			defer a.Shutdown(t.Context())
 			srv.Signal(syscall.SIGSTOP)
 			// A stalled sink would block forever: any bound tells.
@@ -250,11 +196,7 @@ func TestSyslogKilledServer(t *testing.T) {
 		t.Run(network, func(t *testing.T) {
 			srv := rsyslogtest.Start(t)
 			addr := map[string]string{"tcp": srv.TCP, "unix": srv.Unix, "udp": srv.UDP}[network]
-			sink, err := log.NewSyslogSink(log.SyslogConfig{Network: network, Address: addr}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a := log.NewAuditLog(nil, nil, nil, sink)
+			a, _ := syslogAudit(t, log.SyslogConfig{Network: network, Address: addr})
 			defer a.Shutdown(t.Context())
 			logConcurrently(t, a, 2, 100, 0, 2*time.Minute)
 			srv.WaitMessages(200)
@@ -300,18 +242,14 @@ func waitDelivered(t *testing.T, srv *rsyslogtest.Server, a *log.AuditLog) {
 func TestSyslogShutdownDeadline(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "gone.sock")
-	sink, err := log.NewSyslogSink(log.SyslogConfig{Network: "unix", Address: sock}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := log.NewAuditLog(nil, nil, nil, sink)
+	a, _ := syslogAudit(t, log.SyslogConfig{Network: "unix", Address: sock})
 	for seq := range 10 {
 		a.Log(sinkEvent(0, seq))
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err = a.Shutdown(ctx)
+	err := a.Shutdown(ctx)
 	if err == nil || !strings.Contains(err.Error(), "10 events not delivered at shutdown") {
 		t.Fatalf("Shutdown = %v, want 10 events not delivered", err)
 	}
@@ -342,20 +280,8 @@ func BenchmarkAuditSinkSyslogUDP(b *testing.B) {
 	})
 	defer wg.Wait()
 	defer pc.Close()
-	sink, err := log.NewSyslogSink(log.SyslogConfig{Network: "udp", Address: pc.LocalAddr().String()}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a := log.NewAuditLog(nil, nil, nil, sink)
-	ev := sinkEvent(0, 0)
-	ev.Time = time.Now()
-	b.ReportAllocs()
-	b.SetParallelism(16)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			a.Log(ev)
-		}
-	})
+	a, _ := syslogAudit(b, log.SyslogConfig{Network: "udp", Address: pc.LocalAddr().String()})
+	benchmarkLog(b, a)
 	a.Shutdown(b.Context())
 	b.ReportMetric(float64(a.SinkDropped())/float64(b.N), "dropped/op")
 }
