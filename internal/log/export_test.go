@@ -5,8 +5,9 @@ package log
 // before the first event.
 func SetQueueLimit(s *Sink, n int) { s.limit = n }
 
-// The sink tests of both packages share these helpers.
+// The tests of both packages share these helpers.
 var (
 	RunWriters     = runWriters
 	CheckSequences = checkSequences
+	MustSubscribe  = subscribe
 )

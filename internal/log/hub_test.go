@@ -8,7 +8,8 @@ import (
 	"testing"
 )
 
-// subscribe subscribes to l, failing the test if it cannot.
+// subscribe subscribes to l (an [ErrorLog] or an [AuditLog]), failing the
+// test if it cannot.
 func subscribe(t testing.TB, l interface {
 	Subscribe() (*Subscription, error)
 }) *Subscription {

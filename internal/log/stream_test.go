@@ -14,20 +14,9 @@ import (
 	"github.com/openkes/kes/internal/log"
 )
 
-// subscriber is an [log.ErrorLog] or an [log.AuditLog].
-type subscriber interface {
-	Subscribe() (*log.Subscription, error)
-}
-
-// subscribe subscribes to l, failing the test if it cannot.
-func subscribe(t testing.TB, l subscriber) *log.Subscription {
-	t.Helper()
-	s, err := l.Subscribe()
-	if err != nil {
-		t.Fatalf("subscribe: %v", err)
-	}
-	return s
-}
+// subscribe subscribes to an [log.ErrorLog] or an [log.AuditLog], failing
+// the test if it cannot.
+var subscribe = log.MustSubscribe
 
 func TestSubscribeOnlyLaterEvents(t *testing.T) {
 	l := log.NewErrorLog(io.Discard, nil, nil)
