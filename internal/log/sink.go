@@ -96,13 +96,14 @@ type Sink struct {
 	now    func() time.Time
 	limit  int // of len(queue); maxQueue but in tests
 
-	mu      sync.Mutex
-	queue   []byte
-	writing []byte        // the batch the writer has taken and not yet delivered
-	gen     uint64        // counts the writer's takes: its progress
-	room    chan struct{} // closed and replaced at every take and by Close: wakes the waiting callers
-	hung    bool          // a caller waited maxStall without a take; cleared by the next take
-	closed  bool
+	mu       sync.Mutex
+	queue    []byte
+	writing  []byte        // the batch the writer has taken and not yet delivered
+	gen      uint64        // counts the writer's takes: its progress
+	lastTake time.Time     // of the last take
+	room     chan struct{} // closed and replaced at every take and by Close: wakes the waiting callers
+	hung     bool          // a caller waited maxStall without a take; cleared by the next take
+	closed   bool
 
 	kick   chan struct{} // cap 1: wakes the writer early
 	stop   chan struct{} // closed by Close: drain and end
@@ -125,7 +126,7 @@ func newSink(name string, block bool, out batchWriter, errLog *slog.Logger, now 
 	}
 	s := &Sink{
 		name: name, block: block, out: out, errLog: errLog, now: now, limit: maxQueue,
-		room: make(chan struct{}),
+		room: make(chan struct{}), lastTake: time.Now(),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -230,6 +231,7 @@ func (s *Sink) take(spare []byte) (batch []byte, wasHung bool) {
 	batch, s.writing = s.queue, s.queue
 	s.queue = spare[:0]
 	s.gen++
+	s.lastTake = time.Now()
 	wasHung, s.hung = s.hung, false
 	s.wakeCallers()
 	s.mu.Unlock()
@@ -338,15 +340,16 @@ func (s *Sink) warn(msg string, err error) {
 }
 
 // Close writes the queued events and stops the writer goroutine. It waits
-// until ctx is done or the writer makes no progress for 5 s (a write that
-// hangs): then the writer's I/O is aborted, the events not written are
-// counted as dropped, and Close returns an error saying how many.
+// until ctx is done or the writer has made no progress for 5 s (a write
+// that hangs): then the writer's I/O is aborted, the events not written
+// are counted as dropped, and Close returns an error saying how many.
 //
-// A file write cannot be aborted. Close waits for the one in progress at
-// most another 5 s, or [FlushInterval] if the writer is hung (no progress
-// for 5 s); then it drops the queued events and returns, leaving the writer
-// goroutine blocked in the write, since nothing can end a write to a dead
-// mount; the error says so. The goroutine ends if the write ever returns.
+// A file write cannot be aborted. Close waits for the one in progress
+// until the writer has made no progress for 5 s (at least [FlushInterval]
+// after the abort); then it drops the queued events and returns, leaving
+// the writer goroutine blocked in the write, since nothing can end a write
+// to a dead mount; the error says so. The goroutine ends if the write ever
+// returns.
 //
 // Events offered after Close are dropped. Close may be called more than
 // once; later calls wait for the first to finish, as long.
@@ -360,16 +363,10 @@ func (s *Sink) Close(ctx context.Context) error {
 	if first {
 		close(s.stop)
 	}
-	ended := s.await(ctx.Done(), maxStall)
+	ended := s.await(ctx.Done(), 0)
 	s.cancel()
 	if !ended {
-		s.mu.Lock()
-		grace := maxStall
-		if s.hung {
-			grace = FlushInterval // enough for an abortable write to return
-		}
-		s.mu.Unlock()
-		ended = s.await(nil, grace)
+		ended = s.await(nil, FlushInterval) // time for an aborted write to return
 	}
 	if !first {
 		return nil
@@ -384,26 +381,23 @@ func (s *Sink) Close(ctx context.Context) error {
 }
 
 // await waits for the writer goroutine to end, and reports whether it
-// did. It stops waiting when abort is closed or the writer makes no
-// progress for stall; then the writer is marked hung.
-func (s *Sink) await(abort <-chan struct{}, stall time.Duration) bool {
-	t := time.NewTimer(stall)
+// did. It stops waiting when abort is closed, or when the writer has made
+// no progress (taken the queue) for maxStall, but waits at least least.
+func (s *Sink) await(abort <-chan struct{}, least time.Duration) bool {
+	t := time.NewTimer(least)
 	defer t.Stop()
 	for {
 		s.mu.Lock()
-		room := s.room
+		room, last := s.room, s.lastTake
 		s.mu.Unlock()
+		t.Reset(max(maxStall-time.Since(last), least))
 		select {
 		case <-s.done:
 			return true
 		case <-room:
-			t.Reset(stall)
 		case <-abort:
 			return false
 		case <-t.C:
-			s.mu.Lock()
-			s.hung = true
-			s.mu.Unlock()
 			return false
 		}
 	}
