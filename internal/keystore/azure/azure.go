@@ -28,7 +28,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"sync"
 	"time"
 
@@ -42,11 +41,23 @@ var _ keystore.Store = (*Store)(nil)
 // hold. Such names are rejected, never mapped to another name.
 var ErrInvalidName = errors.New("invalid key name: Azure Key Vault allows 1 to 127 characters of 0-9, a-z, A-Z and -")
 
-var nameRE = regexp.MustCompile(`^[0-9A-Za-z-]{1,127}$`)
+// maxNameLen is the longest secret name Key Vault takes.
+const maxNameLen = 127
 
+// checkName returns ErrInvalidName unless name is 1 to 127 characters of
+// 0-9, a-z, A-Z and -. A loop, not a regular expression: compiling
+// [0-9A-Za-z-]{1,127} at start took 1,427 allocations in every server,
+// whatever store it was configured with.
 func checkName(name string) error {
-	if !nameRE.MatchString(name) {
+	if name == "" || len(name) > maxNameLen {
 		return ErrInvalidName
+	}
+	for i := range len(name) {
+		switch c := name[i]; {
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', c == '-':
+		default:
+			return ErrInvalidName
+		}
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -261,6 +262,27 @@ func TestBinaryValue(t *testing.T) {
 	}
 	if got, err := s.Get(t.Context(), "bin"); err != nil || !bytes.Equal(got, value) {
 		t.Fatalf("Get = %x, %v", got, err)
+	}
+}
+
+// TestCheckName: checkName takes exactly the names of Key Vault's rule,
+// written here as the regular expression it replaced.
+func TestCheckName(t *testing.T) {
+	rule := regexp.MustCompile(`^[0-9A-Za-z-]{1,127}$`)
+	names := []string{"", "a", "-", "my-key-1", "My-Key", "my_key", "my.key", "a/b", "ключ", "a\n", "\x00", " a", "a ",
+		strings.Repeat("a", 126), strings.Repeat("a", 127), strings.Repeat("a", 128), strings.Repeat("Z9-", 42) + "x", "\xff"}
+	for c := range 256 {
+		names = append(names, string([]byte{byte(c)}))
+	}
+	for _, name := range names {
+		want := rule.MatchString(name)
+		err := checkName(name)
+		if got := err == nil; got != want {
+			t.Errorf("checkName(%q) = %v; the rule says valid=%v", name, err, want)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidName) {
+			t.Errorf("checkName(%q) = %v; want ErrInvalidName", name, err)
+		}
 	}
 }
 
