@@ -2,7 +2,9 @@
 # install-deb.sh COMMAND PACKAGE makes sure COMMAND is on the PATH,
 # installing the Debian PACKAGE that provides it if it is not (e.g.
 # `install-deb.sh systemd-analyze systemd` for the systemd unit's test).
-# It prints the command's path and nothing else but errors. Installing
+# COMMAND may be a path (/usr/sbin/nginx: sbin is not on every user's
+# PATH); install-proxies.sh installs its proxies this way. It prints the
+# command's path and nothing else but errors. Installing
 # needs root (or sudo) and apt-get; a fresh machine's empty package lists
 # get an `apt-get update` first. Concurrent runs wait for each other.
 set -euo pipefail
