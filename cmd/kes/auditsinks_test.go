@@ -29,37 +29,22 @@ import (
 // no secret is in either.
 func TestAuditSinksServer(t *testing.T) {
 	syslog := rsyslogtest.Start(t)
-	dir := t.TempDir()
-	apiKey, _ := kes.GenerateAPIKey(nil)
-	if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
-		t.Fatal(err)
-	}
+	dir, apiKey := newServerDir(t)
 	auditPath := filepath.Join(dir, "audit", "audit.log")
-	config := `
-address: 127.0.0.1:0
-admin:
-  identity: ` + apiKey.Identity().String() + `
-tls:
-  key: ` + filepath.Join(dir, "server.key") + `
-  cert: ` + filepath.Join(dir, "server.crt") + `
-log:
+	file := writeServerConfig(t, dir, apiKey.Identity(), `log:
   audit: on
   audit_stdout: off
   audit_file:
-    path: ` + auditPath + `
+    path: `+auditPath+`
     max_size: 16KiB
   audit_syslog:
     network: tcp
-    address: ` + syslog.TCP + `
+    address: `+syslog.TCP+`
     app_name: kes-test
 keystore:
   fs:
-    path: ` + filepath.Join(dir, "keys") + `
-`
-	file := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
+    path: `+filepath.Join(dir, "keys")+`
+`)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

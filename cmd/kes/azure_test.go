@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -98,18 +96,8 @@ func azureRecord(f *fake.Azure, name string) (string, bool) {
 // version holds the key record, and a deleted key is purged.
 func TestAzureServer(t *testing.T) {
 	f, table := azureFake(t)
-	dir := t.TempDir()
-	apiKey, _ := kes.GenerateAPIKey(nil)
-	if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
-		t.Fatal(err)
-	}
-	conf := "address: 127.0.0.1:0\nadmin:\n  identity: " + apiKey.Identity().String() + "\n" +
-		"tls:\n  key: " + filepath.Join(dir, "server.key") + "\n  cert: " + filepath.Join(dir, "server.crt") + "\n" +
-		"log:\n  audit: off\nkeystore:\n" + azureSection(f)
-	file := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir, apiKey := newServerDir(t)
+	file := writeServerConfig(t, dir, apiKey.Identity(), "log:\n  audit: off\nkeystore:\n"+azureSection(f))
 	lines, _ := startCmdEnv(t, &Env{KeyStores: table}, "server", "--config", file)
 	waitFor(t, lines, regexp.MustCompile(`^KMS\s+`+regexp.QuoteMeta("Azure KeyVault: "+f.VaultURL())+`$`))
 	url := waitFor(t, lines, apiLine)[1]

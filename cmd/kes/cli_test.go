@@ -165,17 +165,7 @@ func (s *scriptServer) configure(dir string) (kes.APIKey, error) {
 	if err != nil {
 		return kes.APIKey{}, err
 	}
-	config := fmt.Sprintf(`
-address: 127.0.0.1:0
-admin:
-  identity: %s
-tls:
-  key: %s
-  cert: %s
-keystore:
-  fs:
-    path: %s
-`, key.Identity(), filepath.Join(dir, "server.key"), filepath.Join(dir, "server.crt"), filepath.Join(dir, "keys"))
+	config := serverConfig(dir, key.Identity()) + "keystore:\n  fs:\n    path: " + filepath.Join(dir, "keys") + "\n"
 	s.config = filepath.Join(dir, "config.yml")
 	return key, os.WriteFile(s.config, []byte(config), 0o600)
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -25,14 +24,7 @@ func startDriftNodes(t *testing.T, n int, admin, app kes.APIKey) []string {
 		if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
 			t.Fatal(err)
 		}
-		config := fmt.Sprintf(`
-address: 127.0.0.1:0
-admin:
-  identity: %s
-tls:
-  key: %s
-  cert: %s
-policy:
+		config := writeServerConfig(t, dir, admin.Identity(), fmt.Sprintf(`policy:
   app:
     allow: [ /v1/key/generate/app-*, /v1/key/decrypt/app-* ]
     deny: [ /v1/key/generate/app-internal* ]
@@ -40,11 +32,8 @@ policy:
 keystore:
   fs:
     path: %s
-`, admin.Identity(), filepath.Join(dir, "server.key"), filepath.Join(dir, "server.crt"), app.Identity(), filepath.Join(dir, "keys"))
-		s := &scriptServer{bin: kesBinary(t), config: filepath.Join(dir, "config.yml")}
-		if err := os.WriteFile(s.config, []byte(config), 0o600); err != nil {
-			t.Fatal(err)
-		}
+`, app.Identity(), filepath.Join(dir, "keys")))
+		s := &scriptServer{bin: kesBinary(t), config: config}
 		t.Cleanup(s.stop)
 		addr, err := s.start()
 		if err != nil {

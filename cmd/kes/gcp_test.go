@@ -93,29 +93,15 @@ func TestGCPServer(t *testing.T) {
 	vectors := readKeys(t, keystoreVectors)
 	g.PutSecret("vec-created-1", []byte(vectors["vec-created-1"])) // as upstream KES stored it
 
-	dir := t.TempDir()
-	apiKey, _ := kes.GenerateAPIKey(nil)
-	if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
-		t.Fatal(err)
-	}
+	dir, apiKey := newServerDir(t)
 	// The private key on one line with literal \n, as a YAML single-quoted
 	// scalar keeps them.
 	pemOneLine := "'" + strings.ReplaceAll(sa.PrivateKey, "\n", `\n`) + "'"
-	config := fmt.Sprintf(`version: v1
-address: 127.0.0.1:0
-admin:
-  identity: %s
-tls:
-  key: %s
-  cert: %s
+	file := writeServerConfig(t, dir, apiKey.Identity(), `version: v1
 log:
   audit: off
 keystore:
-%s`, apiKey.Identity(), filepath.Join(dir, "server.key"), filepath.Join(dir, "server.crt"), gcpSection(g, sa, pemOneLine))
-	file := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`+gcpSection(g, sa, pemOneLine))
 
 	lines := startKes(t, gcpEnv(t, g), "server", "--config", file)
 	waitFor(t, lines, regexp.MustCompile(`^KMS\s+GCP SecretManager: Project=kes-project$`))

@@ -48,18 +48,7 @@ func newHSMSetup(t *testing.T) *hsmSetup {
 // section if withHSM (the PIN from $KES_TEST_HSM_PIN), and returns its path.
 func (h *hsmSetup) config(t *testing.T, keys string, withHSM bool) string {
 	t.Helper()
-	yml := fmt.Sprintf(`address: 127.0.0.1:0
-admin:
-  identity: %s
-tls:
-  key: %s
-  cert: %s
-log:
-  audit: off
-keystore:
-  fs:
-    path: %s
-`, h.admin.Identity(), filepath.Join(h.dir, "server.key"), filepath.Join(h.dir, "server.crt"), keys)
+	yml := serverConfig(h.dir, h.admin.Identity()) + "log:\n  audit: off\nkeystore:\n  fs:\n    path: " + keys + "\n"
 	if withHSM {
 		t.Setenv("KES_TEST_HSM_PIN", h.tok.PIN)
 		yml += fmt.Sprintf("hsm:\n  module: %s\n  token: %s\n  pin: ${KES_TEST_HSM_PIN}\n  key: kes-wrap\n", h.tok.Module, h.tok.Label)

@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/tls"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -15,37 +14,23 @@ import (
 // TestRateLimitFile: a policy's rate_limit in the configuration file is
 // enforced, and SIGHUP applies a changed one (docs/rate-limits.md).
 func TestRateLimitFile(t *testing.T) {
-	dir := t.TempDir()
-	if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
-		t.Fatal(err)
-	}
-	admin, _ := kes.GenerateAPIKey(nil)
+	dir, admin := newServerDir(t)
 	app, _ := kes.GenerateAPIKey(nil)
-	file := filepath.Join(dir, "config.yml")
-	write := func(limit string) {
+	write := func(limit string) string {
 		t.Helper()
-		config := `address: 127.0.0.1:0
-admin:
-  identity: ` + admin.Identity().String() + `
-tls:
-  key: ` + filepath.Join(dir, "server.key") + `
-  cert: ` + filepath.Join(dir, "server.crt") + `
-log:
+		return writeServerConfig(t, dir, admin.Identity(), `log:
   audit: off
 keystore:
   fs:
-    path: ` + filepath.Join(dir, "keys") + `
+    path: `+filepath.Join(dir, "keys")+`
 policy:
   app:
     allow: [/v1/key/create/app-*]
-    identities: [` + app.Identity().String() + `]
-    rate_limit: ` + limit + `
-`
-		if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
-			t.Fatal(err)
-		}
+    identities: [`+app.Identity().String()+`]
+    rate_limit: `+limit+`
+`)
 	}
-	write("{requests_per_second: 0.01, burst: 1}")
+	file := write("{requests_per_second: 0.01, burst: 1}")
 	reload := make(chan struct{})
 	lines, stderr := startCmdReload(t, reload, "server", "--config", file)
 	defer func() {

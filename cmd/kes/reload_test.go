@@ -16,32 +16,18 @@ import (
 // place (spec config.md §10). The reload itself is tested in
 // internal/server; this is the command's file re-read.
 func TestReload(t *testing.T) {
-	dir := t.TempDir()
-	if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
-		t.Fatal(err)
-	}
-	admin, _ := kes.GenerateAPIKey(nil)
+	dir, admin := newServerDir(t)
 	app, _ := kes.GenerateAPIKey(nil)
-	file := filepath.Join(dir, "config.yml")
-	write := func(extra string) {
+	write := func(extra string) string {
 		t.Helper()
-		config := `address: 127.0.0.1:0
-admin:
-  identity: ` + admin.Identity().String() + `
-tls:
-  key: ` + filepath.Join(dir, "server.key") + `
-  cert: ` + filepath.Join(dir, "server.crt") + `
-log:
+		return writeServerConfig(t, dir, admin.Identity(), `log:
   audit: off
 keystore:
   fs:
-    path: ` + filepath.Join(dir, "keys") + `
-` + extra
-		if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
-			t.Fatal(err)
-		}
+    path: `+filepath.Join(dir, "keys")+`
+`+extra)
 	}
-	write("")
+	file := write("")
 	reload := make(chan struct{})
 	lines, stderr := startCmdReload(t, reload, "server", "--config", file)
 	defer func() {

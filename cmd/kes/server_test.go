@@ -183,28 +183,15 @@ func TestDevServer(t *testing.T) {
 // TestConfigServer starts a server from a config file with an fs keystore
 // and a predefined key, and checks the key exists and is served.
 func TestConfigServer(t *testing.T) {
-	dir := t.TempDir()
-	apiKey, _ := kes.GenerateAPIKey(nil)
-	if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
-		t.Fatal(err)
-	}
-	config := `
-address: 127.0.0.1:0
-admin:
-  identity: ` + apiKey.Identity().String() + `
-tls:
-  key: ` + filepath.Join(dir, "server.key") + `
-  cert: ` + filepath.Join(dir, "server.crt") + `
-keys:
+	dir, apiKey := newServerDir(t)
+	file := writeServerConfig(t, dir, apiKey.Identity(), `keys:
   - name: predefined
 log:
   audit: off
 keystore:
   fs:
-    path: ` + filepath.Join(dir, "keys") + `
-`
-	file := filepath.Join(dir, "config.yml")
-	os.WriteFile(file, []byte(config), 0o600)
+    path: `+filepath.Join(dir, "keys")+`
+`)
 	lines, _ := startCmd(t, "server", "--config", file)
 	url := waitFor(t, lines, apiLine)[1]
 	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))

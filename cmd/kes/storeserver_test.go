@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -32,21 +30,8 @@ type storeServer struct {
 // until the banner names the store as kms and the server is up.
 func startStoreServer(t *testing.T, section, kms string, peerLog func() string) *storeServer {
 	t.Helper()
-	dir := t.TempDir()
-	apiKey, err := kes.GenerateAPIKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
-		t.Fatal(err)
-	}
-	config := "address: 127.0.0.1:0\nadmin:\n  identity: " + apiKey.Identity().String() + "\n" +
-		"tls:\n  key: " + filepath.Join(dir, "server.key") + "\n  cert: " + filepath.Join(dir, "server.crt") + "\n" +
-		"log:\n  audit: off\nkeystore:\n" + section
-	file := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	dir, apiKey := newServerDir(t)
+	file := writeServerConfig(t, dir, apiKey.Identity(), "log:\n  audit: off\nkeystore:\n"+section)
 	lines, stderr := startCmd(t, "server", "--config", file)
 	waitFor(t, lines, regexp.MustCompile(`^KMS\s+`+regexp.QuoteMeta(kms)+`$`))
 	url := waitFor(t, lines, apiLine)[1]

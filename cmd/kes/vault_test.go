@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -34,18 +32,8 @@ path "kes-kv/metadata/*" { capabilities = ["list", "delete"] }`)
 	}
 	setupVault()
 
-	dir := t.TempDir()
-	apiKey, _ := kes.GenerateAPIKey(nil)
-	if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
-		t.Fatal(err)
-	}
-	config := fmt.Sprintf(`version: v1
-address: 127.0.0.1:0
-admin:
-  identity: %s
-tls:
-  key: %s
-  cert: %s
+	dir, apiKey := newServerDir(t)
+	file := writeServerConfig(t, dir, apiKey.Identity(), `version: v1
 cache:
   expiry:
     any: 5m
@@ -55,7 +43,7 @@ log:
   audit: off
 keystore:
   vault:
-    endpoint: %s
+    endpoint: `+vault.URL()+`
     engine: kes-kv
     version: v2
     prefix: tenant-1
@@ -65,9 +53,7 @@ keystore:
       retry: 15s
     status:
       ping: 10s
-`, apiKey.Identity(), filepath.Join(dir, "server.key"), filepath.Join(dir, "server.crt"), vault.URL())
-	file := filepath.Join(dir, "config.yml")
-	os.WriteFile(file, []byte(config), 0o600)
+`)
 
 	lines, _ := startCmd(t, "server", "--config", file)
 	waitFor(t, lines, regexp.MustCompile(`^KMS\s+Hashicorp Vault: `+regexp.QuoteMeta(vault.URL())+`$`))

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"testing"
@@ -60,18 +58,8 @@ func vendorStores(t *testing.T) []vendorStore {
 func TestVendorServer(t *testing.T) {
 	for _, vs := range vendorStores(t) {
 		t.Run(vs.name, func(t *testing.T) {
-			dir := t.TempDir()
-			apiKey, _ := kes.GenerateAPIKey(nil)
-			if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
-				t.Fatal(err)
-			}
-			config := "address: 127.0.0.1:0\nadmin:\n  identity: " + apiKey.Identity().String() + "\n" +
-				"tls:\n  key: " + filepath.Join(dir, "server.key") + "\n  cert: " + filepath.Join(dir, "server.crt") + "\n" +
-				"log:\n  audit: off\nkeystore:\n" + vs.section(t)
-			file := filepath.Join(dir, "config.yml")
-			if err := os.WriteFile(file, []byte(config), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			dir, apiKey := newServerDir(t)
+			file := writeServerConfig(t, dir, apiKey.Identity(), "log:\n  audit: off\nkeystore:\n"+vs.section(t))
 			lines, _ := startCmd(t, "server", "--config", file)
 			waitFor(t, lines, regexp.MustCompile(`^KMS\s+`+regexp.QuoteMeta(vs.banner)+`\d+$`))
 			url := waitFor(t, lines, apiLine)[1]

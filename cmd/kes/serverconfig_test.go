@@ -1,0 +1,45 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/openkes/kes"
+)
+
+// newServerDir returns a new directory holding a server certificate for
+// 127.0.0.1 (writeDevServerCert) and a fresh admin API key, for a test
+// that writes a config file with writeServerConfig.
+func newServerDir(t *testing.T) (dir string, admin kes.APIKey) {
+	t.Helper()
+	dir = t.TempDir()
+	if err := writeDevServerCert(dir, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := kes.GenerateAPIKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, admin
+}
+
+// serverConfig returns the first sections of a server config file: listen
+// on 127.0.0.1:0, admin as the admin identity and the certificate that
+// writeDevServerCert wrote to dir. The caller appends the other top-level
+// sections (keystore, log, ...).
+func serverConfig(dir string, admin kes.Identity) string {
+	return "address: 127.0.0.1:0\nadmin:\n  identity: " + admin.String() + "\n" +
+		"tls:\n  key: " + filepath.Join(dir, "server.key") + "\n  cert: " + filepath.Join(dir, "server.crt") + "\n"
+}
+
+// writeServerConfig writes dir/config.yml, serverConfig followed by rest,
+// and returns its path. Writing again replaces the file (for a reload).
+func writeServerConfig(t *testing.T, dir string, admin kes.Identity, rest string) string {
+	t.Helper()
+	file := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(file, []byte(serverConfig(dir, admin)+rest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
