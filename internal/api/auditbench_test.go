@@ -2,27 +2,16 @@ package api
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/openkes/kes"
-	"github.com/openkes/kes/internal/auth"
-	"github.com/openkes/kes/internal/crypto"
-	"github.com/openkes/kes/internal/keystore/cache"
-	"github.com/openkes/kes/internal/keystore/mem"
 	"github.com/openkes/kes/internal/log"
 	"github.com/openkes/kes/internal/metrics"
 )
@@ -108,10 +97,9 @@ func BenchmarkHandlerAudit(b *testing.B) {
 			m := metrics.New(time.Now())
 			audit := bc.audit(b, m.AuditEvent)
 			serve := decryptServer(b, audit, m)
-			var before, after syscall.Rusage
 			b.SetParallelism(16) // 32 goroutines on 2 cores, like 32 clients
 			b.ResetTimer()
-			syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+			before := processCPUTime(b)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					serve()
@@ -120,10 +108,8 @@ func BenchmarkHandlerAudit(b *testing.B) {
 			if err := audit.Shutdown(context.Background()); err != nil { // its writes count
 				b.Fatal(err)
 			}
-			syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+			cpu := processCPUTime(b) - before
 			b.StopTimer()
-			cpu := time.Duration(syscall.TimevalToNsec(after.Utime) - syscall.TimevalToNsec(before.Utime) +
-				syscall.TimevalToNsec(after.Stime) - syscall.TimevalToNsec(before.Stime))
 			b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
 		})
 	}
@@ -133,42 +119,13 @@ func BenchmarkHandlerAudit(b *testing.B) {
 // with a server that audits to audit.
 func decryptServer(b *testing.B, audit *log.AuditLog, m *metrics.Metrics) func() {
 	apiKey, _ := kes.GenerateAPIKey(nil)
-	cert, _ := kes.GenerateCertificate(apiKey, nil)
-	keys := cache.New(&mem.Store{}, func(_ string, v []byte) (crypto.Key, error) { return crypto.ParseKey(v) }, cache.Config{})
-	b.Cleanup(func() { keys.Close() })
-	authorizer, _ := auth.New(apiKey.Identity(), nil, time.Now())
-	srv, err := New(&Config{
-		Keys: keys, Auth: authorizer,
-		ErrorLog: log.NewErrorLog(io.Discard, slog.LevelError, m.ErrorEvent), AuditLog: audit,
-		Metrics: m,
+	srv := newBenchServer(b, apiKey.Identity(), nil, func(c *Config) {
+		c.ErrorLog, c.AuditLog, c.Metrics = log.NewErrorLog(io.Discard, slog.LevelError, m.ErrorEvent), audit, m
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	state := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert.Leaf}}
-	client, server := net.Pipe()
-	b.Cleanup(func() { client.Close(); server.Close() })
-	ctx := ConnContext(context.Background(), server)
-	send := func(method, path, body string) *httptest.ResponseRecorder {
-		req := httptest.NewRequestWithContext(ctx, method, path, strings.NewReader(body))
-		req.TLS = state
-		req.ProtoMajor = 2
-		rec := httptest.NewRecorder()
-		srv.ServeHTTP(rec, req)
-		return rec
-	}
-	if rec := send("PUT", "/v1/key/create/bench", ""); rec.Code != 200 {
-		b.Fatal(rec.Body.String())
-	}
-	ctxB64 := base64.StdEncoding.EncodeToString([]byte(`{"MinIO object":"bucket/prefix/object.bin"}`))
-	rec := send("POST", "/v1/key/generate/bench", `{"context":"`+ctxB64+`"}`)
-	var dek struct{ Ciphertext string }
-	if err := json.Unmarshal(rec.Body.Bytes(), &dek); err != nil {
-		b.Fatal(err)
-	}
-	decBody := `{"ciphertext":"` + dek.Ciphertext + `","context":"` + ctxB64 + `"}`
+	conn := newBenchClient(b, apiKey)
+	_, decBody := conn.benchKey(b, srv)
 	return func() {
-		if rec := send("POST", "/v1/key/decrypt/bench", decBody); rec.Code != 200 {
+		if rec := conn.send(srv, "POST", "/v1/key/decrypt/bench", decBody); rec.Code != 200 {
 			b.Fatal(rec.Body.String())
 		}
 	}

@@ -1,25 +1,15 @@
 package api
 
 import (
-	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
-	"io"
-	"net"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/auth"
-	"github.com/openkes/kes/internal/crypto"
-	"github.com/openkes/kes/internal/keystore/cache"
-	"github.com/openkes/kes/internal/keystore/mem"
-	"github.com/openkes/kes/internal/log"
-	"github.com/openkes/kes/internal/metrics"
 )
 
 // BenchmarkProxyIdentity measures what identifying a request costs: a
@@ -28,19 +18,7 @@ import (
 // clients (both in the per-connection cache) and one cycling through more
 // clients than the cache holds (a parse per request).
 func BenchmarkProxyIdentity(b *testing.B) {
-	start := time.Now()
-	keys := cache.New(&mem.Store{}, func(_ string, v []byte) (crypto.Key, error) { return crypto.ParseKey(v) }, cache.Config{})
-	defer keys.Close()
-	authorizer, _ := auth.New("admin", nil, start)
-	m := metrics.New(start)
-	srv, err := New(&Config{
-		Keys: keys, Auth: authorizer,
-		ErrorLog: log.NewErrorLog(io.Discard, nil, m.ErrorEvent), AuditLog: log.NewAuditLog(io.Discard, nil, m.AuditEvent),
-		Metrics: m,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	srv := newBenchServer(b, "admin", nil, nil)
 	cert := func() *tls.Certificate {
 		key, _ := kes.GenerateAPIKey(nil)
 		c, _ := kes.GenerateCertificate(key, nil)
@@ -68,15 +46,11 @@ func BenchmarkProxyIdentity(b *testing.B) {
 		{"proxy-uncached", proxyCert, many},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			client, server := net.Pipe()
-			defer client.Close()
-			defer server.Close()
-			ctx := ConnContext(context.Background(), server)
-			state := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{bc.conn.Leaf}}
+			conn := newBenchConn(b, bc.conn.Leaf)
 			reqs := make([]*request, max(1, len(bc.values)))
 			for i := range reqs {
-				req := httptest.NewRequestWithContext(ctx, "GET", "/v1/identity/self/describe", nil)
-				req.TLS = state
+				req := httptest.NewRequestWithContext(conn.ctx, "GET", "/v1/identity/self/describe", nil)
+				req.TLS = conn.state
 				if len(bc.values) > 0 {
 					req.Header["X-Tls-Client-Cert"] = []string{bc.values[i]}
 				}
