@@ -4,17 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/openkes/kes/internal/peerbin"
 
 	"github.com/hashicorp/vault/api"
 )
@@ -35,11 +30,7 @@ type Node struct {
 	Addr        string // host:port of the API listener (plain HTTP)
 	ClusterAddr string // host:port of the cluster listener
 
-	bin, dir, config, logFile string
-
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
+	*proc
 }
 
 // URL returns http://Addr.
@@ -50,11 +41,9 @@ func (n *Node) URL() string { return "http://" + n.Addr }
 // cluster has a leader.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	bin := Bin(t)
 	c := &Cluster{}
 	for i := range n {
-		dir := t.TempDir()
-		node := &Node{ID: fmt.Sprintf("node%d", i+1), bin: bin, dir: dir, logFile: filepath.Join(dir, "vault.log")}
+		node := &Node{ID: fmt.Sprintf("node%d", i+1), proc: newProc(t)}
 		node.Addr = freeAddr(t)
 		node.ClusterAddr = nextPort(node.Addr)
 		c.Nodes = append(c.Nodes, node)
@@ -84,10 +73,11 @@ log_level = "info"
 		if err := os.MkdirAll(filepath.Join(node.dir, "raft"), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		node.config = filepath.Join(node.dir, "vault.hcl")
-		if err := os.WriteFile(node.config, []byte(hcl), 0o600); err != nil {
+		config := filepath.Join(node.dir, "vault.hcl")
+		if err := os.WriteFile(config, []byte(hcl), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		node.args = []string{"server", "-config=" + config}
 		t.Cleanup(node.Stop)
 		node.launch(t)
 	}
@@ -275,61 +265,15 @@ func (n *Node) start(t testing.TB) {
 	n.waitListening(t)
 }
 
-// launch starts the node's process.
-func (n *Node) launch(t testing.TB) {
-	t.Helper()
-	log, err := os.OpenFile(n.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(n.bin, "server", "-config="+n.config)
-	cmd.Dir = n.dir
-	cmd.Env = cleanEnv(n.dir)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		log.Close()
-		t.Fatalf("vaulttest: start %s: %v", n.bin, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		log.Close()
-		close(exited)
-	}()
-	n.mu.Lock()
-	n.cmd, n.exited = cmd, exited
-	n.mu.Unlock()
-}
-
 // waitListening waits until the API listener of the launched node answers
 // (sealed or not).
 func (n *Node) waitListening(t testing.TB) {
 	t.Helper()
-	n.mu.Lock()
-	exited := n.exited
-	n.mu.Unlock()
-	hc := &http.Client{Timeout: 2 * time.Second}
-	Eventually(t, startTimeout, n.ID+" listening", func() error {
-		select {
-		case <-exited:
-			return fmt.Errorf("exited:\n%s", n.Log())
-		default:
-		}
-		resp, err := hc.Get(n.URL() + "/v1/sys/health")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		return nil
-	})
+	n.waitHealth(t, n.URL(), func(int) bool { return true })
 }
 
 // Running reports whether the node's process runs.
-func (n *Node) Running() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.cmd != nil
-}
+func (n *Node) Running() bool { return n.running() }
 
 // Kill kills the node with SIGKILL and waits until it is gone.
 func (n *Node) Kill() { n.stop(syscall.SIGKILL) }
@@ -337,30 +281,6 @@ func (n *Node) Kill() { n.stop(syscall.SIGKILL) }
 // Stop stops the node with SIGTERM and waits until it is gone. Stopping a
 // stopped node does nothing.
 func (n *Node) Stop() { n.stop(syscall.SIGTERM) }
-
-func (n *Node) stop(sig syscall.Signal) {
-	n.mu.Lock()
-	cmd, exited := n.cmd, n.exited
-	n.cmd = nil
-	n.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(syscall.SIGCONT)
-	cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(15 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-	}
-}
-
-// Log returns the tail of the node's log.
-func (n *Node) Log() string {
-	b, _ := os.ReadFile(n.logFile)
-	return peerbin.LastLines(string(b), 40)
-}
 
 // Do runs fn with a root client of the current leader and fails t on error.
 func (c *Cluster) Do(t testing.TB, fn func(c *api.Client) error) {

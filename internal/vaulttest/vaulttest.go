@@ -15,11 +15,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -58,14 +56,7 @@ type Server struct {
 	Addr    string // host:port of the plain HTTP listener
 	TLSAddr string // host:port of the HTTPS listener, if Options.TLS was set
 
-	t       testing.TB
-	bin     string
-	dir     string
-	args    []string
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	logFile string
+	*proc
 }
 
 // URL returns the address of the plain listener, http://127.0.0.1:port.
@@ -80,8 +71,7 @@ func Start(t testing.TB, opts *Options) *Server {
 	if opts == nil {
 		opts = &Options{}
 	}
-	s := &Server{t: t, bin: Bin(t), dir: t.TempDir()}
-	s.logFile = filepath.Join(s.dir, "vault.log")
+	s := &Server{proc: newProc(t)}
 	s.Addr = freeAddr(t)
 	s.args = []string{"server", "-dev", "-dev-root-token-id=" + RootToken,
 		"-dev-listen-address=" + s.Addr, "-dev-no-store-token", "-log-level=warn"}
@@ -123,96 +113,17 @@ func freeAddr(t testing.TB) string {
 	return ""
 }
 
+// start starts the process and waits until the server answers as
+// initialised and unsealed.
 func (s *Server) start(t testing.TB) {
 	t.Helper()
-	log, err := os.OpenFile(s.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(s.bin, s.args...)
-	cmd.Dir = s.dir
-	cmd.Env = cleanEnv(s.dir)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		log.Close()
-		t.Fatalf("vaulttest: start %s: %v", s.bin, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		log.Close()
-		close(exited)
-	}()
-	s.mu.Lock()
-	s.cmd, s.exited = cmd, exited
-	s.mu.Unlock()
-	s.waitReady(t, exited)
-}
-
-// cleanEnv is the environment without VAULT_* variables and with HOME in dir.
-func cleanEnv(dir string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "VAULT_") || strings.HasPrefix(kv, "HOME=") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "HOME="+dir)
-}
-
-// waitReady polls sys/health until the server answers as initialised and
-// unsealed. The server runs on the real clock, so polling with a deadline
-// is the only way to wait for it.
-func (s *Server) waitReady(t testing.TB, exited <-chan struct{}) {
-	t.Helper()
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(startTimeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		resp, err := client.Get(s.URL() + "/v1/sys/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("vaulttest: vault exited during start:\n%s", s.Log())
-		case <-tick.C:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("vaulttest: vault not ready after %v (last error %v):\n%s", startTimeout, err, s.Log())
-		}
-	}
-}
-
-// Log returns the tail of the server's log.
-func (s *Server) Log() string {
-	b, _ := os.ReadFile(s.logFile)
-	return peerbin.LastLines(string(b), 40)
+	s.launch(t)
+	s.waitHealth(t, s.URL(), func(status int) bool { return status == http.StatusOK })
 }
 
 // Stop stops the server and waits for it to exit. Stopping a stopped
 // server does nothing. Its in-memory storage is lost.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(15 * time.Second):
-		cmd.Process.Kill()
-		<-exited
-	}
-}
+func (s *Server) Stop() { s.stop(syscall.SIGTERM) }
 
 // Pause stops the server process with SIGSTOP, as a hung server: it keeps
 // its storage and its listeners, where connections still open (the kernel
@@ -228,20 +139,6 @@ func (s *Server) Pause(t testing.TB) {
 func (s *Server) Resume(t testing.TB) {
 	t.Helper()
 	s.signal(t, syscall.SIGCONT)
-}
-
-// signal sends sig to the running server, if any.
-func (s *Server) signal(t testing.TB, sig syscall.Signal) {
-	t.Helper()
-	s.mu.Lock()
-	cmd := s.cmd
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	if err := cmd.Process.Signal(sig); err != nil {
-		t.Errorf("vaulttest: %v: %v", sig, err)
-	}
 }
 
 // Restart stops the server and starts a fresh one on the same addresses
