@@ -1,20 +1,15 @@
 package auth_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
+	"github.com/openkes/kes/internal/proxytest"
 	"github.com/openkes/kes/internal/vectors"
 
 	"github.com/openkes/kes"
@@ -184,31 +179,15 @@ func TestIdentifyTLSAllocs(t *testing.T) {
 	}
 }
 
-// newCert returns a self-signed ECDSA certificate, a CA if isCA.
+// newCert returns a new CA's certificate if isCA, else a client
+// certificate it issued.
 func newCert(t *testing.T, isCA bool) *x509.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	ca := proxytest.NewCA(t)
+	if isCA {
+		return ca.Cert
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "test"},
-		NotBefore:             now,
-		NotAfter:              now.Add(time.Hour),
-		BasicConstraintsValid: true,
-		IsCA:                  isCA,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
+	return ca.Issue(t, "test", proxytest.ClientAuth).Leaf
 }
 
 // identifyCerts is IdentifyTLS for a client that sent certs.
