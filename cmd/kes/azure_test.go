@@ -2,20 +2,16 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/config"
 	"github.com/openkes/kes/internal/keystore/fake"
 	"github.com/openkes/kes/internal/keystore/stores"
@@ -98,38 +94,9 @@ func TestAzureServer(t *testing.T) {
 	f, table := azureFake(t)
 	dir, apiKey := newServerDir(t)
 	file := writeServerConfig(t, dir, apiKey.Identity(), "log:\n  audit: off\nkeystore:\n"+azureSection(f))
-	lines, _ := startCmdEnv(t, &Env{KeyStores: table}, "server", "--config", file)
-	waitFor(t, lines, regexp.MustCompile(`^KMS\s+`+regexp.QuoteMeta("Azure KeyVault: "+f.VaultURL())+`$`))
-	url := waitFor(t, lines, apiLine)[1]
-	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
-
-	cert, _ := kes.GenerateCertificate(apiKey, nil)
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}}}
-	defer c.CloseIdleConnections()
-	call := func(method, path string, body any) (int, []byte) {
-		t.Helper()
-		var rd io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			rd = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, url+path, rd)
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
-	}
-	ok := func(method, path string, body any) []byte {
-		t.Helper()
-		code, b := call(method, path, body)
-		if code != http.StatusOK {
-			t.Fatalf("%s %s: %d %s", method, path, code, b)
-		}
-		return b
-	}
+	lines, stderr := startCmdEnv(t, &Env{KeyStores: table}, "server", "--config", file)
+	srv := waitStoreServer(t, lines, kmsLine("Azure KeyVault: "+f.VaultURL()), apiKey, stderr, nil)
+	call, ok := srv.do, srv.call
 
 	ok("GET", "/v1/ready", nil)
 	for _, name := range []string{"key-1", "key-2"} {

@@ -2,21 +2,16 @@ package main
 
 import (
 	"bufio"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
 
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/keystore/fake"
 )
 
@@ -104,24 +99,7 @@ keystore:
 `+gcpSection(g, sa, pemOneLine))
 
 	lines := startKes(t, gcpEnv(t, g), "server", "--config", file)
-	waitFor(t, lines, regexp.MustCompile(`^KMS\s+GCP SecretManager: Project=kes-project$`))
-	url := waitFor(t, lines, apiLine)[1]
-	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
-
-	cert, _ := kes.GenerateCertificate(apiKey, nil)
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}}}
-	defer c.CloseIdleConnections()
-	call := func(method, path, body string) (int, string) {
-		t.Helper()
-		req, _ := http.NewRequest(method, url+path, strings.NewReader(body))
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	call := waitStoreServer(t, lines, kmsLine("GCP SecretManager: Project=kes-project"), apiKey, nil, nil).doRaw
 
 	if code, body := call("GET", "/v1/ready", ""); code != 200 {
 		t.Fatalf("ready: %d %s", code, body)

@@ -14,52 +14,72 @@ import (
 )
 
 // storeServer is a `kes server --config` process on one key store, used
-// over its TLS listener by its admin: the end-to-end tests of the stores
-// whose peers run as processes (kumo, PyKMIP).
+// over its TLS listener by its admin: the end-to-end tests of the stores.
 type storeServer struct {
 	t       *testing.T
 	url     string
 	admin   kes.Identity
 	client  *http.Client
-	stderr  *strings.Builder
-	peerLog func() string // the store peer's log, printed when a call fails
+	stderr  *strings.Builder // the server's, printed when a call fails; may be nil
+	peerLog func() string    // the store peer's log, printed when a call fails; may be nil
 }
 
 // startStoreServer writes a config file with the keystore section (YAML,
-// already indented under `keystore:`), starts the server on it, waits
-// until the banner names the store as kms and the server is up.
+// already indented under `keystore:`), starts the server on it in-process
+// and returns it once the banner names the store as kms and the server
+// is up.
 func startStoreServer(t *testing.T, section, kms string, peerLog func() string) *storeServer {
 	t.Helper()
 	dir, apiKey := newServerDir(t)
 	file := writeServerConfig(t, dir, apiKey.Identity(), "log:\n  audit: off\nkeystore:\n"+section)
 	lines, stderr := startCmd(t, "server", "--config", file)
-	waitFor(t, lines, regexp.MustCompile(`^KMS\s+`+regexp.QuoteMeta(kms)+`$`))
+	return waitStoreServer(t, lines, kmsLine(kms), apiKey, stderr, peerLog)
+}
+
+// kmsLine matches the banner line that names the key store as kms.
+func kmsLine(kms string) *regexp.Regexp {
+	return regexp.MustCompile(`^KMS\s+` + regexp.QuoteMeta(kms) + `$`)
+}
+
+// waitStoreServer reads a starting server's stdout lines until its banner
+// line matches kms and the server is up, and returns the server used by
+// admin.
+func waitStoreServer(t *testing.T, lines <-chan string, kms *regexp.Regexp, admin kes.APIKey, stderr *strings.Builder, peerLog func() string) *storeServer {
+	t.Helper()
+	waitFor(t, lines, kms)
 	url := waitFor(t, lines, apiLine)[1]
 	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
 
-	cert, err := kes.GenerateCertificate(apiKey, nil)
+	cert, err := kes.GenerateCertificate(admin, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}}}
 	t.Cleanup(c.CloseIdleConnections)
-	return &storeServer{t: t, url: url, admin: apiKey.Identity(), client: c, stderr: stderr, peerLog: peerLog}
+	return &storeServer{t: t, url: url, admin: admin.Identity(), client: c, stderr: stderr, peerLog: peerLog}
 }
 
 // do sends one request with body (JSON-encoded unless nil) and returns
 // the answer's status and body.
 func (s *storeServer) do(method, path string, body any) (int, []byte) {
-	t := s.t
-	t.Helper()
+	s.t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			t.Fatal(err)
+			s.t.Fatal(err)
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, s.url+path, rd)
+	return s.send(method, path, rd)
+}
+
+// send sends one request with the body as it is (nil: none) and returns
+// the answer's status and body.
+func (s *storeServer) send(method, path string, body io.Reader) (int, []byte) {
+	t := s.t
+	t.Helper()
+	req, err := http.NewRequest(method, s.url+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,12 +95,27 @@ func (s *storeServer) do(method, path string, body any) (int, []byte) {
 	return resp.StatusCode, b
 }
 
+// doRaw sends one request with body as it is and returns the answer's
+// status and body.
+func (s *storeServer) doRaw(method, path, body string) (int, string) {
+	s.t.Helper()
+	code, b := s.send(method, path, strings.NewReader(body))
+	return code, string(b)
+}
+
 // call is do for a request that must answer 200; it returns the body.
 func (s *storeServer) call(method, path string, body any) []byte {
 	s.t.Helper()
 	code, b := s.do(method, path, body)
 	if code != http.StatusOK {
-		s.t.Fatalf("%s %s: %d %s\nserver stderr:\n%s\nstore peer:\n%s", method, path, code, b, s.stderr, s.peerLog())
+		var stderr, peer string
+		if s.stderr != nil {
+			stderr = "\nserver stderr:\n" + s.stderr.String()
+		}
+		if s.peerLog != nil {
+			peer = "\nstore peer:\n" + s.peerLog()
+		}
+		s.t.Fatalf("%s %s: %d %s%s%s", method, path, code, b, stderr, peer)
 	}
 	return b
 }

@@ -1,19 +1,14 @@
 package main
 
 import (
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/vaulttest"
 )
 
@@ -55,25 +50,8 @@ keystore:
       ping: 10s
 `)
 
-	lines, _ := startCmd(t, "server", "--config", file)
-	waitFor(t, lines, regexp.MustCompile(`^KMS\s+Hashicorp Vault: `+regexp.QuoteMeta(vault.URL())+`$`))
-	url := waitFor(t, lines, apiLine)[1]
-	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
-
-	cert, _ := kes.GenerateCertificate(apiKey, nil)
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}}}
-	defer c.CloseIdleConnections()
-	call := func(method, path, body string) (int, string) {
-		t.Helper()
-		req, _ := http.NewRequest(method, url+path, strings.NewReader(body))
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	lines, stderr := startCmd(t, "server", "--config", file)
+	call := waitStoreServer(t, lines, kmsLine("Hashicorp Vault: "+vault.URL()), apiKey, stderr, nil).doRaw
 	for _, name := range []string{"cached", "uncached"} {
 		if code, body := call("POST", "/v1/key/create/"+name, ""); code != 200 {
 			t.Fatalf("create %s: %d %s", name, code, body)

@@ -2,16 +2,12 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"regexp"
 	"slices"
 	"testing"
 
-	"github.com/openkes/kes"
 	"github.com/openkes/kes/internal/keystore/fake"
 )
 
@@ -60,33 +56,9 @@ func TestVendorServer(t *testing.T) {
 		t.Run(vs.name, func(t *testing.T) {
 			dir, apiKey := newServerDir(t)
 			file := writeServerConfig(t, dir, apiKey.Identity(), "log:\n  audit: off\nkeystore:\n"+vs.section(t))
-			lines, _ := startCmd(t, "server", "--config", file)
-			waitFor(t, lines, regexp.MustCompile(`^KMS\s+`+regexp.QuoteMeta(vs.banner)+`\d+$`))
-			url := waitFor(t, lines, apiLine)[1]
-			waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
-
-			cert, _ := kes.GenerateCertificate(apiKey, nil)
-			c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}}}
-			defer c.CloseIdleConnections()
-			call := func(method, path string, body any) []byte {
-				t.Helper()
-				var rd io.Reader
-				if body != nil {
-					b, _ := json.Marshal(body)
-					rd = bytes.NewReader(b)
-				}
-				req, _ := http.NewRequest(method, url+path, rd)
-				resp, err := c.Do(req)
-				if err != nil {
-					t.Fatalf("%s %s: %v", method, path, err)
-				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				if resp.StatusCode != 200 {
-					t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
-				}
-				return b
-			}
+			lines, stderr := startCmd(t, "server", "--config", file)
+			srv := waitStoreServer(t, lines, regexp.MustCompile(`^KMS\s+`+regexp.QuoteMeta(vs.banner)+`\d+$`), apiKey, stderr, nil)
+			call := srv.call
 			for _, name := range []string{"key-1", "key-2"} {
 				call("POST", "/v1/key/create/"+name, nil)
 				if _, ok := vs.record(name); !ok {
