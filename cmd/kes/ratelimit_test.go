@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -32,18 +31,7 @@ policy:
 	}
 	file := write("{requests_per_second: 0.01, burst: 1}")
 	reload := make(chan struct{})
-	lines, stderr := startCmdReload(t, reload, "server", "--config", file)
-	defer func() {
-		if t.Failed() {
-			t.Log(stderr)
-		}
-	}()
-	url := waitFor(t, lines, apiLine)[1]
-	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
-
-	cert, _ := kes.GenerateCertificate(app, nil)
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}}}
-	defer c.CloseIdleConnections()
+	url, lines, c := startReloadServer(t, file, reload, app)
 	n := 0
 	create := func() (int, string) {
 		t.Helper()

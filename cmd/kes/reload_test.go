@@ -29,18 +29,7 @@ keystore:
 	}
 	file := write("")
 	reload := make(chan struct{})
-	lines, stderr := startCmdReload(t, reload, "server", "--config", file)
-	defer func() {
-		if t.Failed() {
-			t.Log(stderr)
-		}
-	}()
-	url := waitFor(t, lines, apiLine)[1]
-	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
-
-	cert, _ := kes.GenerateCertificate(app, nil)
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}}}
-	defer c.CloseIdleConnections()
+	url, lines, c := startReloadServer(t, file, reload, app)
 	create := func(name string) int {
 		t.Helper()
 		resp, err := c.Post(url+"/v1/key/create/"+name, "", nil)
@@ -81,4 +70,27 @@ keystore:
 	if _, err := os.Stat(filepath.Join(dir, "keys", "app-3")); err != nil {
 		t.Fatalf("key not stored through the reloaded key store: %v", err)
 	}
+}
+
+// startReloadServer runs `kes server --config file` in-process with reload
+// as its SIGHUP until the test ends, and returns the server's URL once it
+// is up, its stdout lines from then on and an HTTP client with a
+// certificate of client. The server's stderr is logged if the test fails.
+func startReloadServer(t *testing.T, file string, reload <-chan struct{}, client kes.APIKey) (url string, lines <-chan string, c *http.Client) {
+	t.Helper()
+	lines, stderr := startCmdReload(t, reload, "server", "--config", file)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(stderr)
+		}
+	})
+	url = waitFor(t, lines, apiLine)[1]
+	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
+	cert, err := kes.GenerateCertificate(client, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}}}}
+	t.Cleanup(c.CloseIdleConnections)
+	return url, lines, c
 }
