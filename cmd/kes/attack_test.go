@@ -73,13 +73,8 @@ func startAttackServer(t *testing.T, extra string) *attackServer {
 			t.Fatal(err)
 		}
 	}
-	pem, err := os.ReadFile(filepath.Join(dir, "server.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	s.certFile = filepath.Join(dir, "server.crt")
-	s.roots = x509.NewCertPool()
-	s.roots.AppendCertsFromPEM(pem)
+	s.roots = serverCertPool(t, dir)
 	t.Cleanup(s.stop)
 	if s.addr, err = s.start(); err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -50,12 +49,7 @@ func newFSServer(t *testing.T, keys string) *fsServer {
 			t.Fatal(err)
 		}
 	}
-	caPEM, err := os.ReadFile(filepath.Join(dir, "server.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
+	pool := serverCertPool(t, dir)
 	cert, err := kes.GenerateCertificate(admin, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -150,18 +149,7 @@ func TestDevServer(t *testing.T) {
 	waitFor(t, lines, regexp.MustCompile(`^Memory\s+keys in locked memory \(mlock, no core dump, guard pages\); process not dumpable$`))
 	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
 
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPEM, err := os.ReadFile(filepath.Join(dir, "server.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
-	defer c.CloseIdleConnections()
+	c := devClient(t, dir)
 
 	resp, err := c.Post(url+"/v1/key/create/my-key", "", nil)
 	if err != nil || resp.StatusCode != 200 {

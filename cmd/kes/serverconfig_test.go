@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -42,4 +45,33 @@ func writeServerConfig(t *testing.T, dir string, admin kes.Identity, rest string
 		t.Fatal(err)
 	}
 	return file
+}
+
+// serverCertPool returns a pool holding the server certificate in dir,
+// which writeDevServerCert (or `kes server --dev`) wrote there.
+func serverCertPool(t *testing.T, dir string) *x509.CertPool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "server.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		t.Fatalf("no certificate in %s", filepath.Join(dir, "server.crt"))
+	}
+	return pool
+}
+
+// devClient returns an HTTP client of the admin of `kes server --dev`
+// whose certificates are in dir: the admin's client certificate, with the
+// server's certificate as the only root.
+func devClient(t *testing.T, dir string) *http.Client {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: serverCertPool(t, dir), Certificates: []tls.Certificate{cert}}}}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -131,18 +129,7 @@ func TestVersionFromGitCheckout(t *testing.T) {
 	apiKey := waitFor(t, lines, regexp.MustCompile(`^API Key\s+(\S+)$`))[1]
 	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))
 
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "client.crt"), filepath.Join(dir, "client.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPEM, err := os.ReadFile(filepath.Join(dir, "server.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
-	defer c.CloseIdleConnections()
+	c := devClient(t, dir)
 	resp, err := c.Get(serverURL + "/version")
 	if err != nil {
 		t.Fatal(err)
