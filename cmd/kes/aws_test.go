@@ -115,7 +115,7 @@ func TestMigrateAWS(t *testing.T) {
 	fromConf, fromDir := fsConfig(t)
 	writeKeys(t, fromDir, vectors)
 
-	stdout, stderr, code := runKes(t, nil, false, "migrate", "--from", fromConf, "--to", awsConf)
+	stdout, stderr, code := cliRun(t, nil, false, "migrate", "--from", fromConf, "--to", awsConf)
 	if code != 0 || !migrateOutput(len(vectors)).MatchString(stdout) {
 		t.Fatalf("fs → aws: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
 	}
@@ -130,13 +130,13 @@ func TestMigrateAWS(t *testing.T) {
 	}
 
 	// A second run with --merge finds every key there and copies nothing.
-	stdout, stderr, code = runKes(t, nil, false, "migrate", "--merge", "--from", fromConf, "--to", awsConf)
+	stdout, stderr, code = cliRun(t, nil, false, "migrate", "--merge", "--from", fromConf, "--to", awsConf)
 	if want := "Starting key migration:\nMigration succeeded! No keys migrated.\n"; code != 0 || stdout != want {
 		t.Fatalf("fs → aws --merge: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
 	}
 
 	toConf, toDir := fsConfig(t)
-	stdout, stderr, code = runKes(t, nil, false, "migrate", "--from", awsConf, "--to", toConf)
+	stdout, stderr, code = cliRun(t, nil, false, "migrate", "--from", awsConf, "--to", toConf)
 	if code != 0 || !migrateOutput(len(vectors)).MatchString(stdout) {
 		t.Fatalf("aws → fs: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
 	}

@@ -280,7 +280,7 @@ func TestHSMMigrate(t *testing.T) {
 
 	t.Run("new directory", func(t *testing.T) {
 		dst := filepath.Join(t.TempDir(), "keys")
-		stdout, stderr, code := runKes(t, nil, false, "migrate", "--from", plainConfig, "--to", h.config(t, dst, true))
+		stdout, stderr, code := cliRun(t, nil, false, "migrate", "--from", plainConfig, "--to", h.config(t, dst, true))
 		if code != 0 {
 			t.Fatalf("kes migrate: exit %d: %s%s", code, stdout, stderr)
 		}
@@ -290,7 +290,7 @@ func TestHSMMigrate(t *testing.T) {
 		}
 	})
 	t.Run("in place", func(t *testing.T) {
-		stdout, stderr, code := runKes(t, nil, false, "migrate", "-f", "--from", h.config(t, plainDir, true), "--to", h.config(t, plainDir, true))
+		stdout, stderr, code := cliRun(t, nil, false, "migrate", "-f", "--from", h.config(t, plainDir, true), "--to", h.config(t, plainDir, true))
 		if code != 0 || !strings.Contains(stdout, "Migrated      3 keys successfully!") {
 			t.Fatalf("kes migrate -f: exit %d: %s%s", code, stdout, stderr)
 		}
@@ -311,19 +311,8 @@ func TestHSMWithoutHSM(t *testing.T) {
 		}
 	})
 	before := readKeys(t, keys)
-	lines, _ := startCmd(t, "server", "--config", h.config(t, keys, false))
-	banner := bannerLines(t, lines)
-	var url string
-	for _, l := range banner {
-		if m := apiLine.FindStringSubmatch(l); m != nil && url == "" {
-			url = m[1]
-		}
-	}
-	c, err := kes.NewClient([]string{url}, kes.WithAPIKey(h.admin), kes.WithInsecureSkipVerify())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.GenerateKey(t.Context(), "k", nil)
+	c, _ := h.serve(t, h.config(t, keys, false))
+	_, err := c.GenerateKey(t.Context(), "k", nil)
 	if kerr, ok := err.(*kes.Error); !ok || kerr.Status != http.StatusBadGateway {
 		t.Fatalf("GenerateKey of a wrapped key without the HSM = %v, want 502", err)
 	}

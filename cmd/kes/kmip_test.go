@@ -41,7 +41,7 @@ func testMigrateKMIP(t *testing.T, srv *kmiptest.Server) {
 	fromConf, fromDir := fsConfig(t)
 	writeKeys(t, fromDir, vectors)
 
-	stdout, stderr, code := runKes(t, nil, false, "migrate", "--from", fromConf, "--to", kmipConf)
+	stdout, stderr, code := cliRun(t, nil, false, "migrate", "--from", fromConf, "--to", kmipConf)
 	if code != 0 || !migrateOutput(len(vectors)).MatchString(stdout) {
 		t.Fatalf("fs → kmip: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
 	}
@@ -52,18 +52,18 @@ func testMigrateKMIP(t *testing.T, srv *kmiptest.Server) {
 	}
 
 	// A second run with --merge finds every key there and copies nothing.
-	stdout, stderr, code = runKes(t, nil, false, "migrate", "--merge", "--from", fromConf, "--to", kmipConf)
+	stdout, stderr, code = cliRun(t, nil, false, "migrate", "--merge", "--from", fromConf, "--to", kmipConf)
 	if want := "Starting key migration:\nMigration succeeded! No keys migrated.\n"; code != 0 || stdout != want {
 		t.Fatalf("fs → kmip --merge: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
 	}
 	// With --force it replaces every legacy record with the same bytes.
-	stdout, stderr, code = runKes(t, nil, false, "migrate", "-f", "--from", fromConf, "--to", kmipConf, "vec-legacy-*")
+	stdout, stderr, code = cliRun(t, nil, false, "migrate", "-f", "--from", fromConf, "--to", kmipConf, "vec-legacy-*")
 	if code != 0 || !migrateOutput(5).MatchString(stdout) {
 		t.Fatalf("fs → kmip -f: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
 	}
 
 	toConf, toDir := fsConfig(t)
-	stdout, stderr, code = runKes(t, nil, false, "migrate", "--from", kmipConf, "--to", toConf)
+	stdout, stderr, code = cliRun(t, nil, false, "migrate", "--from", kmipConf, "--to", toConf)
 	if code != 0 || !migrateOutput(len(vectors)).MatchString(stdout) {
 		t.Fatalf("kmip → fs: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
 	}

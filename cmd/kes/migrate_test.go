@@ -65,21 +65,6 @@ func readKeys(t *testing.T, dir string) map[string]string {
 	return keys
 }
 
-// runKes runs the kes command line with buffers as streams and the given
-// environment.
-func runKes(t *testing.T, vars map[string]string, terminal bool, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	env := &Env{
-		Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut,
-		Getenv:     func(k string) string { return vars[k] },
-		LookupEnv:  func(k string) (string, bool) { v, ok := vars[k]; return v, ok },
-		IsTerminal: func() bool { return terminal },
-	}
-	code = run(t.Context(), env, args)
-	return out.String(), errOut.String(), code
-}
-
 // noTicks is a ticker that never fires.
 func noTicks(time.Duration) (<-chan time.Time, func()) { return nil, func() {} }
 
@@ -223,7 +208,7 @@ func TestMigrateCommand(t *testing.T) {
 			writeKeys(t, srcDir, src)
 			writeKeys(t, dstDir, tt.dst)
 			args := append([]string{"migrate", "--from", from, "--to", to}, tt.args...)
-			stdout, stderr, code := runKes(t, nil, false, args...)
+			stdout, stderr, code := cliRun(t, nil, false, args...)
 			if stdout != tt.stdout || stderr != tt.stderr || code != tt.code {
 				t.Errorf("got exit %d\nstdout %q\nstderr %q\nwant exit %d\nstdout %q\nstderr %q",
 					code, stdout, stderr, tt.code, tt.stdout, tt.stderr)
@@ -243,7 +228,7 @@ func TestMigrateTerminal(t *testing.T) {
 	to, dstDir := fsConfig(t)
 	keys := map[string]string{"k1": "v1", "k2": "v2", "k3": "v3", "k4": "v4"}
 	writeKeys(t, srcDir, keys)
-	stdout, stderr, code := runKes(t, nil, true, "migrate", "--from", from, "--to", to)
+	stdout, stderr, code := cliRun(t, nil, true, "migrate", "--from", from, "--to", to)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -306,7 +291,7 @@ func TestMigrateFlagErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stdout, stderr, code := runKes(t, tt.env, false, append([]string{"migrate"}, tt.args...)...)
+			stdout, stderr, code := cliRun(t, tt.env, false, append([]string{"migrate"}, tt.args...)...)
 			if tt.want == "" {
 				if code != 0 {
 					t.Fatalf("exit %d: %s", code, stderr)

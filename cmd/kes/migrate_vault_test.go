@@ -61,7 +61,7 @@ func TestMigrateVault(t *testing.T) {
 			writeKeys(t, fromDir, vectors)
 
 			// fs → Vault.
-			stdout, stderr, code := runKes(t, nil, false, "migrate", "--from", fromConf, "--to", vaultConf)
+			stdout, stderr, code := cliRun(t, nil, false, "migrate", "--from", fromConf, "--to", vaultConf)
 			if code != 0 || !migrateOutput(9).MatchString(stdout) {
 				t.Fatalf("fs → vault: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
 			}
@@ -69,11 +69,11 @@ func TestMigrateVault(t *testing.T) {
 
 			// A second run with --merge copies nothing; with --force it
 			// overwrites every record with the same bytes.
-			stdout, stderr, code = runKes(t, nil, false, "migrate", "--merge", "--from", fromConf, "--to", vaultConf)
+			stdout, stderr, code = cliRun(t, nil, false, "migrate", "--merge", "--from", fromConf, "--to", vaultConf)
 			if want := "Starting key migration:\nMigration succeeded! No keys migrated.\n"; code != 0 || stdout != want {
 				t.Fatalf("fs → vault --merge: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
 			}
-			stdout, stderr, code = runKes(t, nil, false, "migrate", "-f", "--from", fromConf, "--to", vaultConf, "vec-legacy-*")
+			stdout, stderr, code = cliRun(t, nil, false, "migrate", "-f", "--from", fromConf, "--to", vaultConf, "vec-legacy-*")
 			if code != 0 || !migrateOutput(5).MatchString(stdout) {
 				t.Fatalf("fs → vault -f: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
 			}
@@ -81,7 +81,7 @@ func TestMigrateVault(t *testing.T) {
 
 			// Vault → a new fs keystore: the files are upstream's records.
 			toConf, toDir := fsConfig(t)
-			stdout, stderr, code = runKes(t, nil, false, "migrate", "--from", vaultConf, "--to", toConf)
+			stdout, stderr, code = cliRun(t, nil, false, "migrate", "--from", vaultConf, "--to", toConf)
 			if code != 0 || !migrateOutput(9).MatchString(stdout) {
 				t.Fatalf("vault → fs: exit %d\nstdout %q\nstderr %q", code, stdout, stderr)
 			}

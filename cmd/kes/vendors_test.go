@@ -95,7 +95,7 @@ func TestMigrateVendors(t *testing.T) {
 			storeConf := migrateConfig(t, vs.section(t))
 			fromConf, fromDir := fsConfig(t)
 			writeKeys(t, fromDir, vectors)
-			stdout, stderr, code := runKes(t, nil, false, "migrate", "--from", fromConf, "--to", storeConf)
+			stdout, stderr, code := cliRun(t, nil, false, "migrate", "--from", fromConf, "--to", storeConf)
 			if code != 0 || !migrateOutput(len(vectors)).MatchString(stdout) {
 				t.Fatalf("fs → %s: exit %d\nstdout %q\nstderr %q", vs.name, code, stdout, stderr)
 			}
@@ -105,7 +105,7 @@ func TestMigrateVendors(t *testing.T) {
 				}
 			}
 			toConf, toDir := fsConfig(t)
-			stdout, stderr, code = runKes(t, nil, false, "migrate", "--from", storeConf, "--to", toConf)
+			stdout, stderr, code = cliRun(t, nil, false, "migrate", "--from", storeConf, "--to", toConf)
 			if code != 0 || !migrateOutput(len(vectors)).MatchString(stdout) {
 				t.Fatalf("%s → fs: exit %d\nstdout %q\nstderr %q", vs.name, code, stdout, stderr)
 			}
