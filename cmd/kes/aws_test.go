@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -58,7 +57,7 @@ func TestAWSServer(t *testing.T) {
 	kumo := awstest.StartKumo(t)
 	const kmsKey = "alias/kes"
 	srv := startStoreServer(t, awsSection(kumo, kmsKey), "AWS SecretsManager: "+kumo.URL(), kumo.Log)
-	call, decode := srv.call, srv.decode
+	call := srv.call
 
 	call("GET", "/v1/ready", nil) // the store's status probe reaches kumo
 	for _, name := range []string{"key-1", "key-2"} {
@@ -79,25 +78,16 @@ func TestAWSServer(t *testing.T) {
 			t.Fatalf("%s: KmsKeyId = %q, want the file's kmskey %q", name, key, kmsKey)
 		}
 	}
-	var dek struct{ Plaintext, Ciphertext []byte }
-	decode(call("POST", "/v1/key/generate/key-1", nil), &dek)
-	var pt struct{ Plaintext []byte }
-	decode(call("POST", "/v1/key/decrypt/key-1", map[string]any{"ciphertext": dek.Ciphertext}), &pt)
-	if len(dek.Plaintext) != 32 || !bytes.Equal(pt.Plaintext, dek.Plaintext) {
-		t.Fatalf("decrypt: %x, want %x", pt.Plaintext, dek.Plaintext)
-	}
-	var list struct{ Names []string }
-	decode(call("GET", "/v1/key/list/key-*", nil), &list)
-	if !slices.Equal(list.Names, []string{"key-1", "key-2"}) {
-		t.Fatalf("list = %q", list.Names)
+	srv.checkDEK("key-1")
+	if list := srv.listKeys("key-*"); !slices.Equal(list, []string{"key-1", "key-2"}) {
+		t.Fatalf("list = %q", list)
 	}
 	call("DELETE", "/v1/key/delete/key-2", nil)
 	if _, _, ok := awsSecret(t, kumo, "key-2"); ok {
 		t.Fatal("key-2 still in Secrets Manager after delete")
 	}
-	decode(call("GET", "/v1/key/list/key-*", nil), &list)
-	if !slices.Equal(list.Names, []string{"key-1"}) {
-		t.Fatalf("list after delete = %q", list.Names)
+	if list := srv.listKeys("key-*"); !slices.Equal(list, []string{"key-1"}) {
+		t.Fatalf("list after delete = %q", list)
 	}
 }
 

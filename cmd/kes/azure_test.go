@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -114,17 +113,9 @@ func TestAzureServer(t *testing.T) {
 	if code, b := call("POST", "/v1/key/create/key-1", nil); code != http.StatusBadRequest || !strings.Contains(string(b), "key already exists") {
 		t.Fatalf("create key-1 again: %d %s", code, b)
 	}
-	var dek struct{ Plaintext, Ciphertext []byte }
-	json.Unmarshal(ok("POST", "/v1/key/generate/key-1", nil), &dek)
-	var pt struct{ Plaintext []byte }
-	json.Unmarshal(ok("POST", "/v1/key/decrypt/key-1", map[string]any{"ciphertext": dek.Ciphertext}), &pt)
-	if len(dek.Plaintext) != 32 || !bytes.Equal(pt.Plaintext, dek.Plaintext) {
-		t.Fatalf("decrypt: %x, want %x", pt.Plaintext, dek.Plaintext)
-	}
-	var list struct{ Names []string }
-	json.Unmarshal(ok("GET", "/v1/key/list/key-*", nil), &list)
-	if !slices.Equal(list.Names, []string{"key-1", "key-2"}) {
-		t.Fatalf("list = %q", list.Names)
+	srv.checkDEK("key-1")
+	if list := srv.listKeys("key-*"); !slices.Equal(list, []string{"key-1", "key-2"}) {
+		t.Fatalf("list = %q", list)
 	}
 	ok("DELETE", "/v1/key/delete/key-2", nil)
 	if _, stored := azureRecord(f, "key-2"); stored || f.SoftDeleted("key-2") {

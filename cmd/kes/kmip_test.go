@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"slices"
@@ -108,17 +107,9 @@ func testKMIPServer(t *testing.T, srv *kmiptest.Server) {
 	if code, b := do("POST", "/v1/key/create/key-1", nil); code != http.StatusBadRequest || !strings.Contains(string(b), "key already exists") {
 		t.Fatalf("create of an existing key: %d %s", code, b)
 	}
-	var dek struct{ Plaintext, Ciphertext []byte }
-	decode(call("POST", "/v1/key/generate/key-1", nil), &dek)
-	var pt struct{ Plaintext []byte }
-	decode(call("POST", "/v1/key/decrypt/key-1", map[string]any{"ciphertext": dek.Ciphertext}), &pt)
-	if len(dek.Plaintext) != 32 || !bytes.Equal(pt.Plaintext, dek.Plaintext) {
-		t.Fatalf("decrypt: %x, want %x", pt.Plaintext, dek.Plaintext)
-	}
-	var list struct{ Names []string }
-	decode(call("GET", "/v1/key/list/key-*", nil), &list)
-	if !slices.Equal(list.Names, []string{"key-1", "key-2"}) {
-		t.Fatalf("list = %q", list.Names)
+	node.checkDEK("key-1")
+	if list := node.listKeys("key-*"); !slices.Equal(list, []string{"key-1", "key-2"}) {
+		t.Fatalf("list = %q", list)
 	}
 	call("DELETE", "/v1/key/delete/key-2", nil)
 	if got := srv.Secrets(t, "key-2"); len(got) != 0 {
@@ -144,9 +135,8 @@ func testKMIPServer(t *testing.T, srv *kmiptest.Server) {
 	if len(deleted) != 0 {
 		t.Fatalf("deleted keys after purge: %+v", deleted)
 	}
-	decode(call("GET", "/v1/key/list/key-*", nil), &list)
-	if !slices.Equal(list.Names, []string{"key-1"}) {
-		t.Fatalf("list after delete = %q", list.Names)
+	if list := node.listKeys("key-*"); !slices.Equal(list, []string{"key-1"}) {
+		t.Fatalf("list after delete = %q", list)
 	}
 
 	srv.Stop()

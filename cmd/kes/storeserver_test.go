@@ -127,3 +127,24 @@ func (s *storeServer) decode(b []byte, v any) {
 		s.t.Fatalf("decode %q: %v", b, err)
 	}
 }
+
+// checkDEK generates a data key with the key name and decrypts its
+// ciphertext, and fails the test unless both give the same 32 bytes.
+func (s *storeServer) checkDEK(name string) {
+	s.t.Helper()
+	var dek struct{ Plaintext, Ciphertext []byte }
+	s.decode(s.call("POST", "/v1/key/generate/"+name, nil), &dek)
+	var pt struct{ Plaintext []byte }
+	s.decode(s.call("POST", "/v1/key/decrypt/"+name, map[string]any{"ciphertext": dek.Ciphertext}), &pt)
+	if len(dek.Plaintext) != 32 || !bytes.Equal(pt.Plaintext, dek.Plaintext) {
+		s.t.Fatalf("decrypt: %x, want %x", pt.Plaintext, dek.Plaintext)
+	}
+}
+
+// listKeys returns the names of the keys that match pattern.
+func (s *storeServer) listKeys(pattern string) []string {
+	s.t.Helper()
+	var list struct{ Names []string }
+	s.decode(s.call("GET", "/v1/key/list/"+pattern, nil), &list)
+	return list.Names
+}
