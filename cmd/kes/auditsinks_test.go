@@ -49,7 +49,7 @@ keystore:
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	outR, outW := io.Pipe()
-	stderr := &lockedWriter{w: new(strings.Builder)}
+	stderr := new(lockedBuffer)
 	env := &Env{
 		Stdin: strings.NewReader(""), Stdout: outW, Stderr: stderr,
 		Getenv: func(string) string { return "" }, LookupEnv: func(string) (string, bool) { return "", false },

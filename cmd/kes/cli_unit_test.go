@@ -240,6 +240,8 @@ func TestMetric(t *testing.T) {
 	}
 }
 
+// lockedBuffer is a buffer that goroutines (a server's, a process's
+// readers) write to while a test reads it.
 type lockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

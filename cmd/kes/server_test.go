@@ -21,26 +21,25 @@ import (
 
 // startCmd runs `kes args...` in-process until the test ends, and returns
 // the lines it prints on stdout as they come.
-func startCmd(t *testing.T, args ...string) (lines <-chan string, stderr *strings.Builder) {
+func startCmd(t *testing.T, args ...string) (lines <-chan string, stderr *lockedBuffer) {
 	t.Helper()
 	return startCmdReload(t, nil, args...)
 }
 
 // startCmdReload is startCmd with reload as the server's SIGHUP.
-func startCmdReload(t *testing.T, reload <-chan struct{}, args ...string) (lines <-chan string, stderr *strings.Builder) {
+func startCmdReload(t *testing.T, reload <-chan struct{}, args ...string) (lines <-chan string, stderr *lockedBuffer) {
 	t.Helper()
 	return startCmdEnv(t, &Env{Reload: reload}, args...)
 }
 
 // startCmdEnv is startCmd with env's Reload and KeyStores; its streams and
 // an empty environment are set here.
-func startCmdEnv(t *testing.T, env *Env, args ...string) (lines <-chan string, stderr *strings.Builder) {
+func startCmdEnv(t *testing.T, env *Env, args ...string) (lines <-chan string, stderr *lockedBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	outR, outW := io.Pipe()
-	stderr = new(strings.Builder)
-	errW := &lockedWriter{w: stderr}
-	env.Stdin, env.Stdout, env.Stderr = strings.NewReader(""), outW, errW
+	stderr = new(lockedBuffer)
+	env.Stdin, env.Stdout, env.Stderr = strings.NewReader(""), outW, stderr
 	env.Getenv = func(string) string { return "" }
 	env.LookupEnv = func(string) (string, bool) { return "", false }
 	done := make(chan int, 1)
@@ -69,28 +68,9 @@ func startCmdEnv(t *testing.T, env *Env, args ...string) (lines <-chan string, s
 			t.Errorf("kes %s exited with %d: %s", strings.Join(args, " "), code, stderr)
 		}
 		checkNoSecrets(t, "standard output (banner, audit log)", stdout.String())
-		checkNoSecrets(t, "standard error (error log)", errW.String())
+		checkNoSecrets(t, "standard error (error log)", stderr.String())
 	})
 	return ch, stderr
-}
-
-// lockedWriter serialises writes of the server's goroutines.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// String returns what was written to a *strings.Builder.
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.(*strings.Builder).String()
 }
 
 // fixtureSecrets scans for the repository's fixture secrets and secret

@@ -20,8 +20,8 @@ type storeServer struct {
 	url     string
 	admin   kes.Identity
 	client  *http.Client
-	stderr  *strings.Builder // the server's, printed when a call fails; may be nil
-	peerLog func() string    // the store peer's log, printed when a call fails; may be nil
+	stderr  *lockedBuffer // the server's, printed when a call fails; may be nil
+	peerLog func() string // the store peer's log, printed when a call fails; may be nil
 }
 
 // startStoreServer writes a config file with the keystore section (YAML,
@@ -44,7 +44,7 @@ func kmsLine(kms string) *regexp.Regexp {
 // waitStoreServer reads a starting server's stdout lines until its banner
 // line matches kms and the server is up, and returns the server used by
 // admin.
-func waitStoreServer(t *testing.T, lines <-chan string, kms *regexp.Regexp, admin kes.APIKey, stderr *strings.Builder, peerLog func() string) *storeServer {
+func waitStoreServer(t *testing.T, lines <-chan string, kms *regexp.Regexp, admin kes.APIKey, stderr *lockedBuffer, peerLog func() string) *storeServer {
 	t.Helper()
 	waitFor(t, lines, kms)
 	url := waitFor(t, lines, apiLine)[1]
