@@ -76,44 +76,55 @@ func (s *Server) handler(st *state, rt *route) http.Handler {
 			if s.h2Reset(r, true) {
 				return // reset by the client before it started: nobody waits for an answer
 			}
+			if s.stacks != nil && s.stacks.serve(s, st, rt, rw, r) {
+				return
+			}
 			growStack()
 		}
-		start := time.Now()
-		req := &request{Request: r, state: st, route: rt, start: start, w: statusWriter{ResponseWriter: rw}}
-		w := &req.w
-		s.serve(w, req, start)
-		if r.ProtoMajor == 2 {
-			s.h2Reset(r, false)
-		}
-		if w.status == 0 {
-			w.status = http.StatusOK
-		}
-		if rt.Counted && req.counted {
-			s.metrics.RequestDone(w.status, time.Since(start))
-		}
-		if rt.Audited {
-			s.audit.Log(log.AuditEvent{
-				Time:     start,
-				Method:   r.Method,
-				Path:     r.URL.Path,
-				IP:       req.IP,
-				Identity: req.Identity,
-				Status:   w.status,
-				Duration: time.Since(start),
-				Denied:   req.denied,
-			})
-		}
+		s.serveRequest(st, rt, rw, r)
 	})
+}
+
+// serveJob serves the request of an HTTP/2 job of the stack pool.
+func serveJob(j *h2Job) { j.s.serveRequest(j.st, j.rt, j.rw, j.r) }
+
+// serveRequest serves r on rt with st, then counts and audits it.
+func (s *Server) serveRequest(st *state, rt *route, rw http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	req := &request{Request: r, state: st, route: rt, start: start, w: statusWriter{ResponseWriter: rw}}
+	w := &req.w
+	s.serve(w, req, start)
+	if r.ProtoMajor == 2 {
+		s.h2Reset(r, false)
+	}
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if rt.Counted && req.counted {
+		s.metrics.RequestDone(w.status, time.Since(start))
+	}
+	if rt.Audited {
+		s.audit.Log(log.AuditEvent{
+			Time:     start,
+			Method:   r.Method,
+			Path:     r.URL.Path,
+			IP:       req.IP,
+			Identity: req.Identity,
+			Status:   w.status,
+			Duration: time.Since(start),
+			Denied:   req.denied,
+		})
+	}
 }
 
 // growStack grows the goroutine's stack to what a request needs in one step.
 //
-// HTTP/2 runs every request on a new goroutine, which starts with a small
-// stack; a request then grows it two or three times, deep in the call
-// chain, and each growth copies and adjusts every frame: runtime.morestack
-// took about 6% of the server's CPU under HTTP/2 load (perf, kesload).
-// Growing it once at the top of the handler, where the stack is shallow,
-// brought that to about 4%.
+// A request on a new goroutine (HTTP/2) would otherwise grow its stack two
+// or three times, deep in the call chain, where each growth copies and
+// adjusts more frames: runtime.morestack took about 6% of the server's CPU
+// under HTTP/2 load (perf, kesload); growing it once at the top, where the
+// stack is shallow, brought that to about 4-5%. The stack pool's workers
+// grow theirs once for many requests (see stackPool).
 //
 //go:noinline
 func growStack() {

@@ -109,6 +109,7 @@ type serverOptions struct {
 	verify      bool   // tls.auth: on
 	caPath      string // extra client roots
 	store       func(dir string) keystore.Store
+	keys        func(api.KeyStore) api.KeyStore // wraps the key cache; nil: none
 	// cert, if set, is the server's certificate; CA its roots.
 	cert *proxytest.Cert
 	ca   *proxytest.CA
@@ -161,8 +162,12 @@ func startServer(t testing.TB, opts serverOptions) *testServer {
 		AuditDropped:    ts.AuditLog.Dropped,
 		ErrorDropped:    ts.ErrorLog.Dropped,
 	})
+	var served api.KeyStore = keys
+	if opts.keys != nil {
+		served = opts.keys(keys)
+	}
 	srv, err := api.New(&api.Config{
-		Keys:      keys,
+		Keys:      served,
 		Auth:      authorizer,
 		ErrorLog:  ts.ErrorLog,
 		AuditLog:  ts.AuditLog,

@@ -134,6 +134,9 @@ type Server struct {
 	// notProxy limits the warnings about forwarded-certificate headers
 	// from clients that are not proxies over all connections.
 	notProxy warnLimiter
+	// stacks runs HTTP/2 requests on goroutines with grown stacks; nil
+	// runs each on its stream's goroutine (tests compare both).
+	stacks *stackPool
 }
 
 // state is the part of a Server that a reload replaces.
@@ -166,6 +169,7 @@ func New(cfg *Config) (*Server, error) {
 		rand:    cfg.Rand,
 		now:     cfg.Now,
 		limiter: ratelimit.NewLimiter(0),
+		stacks:  newStackPool(serveJob),
 	}
 	if s.now == nil {
 		s.now = time.Now
