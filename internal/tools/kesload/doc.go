@@ -83,7 +83,7 @@
 // of the first half by no more than 10 % (or 4 MiB). TestSoak runs it for
 // $OPENKES_SOAK (scripts/test.sh sets 60s; 15s when unset).
 //
-// "kesload pairs [-clients 32] [-d 10s] [-rounds 3] [kes ...]" measures
+// "kesload pairs [-clients 32] [-d 10s] [-rounds 3] [-retention D] [kes ...]" measures
 // key creation (issue 12): one kes server per binary named (./cmd/kes,
 // built, if none), each with its own empty fs key store, and -clients
 // workers that each create a new key and delete it again, as fast as they
@@ -92,7 +92,9 @@
 // second, of its ratio to the first server's in the same round, of the
 // p50 and p99 latency of a pair and of the server's CPU time per pair.
 // Name a binary built from main and one from a branch (or an upstream
-// binary) to get their ratio from one run; see BENCHMARKS.md.
+// binary) to get their ratio from one run; see BENCHMARKS.md. -retention
+// writes key_deletion.retention into the servers' config ("0": a delete
+// removes the key at once, as upstream; unset: the default soft deletion).
 //
 // kesload is Linux only (/proc), talks to 127.0.0.1 only, bounds every loop
 // by a count and a deadline, and kills its children when it returns; they

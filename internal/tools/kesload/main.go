@@ -190,6 +190,7 @@ func runPairs(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	proto := fs.String("proto", "h1", "h1 (a connection per client) or h2 (one shared connection)")
 	dir := fs.String("dir", "", "work directory; empty means a temp dir that is removed")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	fs.StringVar(&o.Retention, "retention", "", "key_deletion.retention of the servers (e.g. 0: delete at once); empty: the server's default")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

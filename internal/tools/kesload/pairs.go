@@ -28,6 +28,11 @@ type PairsOptions struct {
 	Rounds   int           // zero means 3
 	Proto    Proto         // HTTP1: a connection per client; HTTP2: one shared
 	Log      io.Writer     // progress lines; nil means none
+
+	// Retention is written as the servers' key_deletion.retention (a Go
+	// duration, "0" deletes at once); empty means none is written: the
+	// server's default, soft deletion for a week.
+	Retention string
 }
 
 func (o PairsOptions) withDefaults() (PairsOptions, error) {
@@ -144,7 +149,11 @@ func startPairsServer(ctx context.Context, name, bin string, o PairsOptions, cre
 	}
 	store := filepath.Join(o.Dir, name+"-keys")
 	config := filepath.Join(o.Dir, name+".yml")
-	if err := writeKESConfig(config, addr, creds, store, "", ""); err != nil {
+	extra := ""
+	if o.Retention != "" {
+		extra = fmt.Sprintf("key_deletion:\n  retention: %q\n", o.Retention)
+	}
+	if err := writeKESConfig(config, addr, creds, store, "", extra); err != nil {
 		return nil, err
 	}
 	proc, err := startChild(name, bin, []string{"server", "--config", config}, nil, nil, o.Dir)
@@ -217,7 +226,11 @@ func (s *pairsServer) run(ctx context.Context, o PairsOptions, round int) (Pairs
 // pairs/s to the first server's (median of the per-round ratios).
 func (r *PairsReport) Print(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "create+delete pairs, %d clients, %v, %d × %v\n", r.Options.Clients, r.Options.Proto, r.Options.Rounds, r.Options.Duration)
+	fmt.Fprintf(tw, "create+delete pairs, %d clients, %v, %d × %v", r.Options.Clients, r.Options.Proto, r.Options.Rounds, r.Options.Duration)
+	if r.Options.Retention != "" {
+		fmt.Fprintf(tw, ", key_deletion.retention %s", r.Options.Retention)
+	}
+	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "server\tpairs/s\tratio\tp50\tp99\tcpu µs/pair\tbinary")
 	for _, row := range r.Rows {
 		var rate, ratio, p50, p99, cpu []float64

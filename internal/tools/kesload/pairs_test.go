@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,4 +38,39 @@ func TestPairsSmoke(t *testing.T) {
 		t.Fatalf("report names not both servers:\n%s", out.String())
 	}
 	t.Log("\n" + out.String())
+}
+
+// TestPairsRetention checks that -retention reaches the servers' config:
+// with the default, every deleted key leaves a tombstone in the store;
+// with "0", none.
+func TestPairsRetention(t *testing.T) {
+	bin := buildKES(t)
+	for _, tc := range []struct {
+		retention  string
+		tombstones bool
+	}{{"", true}, {"0", false}} {
+		t.Run("retention="+tc.retention, func(t *testing.T) {
+			dir := t.TempDir()
+			rep, err := Pairs(t.Context(), PairsOptions{KES: []string{bin}, Dir: dir, Clients: 2, Duration: 200 * time.Millisecond, Rounds: 1, Retention: tc.retention})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Rows[0].Samples[0].Pairs == 0 {
+				t.Fatal("no pairs")
+			}
+			entries, err := os.ReadDir(filepath.Join(dir, "kes-0-keys"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, e := range entries {
+				if strings.HasPrefix(e.Name(), "-d") {
+					n++
+				}
+			}
+			if got := n > 0; got != tc.tombstones {
+				t.Fatalf("%d tombstones after %d pairs, want some: %v", n, rep.Rows[0].Samples[0].Pairs, tc.tombstones)
+			}
+		})
+	}
 }
