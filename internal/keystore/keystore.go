@@ -82,6 +82,29 @@ type Overwriter interface {
 	ReplacesInPlace()
 }
 
+// Renamer is the optional capability of a [Store] to move a value to
+// another name in one step, without writing the value again: soft
+// deletion (internal/keystore/tombstone) moves a deleted key to its
+// tombstone name with it. Callers find it by type assertion and fall back
+// on copy and delete when it is missing or Rename returns an error
+// matching errors.ErrUnsupported.
+//
+// Only a store whose stored value does not depend on its name may
+// implement it: a wrapper that binds the name into the value (the HSM
+// layer binds it into each wrapped record's additional data) must not,
+// and no wrapper may gain it by embedding the store below. A wrapper that
+// passes it through (the key cache) returns errors.ErrUnsupported when
+// the store below is no Renamer.
+type Renamer interface {
+	// Rename moves the value stored under from to the name to, which
+	// must be free. It returns an error matching ErrNotFound if nothing
+	// is stored under from and one matching ErrExists if to is taken;
+	// nothing is changed then. If Rename returns any other error, or the
+	// process dies during it, the value is under from, under to, or
+	// under both, never lost and never half-written.
+	Rename(ctx context.Context, from, to string) error
+}
+
 // Errors a [Store] returns, wrapped with the store and operation. The API
 // maps them to upstream's statuses and texts in one place.
 var (

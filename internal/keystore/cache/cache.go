@@ -574,6 +574,32 @@ func (c *Cache[T]) Delete(ctx context.Context, name string) error {
 	return err
 }
 
+var _ keystore.Renamer = (*Cache[int])(nil)
+
+// Rename moves the value of from to the free name to in the store (see
+// [keystore.Renamer]) and drops both names from the cache, also when the
+// store fails, since it may have moved the value. It returns an error
+// matching errors.ErrUnsupported, changing nothing, if the store is not a
+// [keystore.Renamer] (the HSM layer, which binds the name into the
+// record, is none).
+func (c *Cache[T]) Rename(ctx context.Context, from, to string) error {
+	r, ok := c.store.(keystore.Renamer)
+	if !ok {
+		return fmt.Errorf("cache: rename %q: %w", from, errors.ErrUnsupported)
+	}
+	if err := c.down(); err != nil {
+		return fmt.Errorf("cache: rename %q: %w", from, err)
+	}
+	_, err := detach(&c.calls, ctx, func() (struct{}, error) {
+		err := r.Rename(ctx, from, to)
+		c.observe(ctx, err)
+		c.invalidate(from)
+		c.invalidate(to)
+		return struct{}{}, err
+	})
+	return err
+}
+
 // Replace replaces the value of name in the store (see [keystore.Replacer])
 // and drops name from the cache, also when the store fails, since it may
 // have replaced the value. It returns an error matching

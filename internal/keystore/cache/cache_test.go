@@ -850,3 +850,25 @@ func TestSoftDeleteEvicts(t *testing.T) {
 		t.Fatalf("Get after restore = %v, %v", v, err)
 	}
 }
+
+// TestRenameUnsupported: over a store that cannot rename, the cache's
+// Rename says so and changes nothing, so soft deletion copies.
+func TestRenameUnsupported(t *testing.T) {
+	type copyOnly struct{ keystore.Store }
+	st := new(mem.Store)
+	c := cache.New(copyOnly{st}, func(_ string, v []byte) ([]byte, error) { return v, nil }, cache.Config{})
+	t.Cleanup(func() { c.Close() })
+	ctx := t.Context()
+	if err := c.Create(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rename(ctx, "k", "k2"); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("Rename = %v, want errors.ErrUnsupported", err)
+	}
+	if v, err := c.Get(ctx, "k"); err != nil || string(v) != "v" {
+		t.Fatalf("Get(k) after an unsupported Rename = %q, %v", v, err)
+	}
+	if _, err := st.Get(ctx, "k2"); !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("an unsupported Rename created k2: %v", err)
+	}
+}

@@ -398,6 +398,74 @@ func (s *Store) remove(root *os.Root, name string) error {
 	return nil
 }
 
+var _ keystore.Renamer = (*Store)(nil)
+
+// Rename moves the file from to the free name to; see [keystore.Renamer].
+// It links the file to the new name, which fails if the name exists, and
+// removes the old one, then waits for a directory sync as Delete. A crash
+// between the two steps leaves the file under both names (one file with
+// two links), never neither. It returns an error matching
+// keystore.ErrNotFound if there is no file from, one matching
+// keystore.ErrExists if to exists and one wrapping [ErrInvalidName] for a
+// name the directory cannot hold. Anything but a regular file is left in
+// place and reported as an error.
+func (s *Store) Rename(ctx context.Context, from, to string) error {
+	if err := validName(from); err != nil {
+		return err
+	}
+	if err := validName(to); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	root, err := s.openRoot()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := s.move(root, from, to); err != nil {
+		return err
+	}
+	if err := s.syncDir(ctx, root); err != nil {
+		return fmt.Errorf("fs: rename %q: %w", from, err)
+	}
+	return nil
+}
+
+// move links the regular file from to to and removes from, updating the
+// index, as one step with respect to Create's link, Delete and Replace.
+func (s *Store) move(root *os.Root, from, to string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fi, err := root.Lstat(from)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return fmt.Errorf("fs: rename %q: %w", from, keystore.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("fs: rename %q: %w", from, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("fs: rename %q: not a regular file", from)
+	}
+	err = root.Link(from, to)
+	switch {
+	case errors.Is(err, iofs.ErrExist):
+		return fmt.Errorf("fs: rename %q to %q: %w", from, to, keystore.ErrExists)
+	case errors.Is(err, iofs.ErrNotExist): // removed by another process since the Lstat
+		return fmt.Errorf("fs: rename %q: %w", from, keystore.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("fs: rename %q: %w", from, err)
+	}
+	s.idx.added(to)
+	if err := root.Remove(from); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+		// Both names hold the value; the caller may retry.
+		return fmt.Errorf("fs: rename %q: %w", from, err)
+	}
+	s.idx.removed(from)
+	return nil
+}
+
 // ReplacesInPlace implements [keystore.Overwriter]: a replaced value is
 // stored as a created one is, for every reader.
 func (s *Store) ReplacesInPlace() {}

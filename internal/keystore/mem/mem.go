@@ -115,6 +115,28 @@ func (s *Store) Replace(ctx context.Context, name string, old, new []byte) error
 	return nil
 }
 
+var _ keystore.Renamer = (*Store)(nil)
+
+// Rename moves the value stored under from to the free name to; see
+// [keystore.Renamer].
+func (s *Store) Rename(ctx context.Context, from, to string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.keys[from]
+	if !ok {
+		return fmt.Errorf("mem: rename %q: %w", from, keystore.ErrNotFound)
+	}
+	if _, ok := s.keys[to]; ok {
+		return fmt.Errorf("mem: rename %q to %q: %w", from, to, keystore.ErrExists)
+	}
+	s.keys[to] = v
+	delete(s.keys, from)
+	return nil
+}
+
 // List returns up to n names that start with prefix, sorted, beginning at
 // the first name >= continueAt; see [keystore.Store]. n <= 0 means
 // [keystore.ListPageSize]. The returned slice belongs to the caller.

@@ -94,11 +94,12 @@ func RunOptions(t *testing.T, newStore func(t *testing.T) keystore.Store, opts O
 		{"ConcurrentDistinct", testConcurrentDistinct},
 		{"Status", testStatus},
 	}
-	replacer := false
+	replacer, renamer := false, false
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newStore(t)
 			_, replacer = s.(keystore.Replacer)
+			_, renamer = s.(keystore.Renamer)
 			t.Cleanup(func() {
 				if err := s.Close(); err != nil {
 					t.Errorf("Close: %v", err)
@@ -106,6 +107,9 @@ func RunOptions(t *testing.T, newStore func(t *testing.T) keystore.Store, opts O
 			})
 			tt.fn(t, s, opts)
 		})
+	}
+	if renamer {
+		runRename(t, newStore, opts)
 	}
 	if !replacer {
 		return // the optional capability is not offered
