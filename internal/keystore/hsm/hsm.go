@@ -162,7 +162,9 @@ func count(err error) {
 
 // Wrap connects to the HSM of c and returns a store that keeps the records
 // of inner wrapped under the HSM key. The returned store implements
-// keystore.Replacer if inner does. It takes ownership of inner: closing the
+// keystore.Replacer if inner does, and never keystore.Renamer: a record's
+// name is bound into its wrapping, so a record moved to another name would
+// not unwrap (soft deletion copies instead). It takes ownership of inner: closing the
 // store closes inner, and inner is closed if Wrap fails.
 //
 // Wrap fails, and writes nothing, if the HSM cannot be reached (an error

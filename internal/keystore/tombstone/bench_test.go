@@ -10,8 +10,8 @@ import (
 )
 
 // BenchmarkDelete measures a key delete on the fs store: upstream's
-// immediate delete (one store call) against a soft delete (read, create
-// the tombstone, delete: three, two of them fsynced writes). Each
+// immediate delete (one store call) against a soft delete (a rename of
+// the key's file to the tombstone name). Each
 // iteration creates the key first; the create is timed too.
 func BenchmarkDelete(b *testing.B) {
 	for _, soft := range []bool{false, true} {

@@ -17,7 +17,11 @@
 // Deleting is two store calls: create the tombstone, then delete the key.
 // A crash between them leaves the live key and its tombstone: the key is
 // not deleted yet, and deleting it again finishes the job (with a second
-// tombstone of the same record, purged in time like the first). Restoring
+// tombstone of the same record, purged in time like the first). On a
+// store that can rename ([keystore.Renamer]: the directory and memory
+// stores, through the key cache) deleting is one call that moves the
+// record to the tombstone name instead, without writing it again; a crash
+// inside it leaves the same states. Restoring
 // is the reverse: create the key from the tombstone, then delete the
 // tombstone; a crash between them leaves a live key and a stale tombstone.
 //
@@ -63,9 +67,20 @@ type Store interface {
 }
 
 // Raw adapts a [keystore.Store], whose Get returns the record, to [Store].
-func Raw(s keystore.Store) Store { return raw{s} }
+// The result is a [keystore.Renamer] if s is one.
+func Raw(s keystore.Store) Store {
+	if r, ok := s.(keystore.Renamer); ok {
+		return renamingRaw{raw{s}, r}
+	}
+	return raw{s}
+}
 
 type raw struct{ keystore.Store }
+
+type renamingRaw struct {
+	raw
+	keystore.Renamer
+}
 
 func (r raw) Read(ctx context.Context, name string) ([]byte, error) { return r.Get(ctx, name) }
 
@@ -111,12 +126,19 @@ func Parse(name string) (Tombstone, bool) {
 // starts with '-', so every such name belongs to the server.
 func IsTombstone(name string) bool { return strings.HasPrefix(name, "-") }
 
-// Delete soft-deletes key at now: it copies the record to a tombstone and
-// deletes the key. It returns an error matching keystore.ErrNotFound, and
-// changes nothing, if the key does not exist. If the second step fails,
-// the key is still live (with a tombstone) and the error is returned:
-// calling Delete again finishes the deletion.
+// Delete soft-deletes key at now: it moves the record to a tombstone if s
+// is a [keystore.Renamer] that supports it, else it copies the record to
+// a tombstone and deletes the key. It returns an error matching
+// keystore.ErrNotFound, and changes nothing, if the key does not exist.
+// If the second step fails, the key is still live (with a tombstone) and
+// the error is returned: calling Delete again finishes the deletion.
 func Delete(ctx context.Context, s Store, key string, now time.Time) (Tombstone, error) {
+	if r, ok := s.(keystore.Renamer); ok {
+		ts, err := move(ctx, s, r, key, now)
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return ts, err
+		}
+	}
 	record, err := s.Read(ctx, key)
 	if err != nil {
 		return Tombstone{}, fmt.Errorf("tombstone: delete %q: %w", key, err)
@@ -132,6 +154,61 @@ func Delete(ctx context.Context, s Store, key string, now time.Time) (Tombstone,
 		return Tombstone{}, fmt.Errorf("tombstone: delete %q: %w", key, err)
 	}
 	return ts, nil
+}
+
+// move renames key to its tombstone name at now, or at one of the next
+// seconds if that name holds another record. It returns the store's error
+// matching errors.ErrUnsupported, having changed nothing, if the store
+// cannot rename.
+func move(ctx context.Context, s Store, r keystore.Renamer, key string, now time.Time) (Tombstone, error) {
+	for skew := range maxSkew {
+		at := now.Add(time.Duration(skew) * time.Second).Truncate(time.Second).UTC()
+		name := NameOf(key, at)
+		err := r.Rename(ctx, key, name)
+		if err == nil {
+			return Tombstone{Name: name, Key: key, DeletedAt: at}, nil
+		}
+		if errors.Is(err, errors.ErrUnsupported) {
+			return Tombstone{}, err
+		}
+		if !errors.Is(err, keystore.ErrExists) {
+			return Tombstone{}, fmt.Errorf("tombstone: delete %q: %w", key, err)
+		}
+		// The same record under both names: a deletion that ended early
+		// (a crash inside the rename, or a copy whose delete failed).
+		same, err := sameRecord(ctx, s, key, name)
+		if err != nil {
+			return Tombstone{}, fmt.Errorf("tombstone: delete %q: %w", key, err)
+		}
+		if same {
+			if err := s.Delete(ctx, key); err != nil && !errors.Is(err, keystore.ErrNotFound) {
+				return Tombstone{}, fmt.Errorf("tombstone: delete %q: %w", key, err)
+			}
+			return Tombstone{Name: name, Key: key, DeletedAt: at}, nil
+		}
+	}
+	return Tombstone{}, fmt.Errorf("tombstone: delete %q: %w", key, keystore.ErrExists)
+}
+
+// sameRecord reports whether the records stored under key and tombstone
+// are equal. It returns an error matching keystore.ErrNotFound if key is
+// missing; a missing tombstone is no error (purged meanwhile) but not the
+// same.
+func sameRecord(ctx context.Context, s Store, key, tombstone string) (bool, error) {
+	record, err := s.Read(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	defer clear(record)
+	other, err := s.Read(ctx, tombstone)
+	if errors.Is(err, keystore.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer clear(other)
+	return bytes.Equal(record, other), nil
 }
 
 // bury stores record under the tombstone name of key at now, or at one of
