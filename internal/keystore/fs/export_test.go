@@ -15,3 +15,10 @@ func (s *Store) ExpireIndex() {
 	s.idx.scanned = time.Time{}
 	s.idx.scanMu.Unlock()
 }
+
+// SetHooks sets the test hooks of s before its first call: sync runs each
+// shared sync (and may fail it), step is called after each step of a
+// Create ("written", "durable", "linked"). Either may be nil.
+func (s *Store) SetHooks(sync func(sync func() error) error, step func(step, name string)) {
+	s.hooks = &testHooks{sync: sync, step: step}
+}

@@ -6,19 +6,32 @@
 // setups.
 //
 // Writes are atomic and exclusive: the value is written to a temporary file
-// whose name contains a '.', fsync'ed, and hard-linked to the key name, which
-// fails if the name exists; the directory is fsync'ed before a Create or
-// Delete returns, so an acknowledged change survives a crash. Concurrent
-// writers share that directory fsync (group commit, see syncGroup): each is
-// acknowledged after one that began after its own change. The writer
-// holds an flock(2) on its temporary file until it is linked and unlinked,
-// and [New] sweeps the temporary files a crash left behind (no process holds
-// their lock any more), so that no key's bytes outlive its deletion and no
-// half-written file stays. [Store.Replace]
-// renames such a file over the key instead, so a reader sees the old or the
-// new value, never none. Every operation works below an [os.Root], so no
-// name, symlink or ".." can reach outside the directory; names that a
-// directory cannot hold safely are rejected before the disk is touched.
+// whose name contains a '.' and hard-linked to the key name, which fails if
+// the name exists; a crash never leaves a half-written record under a key
+// name. Writers share their syncs (group commit, see syncGroup): a Create
+// waits for a shared sync that began after it wrote its temporary file
+// (the value is on disk) before it links it, and for another one that
+// began after the link (the name is on disk) before it returns; a Delete,
+// Rename or Replace waits for one after its change. So an acknowledged
+// change survives a power cut. On Linux the shared sync is one syncfs(2)
+// of the file system, which writes the temporary files of every waiting
+// writer and the directory at once, on a directory the Store keeps open
+// from New to Close; elsewhere each writer fsyncs its temporary file and
+// the shared sync fsyncs the directory.
+//
+// syncfs writes every dirty page of the whole file system, not only the
+// store's: an unrelated writer with much unwritten data on the same file
+// system (a log, a database, a copy) makes Create and Delete wait for its
+// data too. Give the store a file system of its own where that matters.
+//
+// The writer holds an flock(2) on its temporary file until it is linked
+// and unlinked, and [New] sweeps the temporary files a crash left behind
+// (no process holds their lock any more), so that no key's bytes outlive
+// its deletion and no half-written file stays. [Store.Replace] renames
+// such a file over the key instead, so a reader sees the old or the new
+// value, never none. Every operation works below an [os.Root], so no name,
+// symlink or ".." can reach outside the directory; names that a directory
+// cannot hold safely are rejected before the disk is touched.
 //
 // List answers from a sorted index of the names kept in memory (see index),
 // so a page costs what it returns, also with a million keys.
@@ -69,8 +82,24 @@ type Store struct {
 	// Replace and Delete calls of this Store.
 	mu sync.Mutex
 
-	commits syncGroup // the shared directory fsync
+	// d is the directory, open from New to Close for the shared sync
+	// (see syncAll).
+	d *os.File
+
+	commits syncGroup // the shared sync
 	idx     index     // the names, for List
+
+	hooks *testHooks // nil but in tests
+}
+
+// testHooks let tests watch and fail the steps of a write.
+type testHooks struct {
+	// sync runs each shared sync; it may fail it instead.
+	sync func(sync func() error) error
+	// step is called after a Create's steps: "written" (the temporary
+	// file), "durable" (the first shared sync), "linked" (before the
+	// temporary name is removed), with the key name.
+	step func(step, name string)
 }
 
 var (
@@ -107,6 +136,9 @@ func New(dir string) (*Store, error) {
 	}
 	if err := s.buildIndex(); err != nil {
 		return nil, err
+	}
+	if s.d, err = os.Open(abs); err != nil {
+		return nil, fmt.Errorf("fs: %w", err)
 	}
 	return s, nil
 }
@@ -238,10 +270,10 @@ func (s *Store) Status(ctx context.Context) (keystore.State, error) {
 // larger than [MaxValueSize].
 //
 // If ctx ends before the name is linked, nothing is created. If it ends
-// after the link, while Create waits for the directory sync that makes the
-// key durable, Create returns ctx's error although the key exists: it is
-// complete (its file was fsync'ed before the link), readable at once and
-// durable with the next directory sync of any writer. It cannot be taken
+// after the link, while Create waits for the sync that makes the name
+// durable, Create returns ctx's error although the key exists: it is
+// complete (its data was synced before the link), readable at once and
+// durable with the next shared sync of any writer. It cannot be taken
 // back, since a reader may already use it. The API then answers 503
 // "request timeout exceeded", as for any store that times out after a
 // write, and a retried create answers that the key exists.
@@ -260,20 +292,28 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 		return err
 	}
 	defer root.Close()
-
+	// Refuse an existing name before writing anything.
 	if _, err := root.Lstat(name); err == nil {
 		return fmt.Errorf("fs: create %q: %w", name, keystore.ErrExists)
 	}
 	// A crash may leave the temporary file behind; New sweeps it.
-	tmp, f, err := writeTemp(root, value)
+	tmp, f, err := writeTemp(root, value, !syncsFS)
 	if err != nil {
 		return fmt.Errorf("fs: create %q: %w", name, err)
 	}
-	if err := ctx.Err(); err != nil { // the fsync took the time: create nothing
+	s.step("written", name)
+	// Phase 1: the value is on disk before a name points at it.
+	if syncsFS {
+		err = s.commit(ctx)
+	} else {
+		err = ctx.Err() // the fsync took the time: create nothing
+	}
+	if err != nil {
 		root.Remove(tmp)
 		f.Close()
-		return err
+		return fmt.Errorf("fs: create %q: %w", name, err)
 	}
+	s.step("durable", name)
 	// The link and the index change are one step with respect to Delete,
 	// so that the index never keeps a name a Delete removed meanwhile.
 	s.mu.Lock()
@@ -282,6 +322,9 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 		s.idx.added(name)
 	}
 	s.mu.Unlock()
+	if err == nil {
+		s.step("linked", name)
+	}
 	root.Remove(tmp)
 	f.Close() // releases the lock once the temporary name is gone
 	if errors.Is(err, iofs.ErrExist) {
@@ -290,10 +333,18 @@ func (s *Store) Create(ctx context.Context, name string, value []byte) error {
 	if err != nil {
 		return fmt.Errorf("fs: create %q: %w", name, err)
 	}
-	if err := s.syncDir(ctx, root); err != nil {
+	// Phase 2: the name is on disk.
+	if err := s.commit(ctx); err != nil {
 		return fmt.Errorf("fs: create %q: %w", name, err)
 	}
 	return nil
+}
+
+// step calls the test hook of a Create's step, if any.
+func (s *Store) step(step, name string) {
+	if s.hooks != nil && s.hooks.step != nil {
+		s.hooks.step(step, name)
+	}
 }
 
 // Get returns the content of the file name. It returns an error matching
@@ -366,7 +417,7 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	if err := s.remove(root, name); err != nil {
 		return err
 	}
-	if err := s.syncDir(ctx, root); err != nil {
+	if err := s.commit(ctx); err != nil {
 		return fmt.Errorf("fs: delete %q: %w", name, err)
 	}
 	return nil
@@ -427,7 +478,7 @@ func (s *Store) Rename(ctx context.Context, from, to string) error {
 	if err := s.move(root, from, to); err != nil {
 		return err
 	}
-	if err := s.syncDir(ctx, root); err != nil {
+	if err := s.commit(ctx); err != nil {
 		return fmt.Errorf("fs: rename %q: %w", from, err)
 	}
 	return nil
@@ -515,7 +566,9 @@ func (s *Store) Replace(ctx context.Context, name string, old, new []byte) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	tmp, f, err := writeTemp(root, new)
+	// The file is fsync'ed itself: the shared sync would wait for the
+	// directory lock that other processes' Replace calls hold meanwhile.
+	tmp, f, err := writeTemp(root, new, true)
 	if err != nil {
 		return fmt.Errorf("fs: replace %q: %w", name, err)
 	}
@@ -529,7 +582,7 @@ func (s *Store) Replace(ctx context.Context, name string, old, new []byte) error
 		return fmt.Errorf("fs: replace %q: %w", name, err)
 	}
 	s.idx.added(name) // the name exists, even if another process removed it meanwhile
-	if err := s.syncDir(ctx, root); err != nil {
+	if err := s.commit(ctx); err != nil {
 		return fmt.Errorf("fs: replace %q: %w", name, err)
 	}
 	return nil
@@ -567,14 +620,18 @@ func (s *Store) List(ctx context.Context, prefix, continueAt string, n int) ([]s
 	return page, next, nil
 }
 
-// Close releases the memory of the list index (see index); a later List
-// builds it again. The store holds no open files between calls.
+// Close closes the directory the Store keeps open for its syncs and
+// releases the memory of the list index (see index). Calls made after
+// Close fail; they must not overlap it.
 func (s *Store) Close() error {
 	s.idx.scanMu.Lock()
 	defer s.idx.scanMu.Unlock()
 	s.idx.mu.Lock()
 	defer s.idx.mu.Unlock()
 	s.idx.free()
+	if err := s.d.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+		return fmt.Errorf("fs: close: %w", err)
+	}
 	return nil
 }
 
@@ -600,11 +657,12 @@ func validName(name string) error {
 }
 
 // writeTemp creates a new temporary file exclusively with mode 0600, locks
-// it if the file system can (see lockTemp), writes value and fsyncs it. It returns the file's name
+// it if the file system can (see lockTemp), writes value and, if fsync is
+// set, fsyncs it. It returns the file's name
 // and the open file, whose Close releases the lock: the caller closes it
 // after linking or renaming the file and removing the temporary name. On
 // error nothing is left behind.
-func writeTemp(root *os.Root, value []byte) (string, *os.File, error) {
+func writeTemp(root *os.Root, value []byte, fsync bool) (string, *os.File, error) {
 	name := tmpPrefix + rand.Text()
 	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -614,7 +672,7 @@ func writeTemp(root *os.Root, value []byte) (string, *os.File, error) {
 	// file systems) the sweep of others cannot lock either and goes by age.
 	lockTemp(f)
 	_, err = f.Write(value)
-	if err == nil {
+	if err == nil && fsync {
 		err = f.Sync()
 	}
 	if err != nil {
@@ -630,10 +688,18 @@ func writeTemp(root *os.Root, value []byte) (string, *os.File, error) {
 	return name, f, nil
 }
 
-// syncDir returns once a directory fsync that began after the call has
-// ended (shared with concurrent writers), or when ctx ends.
-func (s *Store) syncDir(ctx context.Context, root *os.Root) error {
-	return s.commits.wait(ctx, func() error { return syncDir(root) })
+// commit returns once a shared sync (see syncAll) that began after the
+// call has ended, or when ctx ends.
+func (s *Store) commit(ctx context.Context) error {
+	return s.commits.wait(ctx, s.syncAll)
+}
+
+// syncAll runs one shared sync, through the test hook if there is one.
+func (s *Store) syncAll() error {
+	if s.hooks != nil && s.hooks.sync != nil {
+		return s.hooks.sync(func() error { return syncAll(s.d) })
+	}
+	return syncAll(s.d)
 }
 
 // syncDir fsyncs the directory so that a new or removed name survives a
