@@ -697,9 +697,9 @@ func (s *Store) commit(ctx context.Context) error {
 // syncAll runs one shared sync, through the test hook if there is one.
 func (s *Store) syncAll() error {
 	if s.hooks != nil && s.hooks.sync != nil {
-		return s.hooks.sync(func() error { return syncAll(s.d) })
+		return s.hooks.sync(func() error { return syncAll(s.d, s.dir) })
 	}
-	return syncAll(s.d)
+	return syncAll(s.d, s.dir)
 }
 
 // syncDir fsyncs the directory so that a new or removed name survives a

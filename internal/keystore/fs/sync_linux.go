@@ -1,7 +1,9 @@
 package fs
 
 import (
+	"errors"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,7 +24,27 @@ const syncsFS = true
 // directory for each sync: a page that failed to write back between an
 // open and a sync would otherwise go unreported, and a Create would be
 // acknowledged though its record never reached the disk.
-func syncAll(d *os.File) error {
+//
+// The writers open the directory by its path dir for each call, so they
+// write to whatever is mounted there now. If that is another file system
+// than d's (one was mounted over the directory after New), a syncfs of d
+// would not make their changes durable: syncAll then fails.
+func syncAll(d *os.File, dir string) error {
+	if err := syncfs(d); err != nil {
+		return err
+	}
+	now, err1 := os.Stat(dir)
+	was, err2 := d.Stat()
+	if err := errors.Join(err1, err2); err != nil {
+		return err
+	}
+	if now.Sys().(*syscall.Stat_t).Dev != was.Sys().(*syscall.Stat_t).Dev {
+		return errors.New("syncfs: the directory is on another file system than when the store opened it; restart the server")
+	}
+	return nil
+}
+
+func syncfs(d *os.File) error {
 	rc, err := d.SyscallConn()
 	if err != nil {
 		return err

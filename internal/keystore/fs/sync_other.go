@@ -8,7 +8,18 @@ import "os"
 // own temporary file, and the shared sync is a directory fsync.
 const syncsFS = false
 
-// syncAll fsyncs the directory d so that the links, renames and unlinks
-// made in it survive a crash. The data of the files was fsync'ed by their
+// syncAll fsyncs the directory dir so that the links, renames and
+// unlinks made in it survive a crash; it opens dir again, as the writers
+// do, instead of using d. The data of the files was fsync'ed by their
 // writers (see writeTemp).
-func syncAll(d *os.File) error { return d.Sync() }
+func syncAll(_ *os.File, dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
