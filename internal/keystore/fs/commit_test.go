@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -237,4 +238,100 @@ func crashChild(t *testing.T, dir, step string) {
 		fmt.Printf("acked %s\n", name)
 	}
 	t.Fatal("the child was not killed")
+}
+
+// TestRenameSyncOrder checks the durability order of concurrent renames:
+// the old name is removed only after a sync that began after the link
+// has ended (without a journal, a power cut could otherwise keep the
+// removal and lose the link), and Rename returns only after a sync that
+// began after the removal.
+func TestRenameSyncOrder(t *testing.T) {
+	s := newStore(t, t.TempDir())
+	t.Cleanup(func() { s.Close() })
+	var c syncCounter
+	var mu sync.Mutex
+	linked, unlinked := map[string]uint64{}, map[string]uint64{}
+	var errs []string
+	s.SetHooks(c.sync, func(step, name string) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch step {
+		case "rename-linked":
+			linked[name] = c.started.Load()
+		case "rename-durable": // the next step removes the old name
+			if f := c.finished.Load(); f <= linked[name] {
+				errs = append(errs, fmt.Sprintf("%s: old name removed after sync %d, but linked after sync %d began", name, f, linked[name]))
+			}
+		case "rename-unlinked":
+			unlinked[name] = c.started.Load()
+		}
+	})
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := range 4 {
+				name := fmt.Sprintf("k-%d-%d", w, i)
+				if err := s.Create(ctx, name, []byte(name)); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := s.Rename(ctx, name, "t-"+name); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if f := c.finished.Load(); f <= unlinked["t-"+name] {
+					errs = append(errs, fmt.Sprintf("Rename(%s) returned after sync %d, but removed the old name after sync %d began", name, f, unlinked["t-"+name]))
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for _, e := range errs {
+		t.Error(e)
+	}
+	if len(unlinked) != 16*4 {
+		t.Fatalf("%d renames seen by the hook, want %d", len(unlinked), 16*4)
+	}
+}
+
+// TestDeleteSecondName: deleting one name of a file that has another (a
+// rename in progress, or one a crash interrupted) syncs the other name
+// before it removes this one, and again after.
+func TestDeleteSecondName(t *testing.T) {
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	t.Cleanup(func() { s.Close() })
+	ctx := t.Context()
+	if err := s.Create(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(dir, "k"), filepath.Join(dir, "k2")); err != nil {
+		t.Fatal(err)
+	}
+	var present []bool // whether k existed when each sync began
+	s.SetHooks(func(sync func() error) error {
+		_, err := os.Lstat(filepath.Join(dir, "k"))
+		present = append(present, err == nil)
+		return sync()
+	}, nil)
+	if err := s.Delete(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(present, []bool{true, false}) {
+		t.Fatalf("k present at the syncs of Delete: %v, want [true false]", present)
+	}
+	if v, err := s.Get(ctx, "k2"); err != nil || string(v) != "v" {
+		t.Fatalf("the other name: %q, %v", v, err)
+	}
+	// A file with one name is removed before the only sync.
+	present = nil
+	if err := s.Delete(ctx, "k2"); err != nil {
+		t.Fatal(err)
+	}
+	if len(present) != 1 {
+		t.Fatalf("%d syncs for deleting a file with one name, want 1", len(present))
+	}
 }

@@ -82,6 +82,10 @@ type Store struct {
 	// Replace and Delete calls of this Store.
 	mu sync.Mutex
 
+	// renaming holds the names a Rename is moving, from its link to its
+	// unlink; the channel closes when it ends. Guarded by mu.
+	renaming map[string]chan struct{}
+
 	// d is the directory, open from New to Close for the shared sync
 	// (see syncAll).
 	d *os.File
@@ -98,7 +102,9 @@ type testHooks struct {
 	sync func(sync func() error) error
 	// step is called after a Create's steps: "written" (the temporary
 	// file), "durable" (the first shared sync), "linked" (before the
-	// temporary name is removed), with the key name.
+	// temporary name is removed), with the key name; and after a
+	// Rename's: "rename-linked", "rename-durable" (the first sync),
+	// "rename-unlinked", with the new name.
 	step func(step, name string)
 }
 
@@ -414,7 +420,17 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	defer root.Close()
-	if err := s.remove(root, name); err != nil {
+	err = s.remove(root, name, false)
+	if errors.Is(err, errLinked) {
+		// Another name of the file may be a link not yet on disk (a
+		// Rename in progress, or this one's retry after a crash): sync
+		// it before this name goes.
+		if err := s.commit(ctx); err != nil {
+			return fmt.Errorf("fs: delete %q: %w", name, err)
+		}
+		err = s.remove(root, name, true)
+	}
+	if err != nil {
 		return err
 	}
 	if err := s.commit(ctx); err != nil {
@@ -423,9 +439,14 @@ func (s *Store) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
+// errLinked is remove's answer for a file with other names.
+var errLinked = errors.New("the file has other names")
+
 // remove removes the regular file name and drops it from the index, as
-// one step with respect to Create's link and Replace.
-func (s *Store) remove(root *os.Root, name string) error {
+// one step with respect to Create's link and Replace. Unless linked is
+// set, it returns errLinked, removing nothing, if the file has other
+// names.
+func (s *Store) remove(root *os.Root, name string, linked bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fi, err := root.Lstat(name)
@@ -437,6 +458,9 @@ func (s *Store) remove(root *os.Root, name string) error {
 	}
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("fs: delete %q: not a regular file", name)
+	}
+	if n, ok := linkCount(fi); ok && n > 1 && !linked {
+		return errLinked
 	}
 	err = root.Remove(name)
 	if errors.Is(err, iofs.ErrNotExist) {
@@ -452,14 +476,18 @@ func (s *Store) remove(root *os.Root, name string) error {
 var _ keystore.Renamer = (*Store)(nil)
 
 // Rename moves the file from to the free name to; see [keystore.Renamer].
-// It links the file to the new name, which fails if the name exists, and
-// removes the old one, then waits for a directory sync as Delete. A crash
-// between the two steps leaves the file under both names (one file with
-// two links), never neither. It returns an error matching
-// keystore.ErrNotFound if there is no file from, one matching
-// keystore.ErrExists if to exists and one wrapping [ErrInvalidName] for a
-// name the directory cannot hold. Anything but a regular file is left in
-// place and reported as an error.
+// It links the file to the new name, which fails if the name exists,
+// waits for a shared sync, removes the old name and waits for another.
+// The first sync orders the two steps on disk: without a journal, a
+// power cut could otherwise keep the removal and lose the link, and with
+// them the value. A crash at any point leaves the file under from, under
+// to or under both (one file with two links), never neither. It returns
+// an error matching keystore.ErrNotFound if there is no file from, one
+// matching keystore.ErrExists if to exists and one wrapping
+// [ErrInvalidName] for a name the directory cannot hold. Anything but a
+// regular file is left in place and reported as an error. If from is
+// replaced while the link is synced (by [Store.Replace]), the new file
+// stays under from and Rename fails: the old one is under to.
 func (s *Store) Rename(ctx context.Context, from, to string) error {
 	if err := validName(from); err != nil {
 		return err
@@ -475,20 +503,65 @@ func (s *Store) Rename(ctx context.Context, from, to string) error {
 		return err
 	}
 	defer root.Close()
-	if err := s.move(root, from, to); err != nil {
+	done, err := s.link(ctx, root, from, to)
+	if err != nil {
 		return err
 	}
+	defer func() {
+		s.mu.Lock()
+		delete(s.renaming, from)
+		s.mu.Unlock()
+		close(done)
+	}()
+	s.step("rename-linked", to)
+	if err := s.commit(ctx); err != nil {
+		return fmt.Errorf("fs: rename %q: %w", from, err)
+	}
+	s.step("rename-durable", to)
+	if err := s.unlinkSame(root, from, to); err != nil {
+		return err
+	}
+	s.step("rename-unlinked", to)
 	if err := s.commit(ctx); err != nil {
 		return fmt.Errorf("fs: rename %q: %w", from, err)
 	}
 	return nil
 }
 
-// move links the regular file from to to and removes from, updating the
-// index, as one step with respect to Create's link, Delete and Replace.
-func (s *Store) move(root *os.Root, from, to string) error {
+// link links the regular file from to to and adds to to the index, as
+// one step with respect to Create's link, Delete and Replace. It marks
+// from as being renamed until the returned channel is closed, after
+// waiting for a Rename of this Store that moves it already: two renames
+// of one name must not both link it.
+func (s *Store) link(ctx context.Context, root *os.Root, from, to string) (chan struct{}, error) {
 	s.mu.Lock()
+	for {
+		busy, ok := s.renaming[from]
+		if !ok {
+			break
+		}
+		s.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		s.mu.Lock()
+	}
 	defer s.mu.Unlock()
+	if err := s.linkLocked(root, from, to); err != nil {
+		return nil, err
+	}
+	if s.renaming == nil {
+		s.renaming = make(map[string]chan struct{})
+	}
+	done := make(chan struct{})
+	s.renaming[from] = done
+	return done, nil
+}
+
+// linkLocked is link's work, with s.mu held.
+func (s *Store) linkLocked(root *os.Root, from, to string) error {
 	fi, err := root.Lstat(from)
 	if errors.Is(err, iofs.ErrNotExist) {
 		return fmt.Errorf("fs: rename %q: %w", from, keystore.ErrNotFound)
@@ -509,9 +582,32 @@ func (s *Store) move(root *os.Root, from, to string) error {
 		return fmt.Errorf("fs: rename %q: %w", from, err)
 	}
 	s.idx.added(to)
-	if err := root.Remove(from); err != nil && !errors.Is(err, iofs.ErrNotExist) {
-		// Both names hold the value; the caller may retry.
+	return nil
+}
+
+// unlinkSame removes from, which link made a second name of the file to,
+// and drops it from the index, unless from names another file now (a
+// Replace meanwhile) or is gone (a Delete or a concurrent Rename took
+// it, which is success: the value is under to).
+func (s *Store) unlinkSame(root *os.Root, from, to string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fromFI, err := root.Lstat(from)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("fs: rename %q: %w", from, err)
+	}
+	toFI, err := root.Lstat(to)
+	if err != nil {
+		return fmt.Errorf("fs: rename %q: %w", from, err)
+	}
+	if !os.SameFile(fromFI, toFI) {
+		return fmt.Errorf("fs: rename %q: replaced while renamed; the old value is under %q", from, to)
+	}
+	if err := root.Remove(from); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+		return fmt.Errorf("fs: rename %q: %w", from, err) // both names hold the value
 	}
 	s.idx.removed(from)
 	return nil
