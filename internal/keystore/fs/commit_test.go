@@ -335,3 +335,30 @@ func TestDeleteSecondName(t *testing.T) {
 		t.Fatalf("%d syncs for deleting a file with one name, want 1", len(present))
 	}
 }
+
+// TestRenameReplaced: a Replace of the old name while a Rename syncs its
+// link keeps the new value under the old name; the Rename fails and the
+// old value is under the new name.
+func TestRenameReplaced(t *testing.T) {
+	s := newStore(t, t.TempDir())
+	t.Cleanup(func() { s.Close() })
+	ctx := t.Context()
+	if err := s.Create(ctx, "k", []byte("old")); err != nil {
+		t.Fatal(err)
+	}
+	s.SetHooks(nil, func(step, _ string) {
+		if step == "rename-linked" {
+			if err := s.Replace(ctx, "k", []byte("old"), []byte("new")); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	if err := s.Rename(ctx, "k", "t"); err == nil || errors.Is(err, keystore.ErrNotFound) || errors.Is(err, keystore.ErrExists) {
+		t.Fatalf("Rename of a name replaced meanwhile: %v, want another error", err)
+	}
+	for name, want := range map[string]string{"k": "new", "t": "old"} {
+		if v, err := s.Get(ctx, name); err != nil || string(v) != want {
+			t.Fatalf("Get(%s) = %q, %v; want %q", name, v, err, want)
+		}
+	}
+}

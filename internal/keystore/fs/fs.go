@@ -503,7 +503,7 @@ func (s *Store) Rename(ctx context.Context, from, to string) error {
 		return err
 	}
 	defer root.Close()
-	done, err := s.link(ctx, root, from, to)
+	done, linked, err := s.link(ctx, root, from, to)
 	if err != nil {
 		return err
 	}
@@ -518,7 +518,7 @@ func (s *Store) Rename(ctx context.Context, from, to string) error {
 		return fmt.Errorf("fs: rename %q: %w", from, err)
 	}
 	s.step("rename-durable", to)
-	if err := s.unlinkSame(root, from, to); err != nil {
+	if err := s.unlinkSame(root, from, to, linked); err != nil {
 		return err
 	}
 	s.step("rename-unlinked", to)
@@ -532,8 +532,8 @@ func (s *Store) Rename(ctx context.Context, from, to string) error {
 // one step with respect to Create's link, Delete and Replace. It marks
 // from as being renamed until the returned channel is closed, after
 // waiting for a Rename of this Store that moves it already: two renames
-// of one name must not both link it.
-func (s *Store) link(ctx context.Context, root *os.Root, from, to string) (chan struct{}, error) {
+// of one name must not both link it. It returns the linked file's info.
+func (s *Store) link(ctx context.Context, root *os.Root, from, to string) (chan struct{}, iofs.FileInfo, error) {
 	s.mu.Lock()
 	for {
 		busy, ok := s.renaming[from]
@@ -544,52 +544,53 @@ func (s *Store) link(ctx context.Context, root *os.Root, from, to string) (chan 
 		select {
 		case <-busy:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 		s.mu.Lock()
 	}
 	defer s.mu.Unlock()
-	if err := s.linkLocked(root, from, to); err != nil {
-		return nil, err
+	fi, err := s.linkLocked(root, from, to)
+	if err != nil {
+		return nil, nil, err
 	}
 	if s.renaming == nil {
 		s.renaming = make(map[string]chan struct{})
 	}
 	done := make(chan struct{})
 	s.renaming[from] = done
-	return done, nil
+	return done, fi, nil
 }
 
 // linkLocked is link's work, with s.mu held.
-func (s *Store) linkLocked(root *os.Root, from, to string) error {
+func (s *Store) linkLocked(root *os.Root, from, to string) (iofs.FileInfo, error) {
 	fi, err := root.Lstat(from)
 	if errors.Is(err, iofs.ErrNotExist) {
-		return fmt.Errorf("fs: rename %q: %w", from, keystore.ErrNotFound)
+		return nil, fmt.Errorf("fs: rename %q: %w", from, keystore.ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("fs: rename %q: %w", from, err)
+		return nil, fmt.Errorf("fs: rename %q: %w", from, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("fs: rename %q: not a regular file", from)
+		return nil, fmt.Errorf("fs: rename %q: not a regular file", from)
 	}
 	err = root.Link(from, to)
 	switch {
 	case errors.Is(err, iofs.ErrExist):
-		return fmt.Errorf("fs: rename %q to %q: %w", from, to, keystore.ErrExists)
+		return nil, fmt.Errorf("fs: rename %q to %q: %w", from, to, keystore.ErrExists)
 	case errors.Is(err, iofs.ErrNotExist): // removed by another process since the Lstat
-		return fmt.Errorf("fs: rename %q: %w", from, keystore.ErrNotFound)
+		return nil, fmt.Errorf("fs: rename %q: %w", from, keystore.ErrNotFound)
 	case err != nil:
-		return fmt.Errorf("fs: rename %q: %w", from, err)
+		return nil, fmt.Errorf("fs: rename %q: %w", from, err)
 	}
 	s.idx.added(to)
-	return nil
+	return fi, nil
 }
 
-// unlinkSame removes from, which link made a second name of the file to,
-// and drops it from the index, unless from names another file now (a
-// Replace meanwhile) or is gone (a Delete or a concurrent Rename took
+// unlinkSame removes from, which link made a second name of the file
+// linked (now also named to), and drops it from the index, unless from
+// names another file now (a Replace meanwhile) or is gone (a Delete took
 // it, which is success: the value is under to).
-func (s *Store) unlinkSame(root *os.Root, from, to string) error {
+func (s *Store) unlinkSame(root *os.Root, from, to string, linked iofs.FileInfo) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fromFI, err := root.Lstat(from)
@@ -599,11 +600,7 @@ func (s *Store) unlinkSame(root *os.Root, from, to string) error {
 	if err != nil {
 		return fmt.Errorf("fs: rename %q: %w", from, err)
 	}
-	toFI, err := root.Lstat(to)
-	if err != nil {
-		return fmt.Errorf("fs: rename %q: %w", from, err)
-	}
-	if !os.SameFile(fromFI, toFI) {
+	if !os.SameFile(fromFI, linked) {
 		return fmt.Errorf("fs: rename %q: replaced while renamed; the old value is under %q", from, to)
 	}
 	if err := root.Remove(from); err != nil && !errors.Is(err, iofs.ErrNotExist) {
