@@ -126,20 +126,40 @@ func nextPort(addr string) string {
 
 // Unseal unseals node with the cluster's key, repeating until the node
 // reports unsealed (a node that has not yet joined finishes its join).
+//
+// A follower that joins by retry_join can get stuck: Vault 1.14 then
+// answers every unseal with 500 "failed to create cipher: crypto/aes:
+// invalid key size 0" (seen once in CI under load, for a whole minute). A
+// node that has refused the key for unsealStuck is restarted on its
+// directory, which begins its join again.
 func (c *Cluster) Unseal(t testing.TB, node *Node) {
 	t.Helper()
 	cl := node.client(t, "")
+	var failingSince time.Time
 	Eventually(t, startTimeout, node.ID+" unsealed", func() error {
 		st, err := cl.Sys().Unseal(c.unsealKey)
 		if err != nil {
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+			} else if time.Since(failingSince) > unsealStuck {
+				t.Logf("vaulttest: %s refused the unseal key for %v (%v): restarting it", node.ID, unsealStuck, err)
+				node.Stop()
+				node.start(t)
+				failingSince = time.Time{}
+			}
 			return err
 		}
+		failingSince = time.Time{}
 		if st.Sealed {
 			return errors.New("still sealed")
 		}
 		return nil
 	})
 }
+
+// unsealStuck is how long a node may refuse the unseal key before Unseal
+// restarts it.
+const unsealStuck = 15 * time.Second
 
 // Client returns a root client for node.
 func (c *Cluster) Client(t testing.TB, node *Node) *api.Client {
