@@ -31,14 +31,6 @@ func (p Proto) String() string {
 	return "HTTP/2"
 }
 
-// Target is the largest kes/bare CPU ratio issue 2 accepts for p.
-func (p Proto) Target() float64 {
-	if p == HTTP1 {
-		return 1.1
-	}
-	return 1.2
-}
-
 // Op is a measured API operation on the key "bench".
 type Op int
 
@@ -182,32 +174,59 @@ func (c *loadClient) do(ctx context.Context, hc *http.Client, t *target) error {
 
 // each sends perWorker requests from every worker, concurrently.
 func (c *loadClient) each(ctx context.Context, t *target, perWorker int) error {
-	_, err := c.run(ctx, t, func(i int) bool { return i < perWorker })
+	_, err := c.run(ctx, t, func(w, i int) int {
+		if i < perWorker {
+			return w*perWorker + i
+		}
+		return -1
+	}, nil)
 	return err
 }
 
 // load sends n requests from all workers concurrently; each worker takes
 // the next request from a shared counter. It returns the number of
-// requests answered with 200 and the expected body.
-func (c *loadClient) load(ctx context.Context, t *target, n int) (int, error) {
+// requests answered with 200 and the expected body. If lat is not nil it
+// must hold n entries: the client-observed latency of request i (in the
+// order the counter handed them out) goes to lat[i].
+func (c *loadClient) load(ctx context.Context, t *target, n int, lat []time.Duration) (int, error) {
+	if lat != nil && len(lat) != n {
+		return 0, fmt.Errorf("kesload: %d latency slots for %d requests", len(lat), n)
+	}
 	var next atomic.Int64
-	return c.run(ctx, t, func(int) bool { return next.Add(1) <= int64(n) })
+	return c.run(ctx, t, func(int, int) int {
+		if i := next.Add(1) - 1; i < int64(n) {
+			return int(i)
+		}
+		return -1
+	}, lat)
 }
 
-// run runs every worker until more returns false for it (more is called
-// with the number of requests that worker has sent); the first error stops
-// all. It returns the number of requests answered correctly.
-func (c *loadClient) run(ctx context.Context, t *target, more func(i int) bool) (int, error) {
+// run runs every worker until next returns a negative slot for it (next
+// is called with the worker's index and the number of requests it has
+// sent, and returns a slot unique to the request); the first error stops
+// all. If lat is not nil, each request's latency goes to lat[slot]: the
+// slots are disjoint and preallocated, so recording takes no lock and no
+// allocation while the server is measured. It returns the number of
+// requests answered correctly.
+func (c *loadClient) run(ctx context.Context, t *target, next func(w, i int) int, lat []time.Duration) (int, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
 	var ok atomic.Int64
-	for _, hc := range c.workers {
+	for w, hc := range c.workers {
 		wg.Go(func() {
-			for i := 0; more(i); i++ {
+			for i := 0; ; i++ {
+				slot := next(w, i)
+				if slot < 0 {
+					return
+				}
+				t0 := time.Now()
 				if err := c.do(ctx, hc, t); err != nil {
 					cancel(err)
 					return
+				}
+				if lat != nil {
+					lat[slot] = time.Since(t0)
 				}
 				ok.Add(1)
 			}

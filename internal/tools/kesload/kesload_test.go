@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -67,6 +68,10 @@ func TestLoadSmoke(t *testing.T) {
 		if !(row.KESMicros > 0 && row.BareMicros > 0 && row.Ratio > 0 && row.KESReqPerSec > 0 && row.BareReqPerSec > 0) {
 			t.Errorf("%v %v %s: non-positive figures %+v", row.Proto, row.Op, row.Server, row)
 		}
+		checkLatency(t, row)
+		if want := map[string]float64{"kes": 1.10, "kes-null": 1.05}[row.Server]; row.CPUTarget != want {
+			t.Errorf("%v %v %s: CPU target %v, want %v", row.Proto, row.Op, row.Server, row.CPUTarget, want)
+		}
 	}
 	for _, m := range rep.Memory {
 		if m.Idle <= 0 || m.AfterLoad <= 0 {
@@ -91,6 +96,35 @@ func TestLoadSmoke(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
+	}
+	// The CPU rows carry issue 12's targets; the latency table has a line
+	// per kes server with its p99 ratio and one per bare server.
+	for _, want := range []string{
+		`(?m)^HTTP/1\.1\s+generate\s+file\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+≤1\.10\s+(ok|MISS)`,
+		`(?m)^HTTP/2\s+decrypt\s+null\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+≤1\.05\s+(ok|MISS)`,
+		`(?m)^protocol\s+op\s+server\s+p50 ms\s+p99 ms\s+p99/bare\s+target`,
+		`(?m)^HTTP/2\s+decrypt\s+kes-null\s+\d+\.\d{3}\s+\d+\.\d{3}\s+\d+\.\d\d\s+≤1\.10\s+(ok|MISS)`,
+		`(?m)^HTTP/1\.1\s+generate\s+bare\s+\d+\.\d{3}\s+\d+\.\d{3}\s*$`,
+	} {
+		if !regexp.MustCompile(want).MatchString(out.String()) {
+			t.Errorf("report does not match %s:\n%s", want, out.String())
+		}
+	}
+}
+
+// checkLatency checks that every sample of row has latency percentiles
+// that are positive, ordered and below the wall time of its run, and that
+// the row's medians and p99 ratio are positive.
+func checkLatency(t *testing.T, row Row) {
+	t.Helper()
+	for _, smp := range append(slices.Clone(row.KES), row.Bare...) {
+		if smp.P50 <= 0 || smp.P99 < smp.P50 || smp.P99 > smp.Wall {
+			t.Errorf("%v %v %s: latency p50 %v, p99 %v in a run of %v", row.Proto, row.Op, row.Server, smp.P50, smp.P99, smp.Wall)
+		}
+	}
+	if row.KESP50 <= 0 || row.KESP99 < row.KESP50 || row.BareP50 <= 0 || row.BareP99 < row.BareP50 || row.P99Ratio <= 0 {
+		t.Errorf("%v %v %s: latency figures kes %v/%v, bare %v/%v, p99 ratio %v", row.Proto, row.Op, row.Server,
+			row.KESP50, row.KESP99, row.BareP50, row.BareP99, row.P99Ratio)
 	}
 }
 
@@ -121,6 +155,7 @@ func BenchmarkServerCPU(b *testing.B) {
 				b.ReportMetric(k.MicrosPerReq(), "kes-cpu-µs/op")
 				b.ReportMetric(bb.MicrosPerReq(), "bare-cpu-µs/op")
 				b.ReportMetric(k.MicrosPerReq()/bb.MicrosPerReq(), "ratio")
+				b.ReportMetric(float64(k.P99)/float64(bb.P99), "p99-ratio")
 			})
 		}
 	}
@@ -432,6 +467,111 @@ func TestParseAudit(t *testing.T) {
 	for _, in := range []string{"", "disk", "off,disk", "both,off"} {
 		if _, err := parseAudit(in); err == nil {
 			t.Errorf("parseAudit(%q) succeeded", in)
+		}
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		var d []time.Duration
+		for _, x := range v {
+			d = append(d, time.Duration(x)*time.Millisecond)
+		}
+		return d
+	}
+	hundred := make([]int, 100)
+	for i := range hundred {
+		hundred[i] = i + 1
+	}
+	tests := []struct {
+		name   string
+		sorted []time.Duration
+		q      float64
+		want   time.Duration
+	}{
+		{"none", nil, 0.5, 0},
+		{"one", ms(7), 0.99, 7 * time.Millisecond},
+		{"p50 of 4", ms(1, 2, 3, 4), 0.5, 2 * time.Millisecond},
+		{"p50 of 5", ms(1, 2, 3, 4, 5), 0.5, 3 * time.Millisecond},
+		{"p99 of 100", ms(hundred...), 0.99, 99 * time.Millisecond},
+		{"p99 of 4", ms(1, 2, 3, 4), 0.99, 4 * time.Millisecond},
+		{"p100", ms(1, 2, 3), 1, 3 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		if got := percentile(tt.sorted, tt.q); got != tt.want {
+			t.Errorf("%s: percentile(%v) = %v, want %v", tt.name, tt.q, got, tt.want)
+		}
+	}
+}
+
+// TestLoadLatencySlots: load writes one latency per request into the
+// slots it is given, each slot once, and refuses slots of the wrong count.
+func TestLoadLatencySlots(t *testing.T) {
+	h := bareHandler([]byte("gen\n"), []byte("dec\n"))
+	srv := httptest.NewUnstartedServer(h)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	conf := srv.Client().Transport.(*http.Transport).TLSClientConfig
+	for _, p := range []Proto{HTTP1, HTTP2} {
+		t.Run(p.String(), func(t *testing.T) {
+			c := newLoadClient(p, 4, conf)
+			defer c.Close()
+			tgt := &target{url: srv.URL + Generate.Path(), body: []byte(`{}`), replySize: 4}
+			lat := make([]time.Duration, 50)
+			ok, err := c.load(t.Context(), tgt, len(lat), lat)
+			if err != nil || ok != len(lat) {
+				t.Fatalf("load = %d, %v; want %d, nil", ok, err, len(lat))
+			}
+			for i, d := range lat {
+				if d <= 0 {
+					t.Errorf("slot %d: latency %v", i, d)
+				}
+			}
+			if _, err := c.load(t.Context(), tgt, 10, lat); err == nil {
+				t.Error("load with 50 slots for 10 requests succeeded")
+			}
+		})
+	}
+}
+
+// TestReportTargets: the CPU targets of issue 12 by audit mode, and the
+// verdicts and latency lines the report prints.
+func TestReportTargets(t *testing.T) {
+	for mode, want := range map[Audit]float64{AuditOff: 1.05, AuditNull: 1.05, AuditFile: 1.10, AuditSink: 1.10, AuditSyslog: 0} {
+		if got := cpuTarget(mode); got != want {
+			t.Errorf("cpuTarget(%v) = %v, want %v", mode, got, want)
+		}
+	}
+	smp := func(micros int, p50, p99 time.Duration) []Sample {
+		return []Sample{{Requests: 1000, CPU: time.Duration(micros) * time.Millisecond, Precise: true, Wall: time.Second, P50: p50, P99: p99}}
+	}
+	srvOff := &Server{Name: "kes-off", Stdout: "off", Audit: AuditOff}
+	srvLog := &Server{Name: "kes-syslog", Stdout: "syslog", Audit: AuditSyslog}
+	bare := smp(100, time.Millisecond, 2*time.Millisecond)
+	r := &Report{Requests: 1000, Clients: 32, Rounds: 1, Precise: true, Rows: []Row{
+		newRow(HTTP2, Generate, srvOff, smp(106, time.Millisecond, 2100*time.Microsecond), bare),
+		newRow(HTTP2, Generate, srvLog, smp(130, 2*time.Millisecond, 3*time.Millisecond), bare),
+	}}
+	if r.Rows[0].OK() || !r.Rows[0].LatencyOK() || r.Rows[0].P99Ratio != 1.05 {
+		t.Errorf("kes-off: CPU ok %v, latency ok %v, p99 ratio %v; want false, true, 1.05", r.Rows[0].OK(), r.Rows[0].LatencyOK(), r.Rows[0].P99Ratio)
+	}
+	if !r.Rows[1].OK() || r.Rows[1].LatencyOK() {
+		t.Errorf("kes-syslog: CPU ok %v (no target), latency ok %v (p99 1.5x)", r.Rows[1].OK(), r.Rows[1].LatencyOK())
+	}
+	var out bytes.Buffer
+	if err := r.Print(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"HTTP/2    generate  off        106.0       100.0        1.06   ≤1.05   MISS",
+		"HTTP/2    generate  syslog     130.0       100.0        1.30   none    -",
+		"HTTP/2    generate  kes-off     1.000   2.100   1.05      ≤1.10   ok",
+		"HTTP/2    generate  kes-syslog  2.000   3.000   1.50      ≤1.10   MISS",
+		"HTTP/2    generate  bare        1.000   2.000",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -15,6 +16,10 @@ type Sample struct {
 	StatCPU  time.Duration // server CPU time from /proc/PID/stat (10 ms ticks)
 	Precise  bool          // CPU is from schedstat
 	Wall     time.Duration // client-observed duration of the run
+	// P50 and P99 are percentiles of the client-observed latency of every
+	// request of the run (nearest rank): from just before the request was
+	// sent to the end of its reply's body.
+	P50, P99 time.Duration
 }
 
 // MicrosPerReq returns the server CPU time per request in µs.
@@ -60,9 +65,10 @@ func (s *Session) Warmup(ctx context.Context) error {
 }
 
 // Measure sends n requests of op over p to srv from all clients and reads
-// the server's CPU time before and after. Call Warmup first. Every request
-// must be answered 200 with the expected body and no connection may be
-// opened during the run.
+// the server's CPU time before and after, and the latency of every
+// request (into slots allocated before the run, see loadClient.run). Call
+// Warmup first; calls must not overlap. Every request must be answered 200
+// with the expected body and no connection may be opened during the run.
 func (s *Session) Measure(ctx context.Context, srv *Server, p Proto, op Op, n int) (Sample, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.RunTimeout)
 	defer cancel()
@@ -80,8 +86,12 @@ func (s *Session) Measure(ctx context.Context, srv *Server, p Proto, op Op, n in
 	if err != nil {
 		return Sample{}, err
 	}
+	if cap(s.lat) < n {
+		s.lat = make([]time.Duration, n)
+	}
+	lat := s.lat[:n]
 	start := time.Now()
-	ok, err := c.load(ctx, t, n)
+	ok, err := c.load(ctx, t, n, lat)
 	wall := time.Since(start)
 	if err != nil {
 		return Sample{}, fmt.Errorf("%s %v %v: %d of %d requests answered: %w", srv.Name, p, op, ok, n, err)
@@ -93,6 +103,7 @@ func (s *Session) Measure(ctx context.Context, srv *Server, p Proto, op Op, n in
 	if got := c.dials.Load(); got != dials {
 		return Sample{}, fmt.Errorf("%s %v %v: %d new connections during the run", srv.Name, p, op, got-dials)
 	}
+	slices.Sort(lat)
 	return Sample{
 		Requests: n,
 		OK:       ok,
@@ -100,7 +111,20 @@ func (s *Session) Measure(ctx context.Context, srv *Server, p Proto, op Op, n in
 		StatCPU:  after.Stat - before.Stat,
 		Precise:  before.Sched > 0 && after.Sched > 0,
 		Wall:     wall,
+		P50:      percentile(lat, 0.50),
+		P99:      percentile(lat, 0.99),
 	}, nil
+}
+
+// percentile returns the q-quantile (0 < q <= 1) of the sorted values by
+// nearest rank, the smallest value that at least q of them do not exceed;
+// zero for none.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
 // cell names the samples of one server, protocol and operation.
@@ -138,8 +162,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 					if err != nil {
 						return nil, err
 					}
-					fmt.Fprintf(o.Log, "round %d/%d %-8v %-8v %-8s %7.1f µs/req %8.0f req/s\n",
-						round+1, o.Rounds, p, op, srv.Name, smp.MicrosPerReq(), smp.ReqPerSec())
+					fmt.Fprintf(o.Log, "round %d/%d %-8v %-8v %-8s %7.1f µs/req %8.0f req/s  p50 %v p99 %v\n",
+						round+1, o.Rounds, p, op, srv.Name, smp.MicrosPerReq(), smp.ReqPerSec(),
+						smp.P50.Round(time.Microsecond), smp.P99.Round(time.Microsecond))
 					k := cell{srv.Name, p, op}
 					samples[k] = append(samples[k], smp)
 				}

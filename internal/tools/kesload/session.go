@@ -154,6 +154,7 @@ type Server struct {
 	Name    string // "kes", "kes-null", "kes-off", "kes-sink", "kes-syslog" or "bare"
 	KES     bool   // whether it is a kes server
 	Stdout  string // where its audit log goes: the name of its Audit mode
+	Audit   Audit  // the kes server's audit mode; zero for the bare server
 	proc    *child
 	targets [numOps]target
 	clients [numProtos]*loadClient
@@ -169,6 +170,7 @@ type Session struct {
 	creds   *credentials
 	Servers []*Server // the kes servers, then the bare server
 	syslog  *syslogDiscard
+	lat     []time.Duration // latency slots of Measure, reused run after run
 }
 
 // Start starts the kes servers and the bare server of o and makes them
@@ -252,7 +254,7 @@ func (s *Session) Bare() *Server { return s.Servers[len(s.Servers)-1] }
 // decrypt round trip and reads the idle RSS. A non-empty hsm is the YAML of
 // the server's hsm section.
 func (s *Session) startKES(ctx context.Context, mode Audit, hsm string) (_ *Server, err error) {
-	srv := &Server{KES: true}
+	srv := &Server{KES: true, Audit: mode}
 	for _, m := range auditModes {
 		if m.mode == mode {
 			srv.Name, srv.Stdout = m.server, m.name
