@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -36,7 +37,8 @@ const envKESEnv = "KESLOAD_KES_ENV"
 
 // startChild starts path with args and extra environment variables. The
 // child's stdout goes to stdout, or to /dev/null if it is nil; its stderr
-// to dir/<name>.stderr.
+// to dir/<name>.stderr. No VAULT_* variable of kesload's environment
+// reaches it: Vault, and the Vault SDK in kes, would read them.
 func startChild(name, path string, args, env []string, stdout *os.File, dir string) (*child, error) {
 	errPath := filepath.Join(dir, name+".stderr")
 	errFile, err := os.Create(errPath)
@@ -48,7 +50,12 @@ func startChild(name, path string, args, env []string, stdout *os.File, dir stri
 		cmd.Stdout = stdout
 	}
 	cmd.Stderr = errFile
-	cmd.Env = append(append(os.Environ(), envRunMain+"=1"), env...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "VAULT_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(append(cmd.Env, envRunMain+"=1"), env...)
 	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		errFile.Close()

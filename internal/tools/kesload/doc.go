@@ -116,6 +116,24 @@
 // writes key_deletion.retention into the servers' config ("0": a delete
 // removes the key at once, as upstream; unset: the default soft deletion).
 //
+// "kesload pairs -store vault" runs the same on a real Vault: it starts a
+// Vault dev server (the binary of -vault-bin or $OPENKES_VAULT_BIN, which
+// scripts/install-vault.sh builds and prints; in-memory storage, plain
+// HTTP on a free 127.0.0.1 port, a random root token), mounts a K/V engine
+// (-vault-kv v2, or v1) per kes server and one more, and makes an AppRole
+// whose tokens may use them (the policy KES's docs ask for); each kes
+// server logs in with it and stores its keys on its own mount. One more
+// row, "vault-api", takes its turn in every round: Vault's Go API client,
+// logged in with the same AppRole, -clients workers each writing a new
+// secret shaped as a KES key record (check-and-set 0 on v2, so only a new
+// secret is written) and deleting it, over kept-alive connections. That is
+// the least any KES must ask of that Vault per pair, so its rate bounds
+// what any KES can reach there; the column "of vault-api" is each kes
+// server's pairs/s divided by vault-api's in the same round (median), and
+// "vault cpu µs/pair" is Vault's CPU time per pair of each row. Vault is
+// stopped when the measurement ends. No VAULT_* variable of kesload's
+// environment reaches Vault or the kes servers.
+//
 // kesload is Linux only (/proc), talks to 127.0.0.1 only, bounds every loop
 // by a count and a deadline, and kills its children when it returns; they
 // also get SIGKILL if it dies (PR_SET_PDEATHSIG).

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -24,17 +25,33 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if kesBuild.dir != "" {
+		os.RemoveAll(kesBuild.dir)
+	}
+	os.Exit(code)
 }
 
-// buildKES builds ./cmd/kes into a temporary directory.
+// kesBuild is the kes binary the tests share: built once per test binary,
+// removed by TestMain.
+var kesBuild struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
+// buildKES returns the kes binary built from ./cmd/kes for the tests.
 func buildKES(tb testing.TB) string {
 	tb.Helper()
-	bin, err := BuildKES(tb.Context(), tb.TempDir())
-	if err != nil {
-		tb.Fatal(err)
+	kesBuild.once.Do(func() {
+		if kesBuild.dir, kesBuild.err = os.MkdirTemp("", "kesload-test-"); kesBuild.err == nil {
+			kesBuild.bin, kesBuild.err = BuildKES(context.Background(), kesBuild.dir)
+		}
+	})
+	if kesBuild.err != nil {
+		tb.Fatal(kesBuild.err)
 	}
-	return bin
+	return kesBuild.bin
 }
 
 // TestLoadSmoke runs the whole driver with a few requests and checks that

@@ -18,8 +18,9 @@ const usage = `usage:
   kesload soak [flags]   drive a MinIO-like mixed load for a while and check
                          for errors, goroutine, RSS and fd growth (see -h)
   kesload pairs [flags] [kes...]
-                         create+delete pairs of new keys on an fs store,
-                         comparing kes binaries in one run (see -h)
+                         create+delete pairs of new keys on an fs store
+                         (or -store vault), comparing kes binaries in one
+                         run (see -h)
   kesload bare [flags]   serve the bare server (started by run)`
 
 func main() {
@@ -191,8 +192,14 @@ func runPairs(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dir := fs.String("dir", "", "work directory; empty means a temp dir that is removed")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	fs.StringVar(&o.Retention, "retention", "", "key_deletion.retention of the servers (e.g. 0: delete at once); empty: the server's default")
+	fs.StringVar(&o.Store, "store", StoreFS, "the kes servers' key store: fs, or vault (a Vault dev server started for the run, a K/V mount per kes server, and Vault's own API client as one more row)")
+	fs.StringVar(&o.VaultBin, "vault-bin", os.Getenv(envVaultBin), "the Vault server binary for -store vault (scripts/install-vault.sh prints it); default $"+envVaultBin)
+	fs.StringVar(&o.VaultKV, "vault-kv", "v2", "the K/V engine version for -store vault: v1 or v2")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if o.Store == StoreVault && o.VaultBin == "" {
+		return errNoVaultBin // before building kes
 	}
 	protos, err := parseProtos(*proto)
 	if err != nil || len(protos) != 1 {

@@ -309,7 +309,7 @@ func (s *Session) spawnKES(name, addr string, mode Audit, hsm string) (*child, e
 	case AuditSyslog:
 		logConf += fmt.Sprintf("  audit_stdout: off\n  audit_syslog:\n    network: udp\n    address: %s\n", s.syslog.Addr())
 	}
-	if err := writeKESConfig(config, addr, s.creds, store, logConf, hsm); err != nil {
+	if err := writeKESConfig(config, addr, s.creds, fsKeyStore(store), logConf, hsm); err != nil {
 		return nil, err
 	}
 	var stdout *os.File

@@ -101,9 +101,10 @@ func (c *credentials) clientTLS() *tls.Config {
 
 // writeKESConfig writes a kes server config that listens on addr with the
 // admin identity, the error log on, the log section's other lines logConf
-// (indented; "  audit: on\n" when empty), and an fs key store in
-// storeDir, followed by extra (YAML of further top-level sections).
-func writeKESConfig(name, addr string, c *credentials, storeDir, logConf, extra string) error {
+// (indented; "  audit: on\n" when empty), and the key store keystore (the
+// lines below "keystore:", e.g. of [fsKeyStore]), followed by extra (YAML
+// of further top-level sections).
+func writeKESConfig(name, addr string, c *credentials, keystore, logConf, extra string) error {
 	if logConf == "" {
 		logConf = "  audit: on\n"
 	}
@@ -116,11 +117,12 @@ tls:
 log:
 %s  error: on
 keystore:
-  fs:
-    path: %q
-`, addr, c.admin, c.keyFile, c.certFile, logConf, storeDir) + extra
+%s`, addr, c.admin, c.keyFile, c.certFile, logConf, keystore) + extra
 	return os.WriteFile(name, []byte(conf), 0o600)
 }
+
+// fsKeyStore returns the keystore section of an fs key store in dir.
+func fsKeyStore(dir string) string { return fmt.Sprintf("  fs:\n    path: %q\n", dir) }
 
 // BuildKES builds ./cmd/kes of this module into dir and returns the
 // binary's path.
