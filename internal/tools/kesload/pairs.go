@@ -133,18 +133,21 @@ func Pairs(ctx context.Context, o PairsOptions) (*PairsReport, error) {
 		return nil, err
 	}
 	rep := &PairsReport{Options: o}
-	var servers []*pairsServer
+	var servers []*pairsServer // the kes servers, then vault-api
 	var vault *vaultServer
+	var apiServer *pairsServer
 	defer func() {
 		for _, s := range servers {
 			s.close()
+		}
+		if apiServer != nil && !slices.Contains(servers, apiServer) {
+			apiServer.close()
 		}
 		if vault != nil { // after the kes servers that use it
 			vault.stop()
 		}
 	}()
 	stores := make([]string, len(o.KES))
-	var apiServer *pairsServer
 	if o.Store == StoreFS {
 		for i := range o.KES {
 			stores[i] = fsKeyStore(filepath.Join(o.Dir, "kes-"+strconv.Itoa(i)+"-keys"))
@@ -154,25 +157,9 @@ func Pairs(ctx context.Context, o PairsOptions) (*PairsReport, error) {
 			return nil, err
 		}
 		rep.Vault = vault.version
-		mounts := []string{"vault-api"}
-		for i := range o.KES {
-			mounts = append(mounts, "kes-"+strconv.Itoa(i))
-		}
-		vcreds, err := vault.setup(ctx, o.VaultKV, mounts)
-		if err != nil {
+		if stores, apiServer, err = vault.pairsSetup(ctx, o); err != nil {
 			return nil, err
 		}
-		for i := range o.KES {
-			stores[i] = vaultKeyStore(vault, mounts[i+1], o.VaultKV, vcreds)
-		}
-		c, hc, err := vault.login(ctx, vcreds, o.Clients)
-		if err != nil {
-			return nil, err
-		}
-		pair := vaultPairs(c, mounts[0], o.VaultKV)
-		apiServer = &pairsServer{name: "vault-api", binary: "Vault Go API client", workers: o.Clients, vault: vault,
-			pair:  func(ctx context.Context, _ int, name string) error { return pair(ctx, name) },
-			close: hc.CloseIdleConnections}
 	}
 	for i, bin := range o.KES {
 		s, err := startPairsServer(ctx, "kes-"+strconv.Itoa(i), bin, stores[i], o, creds)

@@ -198,6 +198,33 @@ func (v *vaultServer) login(ctx context.Context, creds vaultCreds, conns int) (*
 	return c, hc, nil
 }
 
+// pairsSetup prepares v for a pairs measurement of o: a K/V mount per kes
+// server ("kes-0", ...) and one for the Vault API client ("vault-api"),
+// and an AppRole for all. It returns the keystore section of each kes
+// server and the Vault API client as a pairs server, logged in.
+func (v *vaultServer) pairsSetup(ctx context.Context, o PairsOptions) ([]string, *pairsServer, error) {
+	mounts := []string{"vault-api"}
+	for i := range o.KES {
+		mounts = append(mounts, "kes-"+strconv.Itoa(i))
+	}
+	creds, err := v.setup(ctx, o.VaultKV, mounts)
+	if err != nil {
+		return nil, nil, err
+	}
+	stores := make([]string, len(o.KES))
+	for i := range o.KES {
+		stores[i] = vaultKeyStore(v, mounts[i+1], o.VaultKV, creds)
+	}
+	c, hc, err := v.login(ctx, creds, o.Clients)
+	if err != nil {
+		return nil, nil, err
+	}
+	pair := vaultPairs(c, mounts[0], o.VaultKV)
+	return stores, &pairsServer{name: "vault-api", binary: "Vault Go API client", workers: o.Clients, vault: v,
+		pair:  func(ctx context.Context, _ int, name string) error { return pair(ctx, name) },
+		close: hc.CloseIdleConnections}, nil
+}
+
 // vaultKeyStore returns the keystore section of a kes server on the K/V
 // mount of v (lines below "keystore:").
 func vaultKeyStore(v *vaultServer, mount, kv string, creds vaultCreds) string {
