@@ -138,6 +138,7 @@
 // by a count and a deadline, and kills its children when it returns; they
 // also get SIGKILL if it dies (PR_SET_PDEATHSIG).
 //
-// It imports the SDK (github.com/openkes/kes) for API keys and certificates
-// and nothing of the server: the server is measured as the built binary.
+// It imports the SDK (github.com/openkes/kes) for API keys and certificates,
+// Vault's Go API client for -store vault, and nothing of the server: the
+// server is measured as the built binary.
 package main
