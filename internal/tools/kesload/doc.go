@@ -79,6 +79,11 @@
 // protocol and operation; its ns/op is the wall time of both servers' runs
 // and means nothing. TestLoadSmoke runs the whole driver with 200 requests.
 //
+// "kesload run -base OLD" measures a change in one run: every audit mode
+// also runs a kes server of the binary OLD (e.g. built from main), named
+// with the suffix "-base" and shown as "off, base" and so on, taking its
+// turn in every round beside the new one.
+//
 // Setting KESLOAD_PERF=PREFIX makes "kesload run" record every server with
 // "perf record -g" from the end of the warm-up to the end of the last round,
 // into PREFIX.kes, PREFIX.bare and so on; -proto h1 or -proto h2 limits the

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -590,5 +591,29 @@ func TestReportTargets(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestLoadBase: with Options.Base, every audit mode runs a second kes
+// server from the base binary, reported beside the first in the same run.
+func TestLoadBase(t *testing.T) {
+	bin := buildKES(t)
+	rep, err := Run(t.Context(), Options{
+		KES: bin, Base: bin, Dir: t.TempDir(),
+		Requests: 100, Rounds: 1, Warmup: 2, Audit: AuditOff, Protos: []Proto{HTTP1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, row := range rep.Rows {
+		got = append(got, fmt.Sprintf("%v %s %s", row.Op, row.Server, row.Stdout))
+		if row.CPUTarget != 1.05 || len(row.KES) != 1 || row.KES[0].OK != 100 {
+			t.Errorf("%v %s: target %v, samples %+v; want 1.05 and 100 answered", row.Op, row.Server, row.CPUTarget, row.KES)
+		}
+	}
+	want := []string{"generate kes-off off", "generate kes-off-base off, base", "decrypt kes-off off", "decrypt kes-off-base off, base"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("rows %q, want %q", got, want)
 	}
 }

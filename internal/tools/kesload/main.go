@@ -75,6 +75,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	protos := fs.String("proto", "h1,h2", "protocols to measure: h1 (HTTP/1.1), h2 (HTTP/2) or both")
 	hsmFile := fs.String("hsm", "", "a file with an hsm section (docs/hsm.md): also measure a kes server with it")
+	fs.StringVar(&o.Base, "base", "", "a second kes binary (e.g. built from main): each audit mode also runs a server of it (name-base), to measure before and after in one run")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -94,6 +94,11 @@ type Options struct {
 	// further kes server, "kes-hsm", runs with it (audit log to a file),
 	// so that one run compares kes with and without the HSM layer.
 	HSM string
+
+	// Base, if not empty, is a second kes binary (one built before a
+	// change): every audit mode also runs a server of it, named with the
+	// suffix "-base", so that one run measures before and after.
+	Base string
 }
 
 // Bounds of the options, so that a typo cannot start an endless run.
@@ -198,18 +203,30 @@ func Start(ctx context.Context, o Options) (_ *Session, err error) {
 		if o.Audit&m.mode == 0 {
 			continue
 		}
-		srv, err := s.startKES(ctx, m.mode, "")
+		srv, err := s.startKES(ctx, m.mode, "", false)
 		if err != nil {
 			return nil, err
 		}
 		s.Servers = append(s.Servers, srv)
 	}
 	if o.HSM != "" {
-		srv, err := s.startKES(ctx, AuditFile, o.HSM)
+		srv, err := s.startKES(ctx, AuditFile, o.HSM, false)
 		if err != nil {
 			return nil, err
 		}
 		s.Servers = append(s.Servers, srv)
+	}
+	if o.Base != "" {
+		for _, m := range auditModes {
+			if o.Audit&m.mode == 0 {
+				continue
+			}
+			srv, err := s.startKES(ctx, m.mode, "", true)
+			if err != nil {
+				return nil, err
+			}
+			s.Servers = append(s.Servers, srv)
+		}
 	}
 	if err := s.startBare(ctx); err != nil {
 		return nil, err
@@ -252,8 +269,9 @@ func (s *Session) Bare() *Server { return s.Servers[len(s.Servers)-1] }
 
 // startKES starts a kes server, creates the key, checks a generate and
 // decrypt round trip and reads the idle RSS. A non-empty hsm is the YAML of
-// the server's hsm section.
-func (s *Session) startKES(ctx context.Context, mode Audit, hsm string) (_ *Server, err error) {
+// the server's hsm section. base starts Options.Base instead of
+// Options.KES, named with the suffix "-base".
+func (s *Session) startKES(ctx context.Context, mode Audit, hsm string, base bool) (_ *Server, err error) {
 	srv := &Server{KES: true, Audit: mode}
 	for _, m := range auditModes {
 		if m.mode == mode {
@@ -263,11 +281,15 @@ func (s *Session) startKES(ctx context.Context, mode Audit, hsm string) (_ *Serv
 	if hsm != "" {
 		srv.Name, srv.Stdout = "kes-hsm", "file, hsm"
 	}
+	bin := s.opts.KES
+	if base {
+		bin, srv.Name, srv.Stdout = s.opts.Base, srv.Name+"-base", srv.Stdout+", base"
+	}
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	if srv.proc, err = s.spawnKES(srv.Name, addr, mode, hsm); err != nil {
+	if srv.proc, err = s.spawnKES(srv.Name, bin, addr, mode, hsm); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -277,14 +299,14 @@ func (s *Session) startKES(ctx context.Context, mode Audit, hsm string) (_ *Serv
 	}()
 	setup := newSetupClient(s.creds)
 	defer setup.CloseIdleConnections()
-	base := "https://" + addr
+	url := "https://" + addr
 	if err := srv.proc.waitReady(ctx, func(ctx context.Context) error {
-		_, err := call(ctx, setup, http.MethodGet, base+"/v1/ready", nil)
+		_, err := call(ctx, setup, http.MethodGet, url+"/v1/ready", nil)
 		return err
 	}); err != nil {
 		return nil, err
 	}
-	if err := srv.prepareKES(ctx, setup, base); err != nil {
+	if err := srv.prepareKES(ctx, setup, url); err != nil {
 		return nil, err
 	}
 	if err := s.settle(ctx, srv); err != nil {
@@ -294,7 +316,7 @@ func (s *Session) startKES(ctx context.Context, mode Audit, hsm string) (_ *Serv
 }
 
 // spawnKES writes the config of a kes server and starts it.
-func (s *Session) spawnKES(name, addr string, mode Audit, hsm string) (*child, error) {
+func (s *Session) spawnKES(name, bin, addr string, mode Audit, hsm string) (*child, error) {
 	store := filepath.Join(s.opts.Dir, name+"-keys")
 	if err := os.Mkdir(store, 0o700); err != nil {
 		return nil, err
@@ -322,7 +344,7 @@ func (s *Session) spawnKES(name, addr string, mode Audit, hsm string) (*child, e
 		stdout = f
 	}
 	env := strings.Fields(os.Getenv(envKESEnv))
-	return startChild(name, s.opts.KES, []string{"server", "--config", config}, env, stdout, s.opts.Dir)
+	return startChild(name, bin, []string{"server", "--config", config}, env, stdout, s.opts.Dir)
 }
 
 // prepareKES creates the key, generates a data key and decrypts it, checks

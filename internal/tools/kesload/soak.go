@@ -135,7 +135,7 @@ func Soak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 		return nil, err
 	}
 	sess := &Session{opts: Options{KES: o.KES, Dir: o.Dir}, creds: r.creds}
-	if r.srv, err = sess.spawnKES("kes-soak", addr, AuditNull, ""); err != nil {
+	if r.srv, err = sess.spawnKES("kes-soak", o.KES, addr, AuditNull, ""); err != nil {
 		return nil, err
 	}
 	defer r.srv.Stop()
