@@ -197,13 +197,25 @@ func TestDiskFull(t *testing.T) {
 	wantNoSecret(t, s, secret)
 	wantKeys(t, s, []string{"cached", "uncached"}, ".filler")
 	wantReads(t, s, "cached", "uncached")
-	// A soft delete (the default) writes the key's copy first: on a full
-	// disk it fails and changes nothing, where upstream's immediate delete
-	// succeeded. The purge route deletes at once and frees space.
-	wantStoreFailure(t, s, http.MethodDelete, "/v1/key/delete/cached", nil, "no space left on device")
-	wantReads(t, s, "cached")
+	// A soft delete (the default) renames the key to its tombstone on the
+	// fs store: it writes no data, so on a full disk it succeeds, as
+	// upstream's immediate delete did, and the key stays restorable. (When
+	// soft deletion copied the record, it failed here with ENOSPC.) The
+	// purge route removes the tombstone at once and frees its space.
+	if code, reply := s.mustDo(t, http.MethodDelete, "/v1/key/delete/cached", nil); code != http.StatusOK {
+		t.Fatalf("soft delete on a full disk: %d %s", code, reply)
+	}
+	if code, reply := s.mustDo(t, http.MethodGet, "/v1/key/describe/cached", nil); code != http.StatusNotFound {
+		t.Errorf("describe of a deleted key: %d %s, want 404", code, reply)
+	}
+	if code, reply := s.mustDo(t, http.MethodGet, "/v1/key/deleted/describe/cached", nil); code != http.StatusOK {
+		t.Errorf("describe of the deleted key's tombstone: %d %s", code, reply)
+	}
 	if code, reply := s.mustDo(t, http.MethodDelete, "/v1/key/purge/cached", nil); code != http.StatusOK {
 		t.Errorf("purge on a full disk: %d %s", code, reply)
+	}
+	if code, reply := s.mustDo(t, http.MethodGet, "/v1/key/deleted/describe/cached", nil); code != http.StatusNotFound {
+		t.Errorf("describe of a purged key's tombstone: %d %s, want 404", code, reply)
 	}
 
 	if err := os.Remove(filler); err != nil {
