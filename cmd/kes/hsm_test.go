@@ -298,9 +298,13 @@ func TestHSMMigrate(t *testing.T) {
 	})
 }
 
-// TestHSMWithoutHSM: a wrapped store served without the hsm section
-// answers 502 for its keys (the error log says the record is wrapped by an
-// HSM: crypto.ErrHSMWrapped) and the server writes nothing.
+// TestHSMWithoutHSM: a wrapped store without the HSM marker served
+// without the hsm section answers 502 for its keys (the error log says the
+// record is wrapped by an HSM: crypto.ErrHSMWrapped) and the server writes
+// nothing. A server with the hsm section writes the marker, and a server
+// without it refuses a marked store (TestHSMMarker), so the marker is
+// removed here: the state of a store that kes migrate wrapped before any
+// server with the hsm section ran on it.
 func TestHSMWithoutHSM(t *testing.T) {
 	h := newHSMSetup(t)
 	keys := filepath.Join(t.TempDir(), "keys")
@@ -310,6 +314,9 @@ func TestHSMWithoutHSM(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	if err := os.Remove(filepath.Join(keys, hsm.MarkerName)); err != nil {
+		t.Fatal(err)
+	}
 	before := readKeys(t, keys)
 	c, _ := h.serve(t, h.config(t, keys, false))
 	_, err := c.GenerateKey(t.Context(), "k", nil)
@@ -318,5 +325,71 @@ func TestHSMWithoutHSM(t *testing.T) {
 	}
 	if got := readKeys(t, keys); fmt.Sprint(got) != fmt.Sprint(before) {
 		t.Error("the server without the HSM changed the store")
+	}
+}
+
+// TestHSMMarker: a server with the hsm section marks its store with a
+// wrapped record that no listing, describe, deleted-key listing or purge
+// shows or touches; the same store served without the hsm section refuses
+// to start with an error naming the fix, and an unwrapped store without
+// the marker starts without it.
+func TestHSMMarker(t *testing.T) {
+	h := newHSMSetup(t)
+	keys := filepath.Join(t.TempDir(), "keys")
+	t.Run("with hsm", func(t *testing.T) { // the server stops when it ends
+		c, _ := h.serve(t, h.config(t, keys, true))
+		ctx := t.Context()
+		for _, name := range []string{"k", "gone"} {
+			if err := c.CreateKey(ctx, name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.DeleteKey(ctx, "gone"); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := os.ReadFile(filepath.Join(keys, hsm.MarkerName))
+		if err != nil || !hsm.IsWrapped(rec) {
+			t.Fatalf("the marker: %.20q, %v; want a wrapped record", rec, err)
+		}
+		var listed []string
+		for name, err := range c.ListKeys(ctx, "") {
+			if err != nil {
+				t.Fatal(err)
+			}
+			listed = append(listed, name)
+		}
+		if fmt.Sprint(listed) != "[k]" {
+			t.Errorf("ListKeys = %q, want [k]", listed)
+		}
+		if _, err := c.DescribeKey(ctx, hsm.MarkerName); err == nil {
+			t.Errorf("DescribeKey(%q) succeeded", hsm.MarkerName)
+		}
+		deleted, err := c.ListDeletedKeys(ctx, "")
+		if err != nil || len(deleted) != 1 || deleted[0].Name != "gone" {
+			t.Errorf("ListDeletedKeys = %+v, %v; want gone", deleted, err)
+		}
+		if err := c.PurgeKey(ctx, "gone"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(filepath.Join(keys, hsm.MarkerName)); err != nil || !bytes.Equal(got, rec) {
+			t.Errorf("the marker after a purge: %.20q, %v; want it unchanged", got, err)
+		}
+	})
+	before := readKeys(t, keys)
+	stdout, stderr, code := cliRun(t, nil, false, "server", "--config", h.config(t, keys, false))
+	if code == 0 || !strings.Contains(stderr, "the key store holds HSM-wrapped keys: configure the hsm section (docs/hsm.md)") {
+		t.Fatalf("server without the hsm section on a marked store: exit %d: %s%s", code, stdout, stderr)
+	}
+	if got := readKeys(t, keys); fmt.Sprint(got) != fmt.Sprint(before) {
+		t.Error("the refused server changed the store")
+	}
+
+	plainDir := filepath.Join(t.TempDir(), "keys")
+	c, _ := h.serve(t, h.config(t, plainDir, false))
+	if err := c.CreateKey(t.Context(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(plainDir, hsm.MarkerName)); !os.IsNotExist(err) {
+		t.Errorf("a server without the hsm section wrote the marker: %v", err)
 	}
 }

@@ -133,6 +133,35 @@ func connector(f *config.File) func(context.Context, *slog.Logger) (keystore.Sto
 	}
 }
 
+// serverConnector is connector plus the HSM marker (docs/hsm.md): with an
+// hsm section the store is marked as wrapped; without one a store that
+// holds the wrapped marker is refused, so that no key is stored in the
+// clear beside wrapped ones. kes migrate uses connector: it copies the
+// marker like a key.
+func serverConnector(f *config.File) func(context.Context, *slog.Logger) (keystore.Store, error) {
+	connect := connector(f)
+	return func(ctx context.Context, logger *slog.Logger) (keystore.Store, error) {
+		s, err := connect(ctx, logger)
+		if err != nil {
+			return nil, err
+		}
+		if f.HSM != nil {
+			err = hsm.Mark(ctx, s)
+		} else if err = hsm.CheckMarker(ctx, s); err != nil && !errors.Is(err, hsm.ErrMarked) {
+			// A store that cannot be read now (unreachable) starts as
+			// before: the cache serves what it can and the status says
+			// unreachable. Only a marker found refuses the store.
+			logger.Warn("cannot check the key store for HSM-wrapped keys", "err", err)
+			err = nil
+		}
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		return s, nil
+	}
+}
+
 // readSetup reads a config file into a server configuration and prints
 // the warnings about keys it ignores.
 func readSetup(env *Env, file string) (*server.Config, error) {
@@ -167,7 +196,7 @@ func readSetup(env *Env, file string) (*server.Config, error) {
 		Routes:     cfg.API,
 		RateLimits: cfg.RateLimits,
 		Cache:      cfg.Cache,
-		Connect:    connector(cfg),
+		Connect:    serverConnector(cfg),
 		Banner:     cfg.KeyStore.Banner(),
 		Keys:       cfg.Keys,
 		Deletion:   api.Deletion{Retention: cfg.KeyDeletion.Retention, Protect: cfg.KeyDeletion.Protect},
