@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -145,9 +146,12 @@ func serverConnector(f *config.File) func(context.Context, *slog.Logger) (keysto
 		if err != nil {
 			return nil, err
 		}
+		// A store that does not answer must not hold the start forever.
+		mctx, cancel := context.WithTimeout(ctx, markerTimeout)
+		defer cancel()
 		if f.HSM != nil {
-			err = hsm.Mark(ctx, s)
-		} else if err = hsm.CheckMarker(ctx, s); err != nil && !errors.Is(err, hsm.ErrMarked) {
+			err = hsm.Mark(mctx, s)
+		} else if err = hsm.CheckMarker(mctx, s); err != nil && !errors.Is(err, hsm.ErrMarked) {
 			// A store that cannot be read now (unreachable) starts as
 			// before: the cache serves what it can and the status says
 			// unreachable. Only a marker found refuses the store.
@@ -161,6 +165,9 @@ func serverConnector(f *config.File) func(context.Context, *slog.Logger) (keysto
 		return s, nil
 	}
 }
+
+// markerTimeout bounds the store calls of the HSM marker at start.
+const markerTimeout = 15 * time.Second
 
 // readSetup reads a config file into a server configuration and prints
 // the warnings about keys it ignores.
