@@ -64,6 +64,12 @@ type loadClient struct {
 	workers []*http.Client // one per concurrent client
 	dials   atomic.Int64   // TCP connections opened so far
 	live    atomic.Int64   // TCP connections open now
+	// dropped counts the connections the client closed although no read
+	// or write on them had failed: the Transport's own decision, or the
+	// answer of one of them said Connection: close (counted in
+	// announced too). ended counts those closed after a read or write
+	// on them failed: the server (or the network) ended them.
+	dropped, ended, announced atomic.Int64
 }
 
 // newLoadClient returns n clients: for HTTP1 each with its own transport
@@ -96,7 +102,7 @@ func (c *loadClient) transport(conf *tls.Config) *http.Transport {
 			}
 			c.dials.Add(1)
 			c.live.Add(1)
-			return &countedConn{Conn: conn, live: &c.live}, nil
+			return &countedConn{Conn: conn, client: c}, nil
 		},
 		MaxConnsPerHost:     1,
 		MaxIdleConnsPerHost: 1,
@@ -118,15 +124,41 @@ func (c *loadClient) Close() {
 	}
 }
 
-// countedConn decrements live when it is closed.
+// countedConn decrements its client's live count when it is closed, and
+// counts the close as dropped or ended: whether a read or write on it had
+// failed before.
 type countedConn struct {
 	net.Conn
-	once sync.Once
-	live *atomic.Int64
+	once   sync.Once
+	client *loadClient
+	failed atomic.Bool
+}
+
+func (c *countedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.failed.Store(true)
+	}
+	return n, err
+}
+
+func (c *countedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.failed.Store(true)
+	}
+	return n, err
 }
 
 func (c *countedConn) Close() error {
-	c.once.Do(func() { c.live.Add(-1) })
+	c.once.Do(func() {
+		c.client.live.Add(-1)
+		if c.failed.Load() {
+			c.client.ended.Add(1)
+		} else {
+			c.client.dropped.Add(1)
+		}
+	})
 	return c.Conn.Close()
 }
 
@@ -159,6 +191,9 @@ func (c *loadClient) do(ctx context.Context, hc *http.Client, t *target) error {
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxReply))
 	resp.Body.Close()
+	if resp.Close {
+		c.announced.Add(1)
+	}
 	switch {
 	case err != nil:
 		return fmt.Errorf("%s: read reply: %w", t.url, err)
