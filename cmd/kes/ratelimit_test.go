@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
@@ -17,12 +16,7 @@ func TestRateLimitFile(t *testing.T) {
 	app, _ := kes.GenerateAPIKey(nil)
 	write := func(limit string) string {
 		t.Helper()
-		return writeServerConfig(t, dir, admin.Identity(), `log:
-  audit: off
-keystore:
-  fs:
-    path: `+filepath.Join(dir, "keys")+`
-policy:
+		return writeFSServerConfig(t, dir, admin.Identity(), `policy:
   app:
     allow: [/v1/key/create/app-*]
     identities: [`+app.Identity().String()+`]

@@ -20,12 +20,7 @@ func TestReload(t *testing.T) {
 	app, _ := kes.GenerateAPIKey(nil)
 	write := func(extra string) string {
 		t.Helper()
-		return writeServerConfig(t, dir, admin.Identity(), `log:
-  audit: off
-keystore:
-  fs:
-    path: `+filepath.Join(dir, "keys")+`
-`+extra)
+		return writeFSServerConfig(t, dir, admin.Identity(), extra)
 	}
 	file := write("")
 	reload := make(chan struct{})

@@ -152,14 +152,7 @@ func TestDevServer(t *testing.T) {
 // and a predefined key, and checks the key exists and is served.
 func TestConfigServer(t *testing.T) {
 	dir, apiKey := newServerDir(t)
-	file := writeServerConfig(t, dir, apiKey.Identity(), `keys:
-  - name: predefined
-log:
-  audit: off
-keystore:
-  fs:
-    path: `+filepath.Join(dir, "keys")+`
-`)
+	file := writeFSServerConfig(t, dir, apiKey.Identity(), "keys:\n  - name: predefined\n")
 	lines, _ := startCmd(t, "server", "--config", file)
 	url := waitFor(t, lines, apiLine)[1]
 	waitFor(t, lines, regexp.MustCompile(`^=> Server is up and running`))

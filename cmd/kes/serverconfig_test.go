@@ -47,6 +47,13 @@ func writeServerConfig(t *testing.T, dir string, admin kes.Identity, rest string
 	return file
 }
 
+// writeFSServerConfig writes the config file of writeServerConfig with the
+// audit log off and an fs key store in dir/keys, followed by extra.
+func writeFSServerConfig(t *testing.T, dir string, admin kes.Identity, extra string) string {
+	t.Helper()
+	return writeServerConfig(t, dir, admin, "log:\n  audit: off\nkeystore:\n  fs:\n    path: "+filepath.Join(dir, "keys")+"\n"+extra)
+}
+
 // serverCertPool returns a pool holding the server certificate in dir,
 // which writeDevServerCert (or `kes server --dev`) wrote there.
 func serverCertPool(t *testing.T, dir string) *x509.CertPool {

@@ -20,12 +20,7 @@ func runRename(t *testing.T, newStore func(t *testing.T) keystore.Store, opts Op
 		fn   func(t *testing.T, s keystore.Store, r keystore.Renamer, opts Options)
 	}{{"Rename", testRename}, {"ConcurrentRename", testConcurrentRename}} {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newStore(t)
-			t.Cleanup(func() {
-				if err := s.Close(); err != nil {
-					t.Errorf("Close: %v", err)
-				}
-			})
+			s := openStore(t, newStore)
 			r, ok := s.(keystore.Renamer)
 			if !ok {
 				t.Fatal("the store offered keystore.Renamer in the other tests but not here")

@@ -97,14 +97,9 @@ func RunOptions(t *testing.T, newStore func(t *testing.T) keystore.Store, opts O
 	replacer, renamer := false, false
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newStore(t)
+			s := openStore(t, newStore)
 			_, replacer = s.(keystore.Replacer)
 			_, renamer = s.(keystore.Renamer)
-			t.Cleanup(func() {
-				if err := s.Close(); err != nil {
-					t.Errorf("Close: %v", err)
-				}
-			})
 			tt.fn(t, s, opts)
 		})
 	}
@@ -124,12 +119,7 @@ func RunOptions(t *testing.T, newStore func(t *testing.T) keystore.Store, opts O
 	}
 	for _, tt := range replaceTests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newStore(t)
-			t.Cleanup(func() {
-				if err := s.Close(); err != nil {
-					t.Errorf("Close: %v", err)
-				}
-			})
+			s := openStore(t, newStore)
 			r, ok := s.(keystore.Replacer)
 			if !ok {
 				t.Fatal("the store offered keystore.Replacer in the other tests but not here")
@@ -507,4 +497,17 @@ func mustGet(t *testing.T, s keystore.Store, name string, want []byte) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("Get(%q) = %d bytes %.32q…, want %d bytes %.32q…", name, len(got), got, len(want), want)
 	}
+}
+
+// openStore returns a store of newStore that is closed, and its Close
+// checked, when t ends.
+func openStore(t *testing.T, newStore func(*testing.T) keystore.Store) keystore.Store {
+	t.Helper()
+	s := newStore(t)
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
 }
